@@ -1,0 +1,19 @@
+"""onebyone: understand, build and slim convolutional networks with 1x1 convolutions.
+
+>>> import onebyone
+>>> isinstance(onebyone.__version__, str)
+True
+"""
+
+from onebyone._version import __version__
+from onebyone.errors import OneByOneError
+from onebyone.models import create_model, list_models, load_model, register_model
+
+__all__ = [
+    "OneByOneError",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load_model",
+    "register_model",
+]

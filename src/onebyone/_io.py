@@ -1,0 +1,89 @@
+"""Atomic file writing: write to a temporary file in the same folder, then rename.
+
+A crash or Ctrl-C never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic", "save_safetensors_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(d / "a.txt") as tmp:
+    ...     _ = tmp.write_text("hi")
+    >>> (d / "a.txt").read_text()
+    'hi'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def _atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically and return the path."""
+    with _atomic_open(path, "w") as f:
+        f.write(text)
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically and return the path.
+
+    >>> import tempfile, pathlib, json
+    >>> p = write_json_atomic(pathlib.Path(tempfile.mkdtemp()) / "s.json", {"epoch": 1})
+    >>> json.loads(p.read_text())
+    {'epoch': 1}
+    """
+    return write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def save_safetensors_atomic(
+    tensors: dict, path: str | os.PathLike, metadata: dict[str, str] | None = None
+) -> Path:
+    """Save a dict of tensors with safetensors, atomically; tensors are made contiguous.
+
+    Tied tensors (two names sharing storage) are cloned so safetensors accepts them.
+    """
+    from safetensors.torch import save_file
+
+    seen: set[int] = set()
+    clean = {}
+    for name, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen:
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        clean[name] = t
+    with atomic_path(path) as tmp:
+        save_file(clean, str(tmp), metadata=metadata)
+    return Path(path)

@@ -1,0 +1,59 @@
+"""Shared pieces of the command-line interface: error handling and option parsing.
+
+Known errors (bad values, unreadable files, library errors) print one line to stderr
+and exit with code 2. Anything else is our bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from onebyone.errors import OneByOneError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+USER_ERRORS = (ValueError, OneByOneError, FileNotFoundError, NotADirectoryError, PermissionError, NotImplementedError)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on one line to stderr and return the Exit to raise."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return typer.Exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Decorate a command so that user mistakes print one line and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            raise fail(str(e)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted", code=130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+_SHAPE = re.compile(r"^\s*\d+(\s*[xX,]\s*\d+)*\s*$")
+
+
+def parse_shape(text: str, option: str = "--input") -> tuple[int, ...]:
+    """Parse ``3x224x224`` (or ``3,224,224``) into a tuple of positive ints.
+
+    >>> parse_shape("3x224x224")
+    (3, 224, 224)
+    """
+    if not isinstance(text, str) or not _SHAPE.match(text):
+        raise ValueError(f"{option} must look like 3x224x224 (positive integers joined by 'x'), got {text!r}")
+    dims = tuple(int(p) for p in re.split(r"\s*[xX,]\s*", text.strip()))
+    if any(d < 1 for d in dims):
+        raise ValueError(f"{option} dimensions must be >= 1, got {text!r}")
+    return dims

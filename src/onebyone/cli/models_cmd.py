@@ -1,0 +1,16 @@
+"""``onebyone models``: list the zoo."""
+
+from __future__ import annotations
+
+import typer
+
+from onebyone.cli._common import user_errors
+
+
+@user_errors
+def models(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'resnet*'.")) -> None:
+    """List the registered models."""
+    from onebyone.models import list_models
+
+    for name in list_models(pattern):
+        typer.echo(name)

@@ -1,0 +1,81 @@
+"""The model registry: ``register_model``, ``list_models`` and ``create_model``.
+
+Entry points are plain functions keyed by their name, as in timm and torchvision.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+__all__ = ["register_model", "list_models", "create_model", "is_model"]
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+F = TypeVar("F", bound=Callable[..., nn.Module])
+
+
+def register_model(fn: F) -> F:
+    """Register a model entry point under its function name.
+
+    Raises:
+        ValueError: if a model of that name is already registered.
+
+    Example:
+        >>> from torch import nn
+        >>> @register_model
+        ... def _doc_tiny(**kwargs):
+        ...     return nn.Identity()
+        >>> "_doc_tiny" in list_models("_doc*")
+        True
+        >>> _ = _MODELS.pop("_doc_tiny")
+    """
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"a model named {name!r} is already registered")
+    _MODELS[name] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Return the sorted names of registered models matching an fnmatch ``pattern``.
+
+    Example:
+        >>> list_models("resnet5*")
+        ['resnet50', 'resnet56']
+    """
+    _ensure_loaded()
+    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+
+
+def is_model(name: str) -> bool:
+    """Return True if ``name`` is a registered model."""
+    _ensure_loaded()
+    return name in _MODELS
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the registered model ``name`` with ``kwargs`` (``num_classes``, ``in_channels``...).
+
+    Raises:
+        ValueError: for an unknown name, listing close matches.
+
+    Example:
+        >>> m = create_model("resnet18", num_classes=7)
+        >>> m.num_classes
+        7
+    """
+    _ensure_loaded()
+    if not isinstance(name, str) or name not in _MODELS:
+        close = difflib.get_close_matches(str(name), list(_MODELS), n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see onebyone.list_models()"
+        raise ValueError(f"unknown model {name!r}{hint}")
+    return _MODELS[name](**kwargs)
+
+
+def _ensure_loaded() -> None:
+    # The model families register themselves when onebyone.models is imported.
+    import onebyone.models  # noqa: F401
