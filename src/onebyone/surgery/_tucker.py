@@ -1,0 +1,179 @@
+"""Low-rank factorisations of convolution and Linear weights, with ``torch.linalg`` only.
+
+A convolution weight ``W`` has shape ``(C_out, C_in, kh, kw)``. Its mode-0 unfolding is
+``C_out x (C_in*kh*kw)`` and its mode-1 unfolding ``C_in x (C_out*kh*kw)``. Tucker-2 keeps the
+spatial modes whole and compresses the two channel modes:
+``W ~= core x_0 U_out x_1 U_in`` with ``core`` of shape ``(r_out, r_in, kh, kw)``.
+Computations run in float64 and the factors are returned in the weight's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "energy_rank",
+    "reduce_factors",
+    "singular_values",
+    "svd_factors",
+    "tail_energy",
+    "tucker2",
+    "tucker2_error_table",
+    "unfold",
+]
+
+
+def unfold(weight: torch.Tensor, mode: int) -> torch.Tensor:
+    """Matrix whose rows index dimension ``mode`` of ``weight``.
+
+    >>> unfold(torch.zeros(4, 3, 2, 2), 1).shape
+    torch.Size([3, 16])
+    """
+    return weight.movedim(mode, 0).reshape(weight.shape[mode], -1)
+
+
+def singular_values(matrix: torch.Tensor) -> torch.Tensor:
+    """Singular values of ``matrix`` in float64, largest first.
+
+    >>> singular_values(torch.diag(torch.tensor([1.0, 3.0]))).tolist()
+    [3.0, 1.0]
+    """
+    return torch.linalg.svdvals(matrix.detach().to(torch.float64))
+
+
+def energy_rank(values: torch.Tensor, energy: float) -> int:
+    """Smallest rank whose leading singular ``values`` keep ``energy`` of their squared sum.
+
+    >>> energy_rank(torch.tensor([3.0, 1.0]), 0.9)
+    1
+    >>> energy_rank(torch.tensor([3.0, 1.0]), 0.95)
+    2
+    """
+    sq = values.to(torch.float64) ** 2
+    total = float(sq.sum())
+    if total == 0.0:
+        return 1
+    kept = torch.cumsum(sq, 0) / total
+    # A tiny tolerance so that energy=1.0 is met despite rounding in the cumulative sum.
+    return min(int(torch.searchsorted(kept, torch.tensor(energy - 1e-12, dtype=kept.dtype))) + 1, len(values))
+
+
+def tail_energy(values: torch.Tensor) -> torch.Tensor:
+    """``t[r]`` = sum of squared singular ``values`` beyond the first ``r`` (r = 0..len).
+
+    >>> tail_energy(torch.tensor([2.0, 1.0])).tolist()
+    [5.0, 1.0, 0.0]
+    """
+    sq = values.to(torch.float64) ** 2
+    tail = torch.flip(torch.cumsum(torch.flip(sq, [0]), 0), [0])
+    return torch.cat([tail, tail.new_zeros(1)])
+
+
+def _leading(matrix: torch.Tensor, rank: int) -> torch.Tensor:
+    u, _, _ = torch.linalg.svd(matrix, full_matrices=False)
+    u = u[:, :rank]
+    if u.shape[1] < rank:  # the unfolding has fewer columns than the rank: pad with an orthonormal complement
+        q, _ = torch.linalg.qr(torch.cat([u, torch.eye(u.shape[0], dtype=u.dtype)], 1))
+        u = q[:, :rank]
+    return u
+
+
+def tucker2(
+    weight: torch.Tensor, rank_out: int, rank_in: int, *, iterations: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Tucker-2 factors of a convolution weight by HOSVD, refined by ``iterations`` of HOOI.
+
+    Returns:
+        ``(core, u_out, u_in)`` with shapes ``(r_out, r_in, kh, kw)``, ``(C_out, r_out)`` and
+        ``(C_in, r_in)``; ``W ~= einsum("abkl,oa,ib->oikl", core, u_out, u_in)``.
+
+    Example:
+        >>> w = torch.randn(6, 5, 3, 3)
+        >>> core, u_out, u_in = tucker2(w, 6, 5)
+        >>> back = torch.einsum("abkl,oa,ib->oikl", core, u_out, u_in)
+        >>> torch.allclose(back, w, atol=1e-5)
+        True
+    """
+    dtype = weight.dtype
+    w = weight.detach().to(torch.float64)
+    u_out = _leading(unfold(w, 0), rank_out)
+    u_in = _leading(unfold(w, 1), rank_in)
+    for _ in range(iterations):
+        # HOOI: each factor becomes the leading subspace of W projected on the other one.
+        u_out = _leading(unfold(torch.einsum("oikl,ib->obkl", w, u_in), 0), rank_out)
+        u_in = _leading(unfold(torch.einsum("oikl,oa->aikl", w, u_out), 1), rank_in)
+    core = torch.einsum("oikl,oa,ib->abkl", w, u_out, u_in)
+    return core.to(dtype), u_out.to(dtype), u_in.to(dtype)
+
+
+def reduce_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 1x1 reduction ``P`` (rank x C_in) and a kxk weight ``K`` with ``W ~= K x_1 P``.
+
+    ``P`` spans the leading subspace of the mode-1 unfolding, so it keeps the input channel
+    directions the convolution uses most.
+
+    Example:
+        >>> w = torch.randn(6, 5, 3, 3)
+        >>> p, k = reduce_factors(w, 5)
+        >>> torch.allclose(torch.einsum("orkl,ri->oikl", k, p), w, atol=1e-5)
+        True
+    """
+    dtype = weight.dtype
+    w = weight.detach().to(torch.float64)
+    u = _leading(unfold(w, 1), rank)
+    kernel = torch.einsum("oikl,ir->orkl", w, u)
+    return u.T.contiguous().to(dtype), kernel.to(dtype)
+
+
+def svd_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(A, B)`` with ``W ~= B @ A``, ``A`` (rank x in) and ``B`` (out x rank), balanced by sqrt(S).
+
+    Example:
+        >>> w = torch.randn(4, 6)
+        >>> a, b = svd_factors(w, 4)
+        >>> torch.allclose(b @ a, w, atol=1e-5)
+        True
+    """
+    dtype = weight.dtype
+    u, s, vh = torch.linalg.svd(weight.detach().to(torch.float64), full_matrices=False)
+    root = s[:rank].sqrt()
+    a = root[:, None] * vh[:rank]
+    b = u[:, :rank] * root[None, :]
+    if a.shape[0] < rank:  # rank above min(in, out): pad with zero directions
+        a = torch.cat([a, a.new_zeros(rank - a.shape[0], a.shape[1])])
+        b = torch.cat([b, b.new_zeros(b.shape[0], rank - b.shape[1])], 1)
+    return a.to(dtype), b.to(dtype)
+
+
+def tucker2_error_table(weight: torch.Tensor) -> torch.Tensor:
+    """``E[r_out, r_in]`` = squared error of the HOSVD truncation to ranks (r_out, r_in).
+
+    The full HOSVD core ``G`` is an orthogonal change of basis of ``W``, so truncating it to
+    ``G[:r_out, :r_in]`` leaves a squared error of ``||W||^2 - ||G[:r_out, :r_in]||^2``: one
+    2-D cumulative sum gives every pair of ranks at once. Index 0 means rank 0.
+
+    Example:
+        >>> w = torch.randn(4, 3, 3, 3)
+        >>> e = tucker2_error_table(w)
+        >>> e.shape, abs(float(e[4, 3])) < 1e-9, math.isclose(float(e[0, 0]), float((w.double() ** 2).sum()))
+        (torch.Size([5, 4]), True, True)
+    """
+    w = weight.detach().to(torch.float64)
+    c_out, c_in = w.shape[:2]
+    u_out = _leading(unfold(w, 0), c_out)
+    u_in = _leading(unfold(w, 1), c_in)
+    core = torch.einsum("oikl,oa,ib->abkl", w, u_out, u_in)
+    kept = (core**2).sum(dim=(2, 3)).cumsum(0).cumsum(1)
+    kept = torch.nn.functional.pad(kept, (1, 0, 1, 0))
+    return ((w**2).sum() - kept).clamp_min(0.0)
+
+
+def round_rank(rank: float, multiple: int, cap: int) -> int:
+    """``rank`` rounded up to a multiple of ``multiple``, at least 1 and at most ``cap``.
+
+    >>> round_rank(13, 8, 64), round_rank(13, 8, 12), round_rank(0.2, 1, 5)
+    (16, 12, 1)
+    """
+    return int(max(1, min(cap, math.ceil(rank / multiple) * multiple)))

@@ -1,0 +1,562 @@
+"""``decompose``: rewrite kxk convolutions as 1x1 bottlenecks and Linears as two thin Linears.
+
+The tutorial puts a 1x1 reduction in front of an expensive convolution when designing a network;
+``decompose`` gets the same savings from an already trained model by factorising its weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import numbers
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from onebyone._checks import check_choice, check_fraction, check_int
+from onebyone.errors import OneByOneError
+from onebyone.surgery import _tucker
+from onebyone.surgery._macs import model_macs
+from onebyone.surgery._plan import record_step
+from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
+from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
+
+__all__ = ["CONV_TYPES", "LINEAR_TYPES", "decompose"]
+
+#: Layer types ``decompose`` rewrites as convolutions / as Linears. Extend these tuples to
+#: include your own subclasses of ``nn.Conv2d`` / ``nn.Linear``.
+CONV_TYPES: tuple[type[nn.Module], ...] = (nn.Conv2d,)
+LINEAR_TYPES: tuple[type[nn.Module], ...] = (nn.Linear,)
+
+METHODS = ("tucker2", "reduce")
+
+
+@dataclass
+class _Candidate:
+    name: str
+    module: nn.Module
+    kind: str  # "tucker2", "reduce" or "svd"
+    in_pixels: int = 1  # spatial positions of the input (rows of a Linear's input)
+    out_pixels: int = 1
+    inputs: torch.Tensor | None = None
+    ranks: tuple[int, ...] = ()
+    hull: list = field(default_factory=list)
+
+    @property
+    def macs(self) -> int:
+        w = self.module.weight
+        return int(w.numel() * self.out_pixels)
+
+    def macs_at(self, ranks: tuple[int, ...]) -> int:
+        w = self.module.weight
+        if self.kind == "svd":
+            out_f, in_f = w.shape
+            (r,) = ranks
+            return (in_f * r + r * out_f) * self.out_pixels
+        c_out, c_in, kh, kw = w.shape
+        if self.kind == "tucker2":
+            r_out, r_in = ranks
+            return c_in * r_in * self.in_pixels + (r_in * r_out * kh * kw + r_out * c_out) * self.out_pixels
+        (r,) = ranks
+        return c_in * r * self.in_pixels + r * c_out * kh * kw * self.out_pixels
+
+    def channels(self) -> tuple[int, ...]:
+        """The channel counts each rank may not exceed."""
+        w = self.module.weight
+        if self.kind == "tucker2":
+            return (w.shape[0], w.shape[1])
+        if self.kind == "reduce":
+            return (w.shape[1],)
+        return (min(w.shape),)
+
+
+def decompose(
+    model: nn.Module,
+    *,
+    method: str = "tucker2",
+    rank: int | float | None = None,
+    energy: float | None = None,
+    budget: float | None = None,
+    layers: Iterable[str] | None = None,
+    round_to: int = 8,
+    example_input: torch.Tensor | None = None,
+    measure: bool = False,
+    iterations: int = 0,
+    only_if_cheaper: bool = True,
+) -> tuple[nn.Module, SurgeryReport]:
+    """Return a copy of ``model`` whose kxk convolutions and Linears are low-rank bottlenecks.
+
+    ``method="tucker2"`` rewrites a kxk convolution as 1x1 (C_in -> r_in), kxk (r_in -> r_out),
+    1x1 (r_out -> C_out), initialised by HOSVD of the weight (refined by ``iterations`` of HOOI);
+    ``method="reduce"`` as 1x1 (C_in -> r) then kxk (r -> C_out), the tutorial's pattern.
+    A Linear becomes two Linears by truncated SVD. Grouped, depthwise and 1x1 convolutions are
+    left alone, and so is any layer whose rewrite would not reduce its MACs; the report says why.
+
+    Give exactly one of ``rank``, ``energy`` or ``budget``.
+
+    Args:
+        model: the model; it is deep-copied and never modified.
+        method: "tucker2" or "reduce" for convolutions.
+        rank: an int (the bottleneck width) or a float in (0, 1] (a fraction of the channels).
+        energy: keep the smallest ranks that hold this fraction of the squared singular values.
+        budget: a target fraction in (0, 1) of the model's MACs; per-layer ranks are chosen
+            greedily by (relative squared weight error added) per MAC saved.
+        layers: names of the layers to consider (default: every Conv2d and Linear).
+        round_to: round ranks up to a multiple of this (capped at the channel count).
+        example_input: an input batch, used for the layers' spatial sizes, the output errors and
+            ``measure``; default ``torch.randn(1, *model.default_input_size)``.
+        measure: time each rewrite against the original layer on its real input shape and keep
+            only those that run faster.
+        iterations: HOOI refinement iterations after the HOSVD (tucker2 only).
+        only_if_cheaper: leave alone layers whose rewrite would not reduce their MACs. Set it to
+            False to rewrite them anyway (e.g. at full rank, to check exactness).
+
+    Returns:
+        ``(new_model, report)``.
+
+    Raises:
+        ValueError: a bad argument, a layer name that does not exist, a rank above a named
+            layer's channels, or a budget that cannot be met.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3))
+        >>> small, report = decompose(net, rank=0.25, example_input=torch.randn(1, 32, 12, 12))
+        >>> [c.ranks for c in report.changes]
+        [(16, 8), (16, 16)]
+        >>> type(small[0]).__name__, type(net[0]).__name__
+        ('DecomposedConv2d', 'Conv2d')
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    check_choice("method", method, METHODS)
+    given = [n for n, v in (("rank", rank), ("energy", energy), ("budget", budget)) if v is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of rank, energy or budget; got {', '.join(given) or 'none'}")
+    if energy is not None:
+        energy = check_fraction("energy", energy)
+    if budget is not None:
+        budget = check_fraction("budget", budget, high_open=True)
+    if rank is not None:
+        rank = _check_rank(rank)
+    round_to = check_int("round_to", round_to)
+    iterations = check_int("iterations", iterations, minimum=0)
+    if not isinstance(measure, bool):
+        raise TypeError(f"measure must be a bool, got {measure!r}")
+    named = _check_layers(model, layers)
+    x = _example_input(model, example_input)
+
+    new = copy.deepcopy(model)
+    report = SurgeryReport("decompose")
+    candidates = _candidates(new, named, method, report)
+    _capture(new, candidates, x, report)
+
+    macs_before = model_macs(new, x)
+    if rank is not None:
+        candidates = [c for c in candidates if _rank_from_int_or_fraction(c, rank, round_to, named is not None, report)]
+    elif energy is not None:
+        for c in candidates:
+            c.ranks = _energy_ranks(c, energy, round_to)
+    if budget is None:
+        kept = []
+        for c in candidates:
+            after = c.macs_at(c.ranks)
+            if after >= c.macs and only_if_cheaper:
+                report.skipped.append(Skip(c.name, f"rewrite at ranks {c.ranks} would not reduce MACs ({c.macs:,} -> {after:,})"))
+            else:
+                kept.append(c)
+        candidates = kept
+    else:
+        candidates = _budget_ranks(candidates, budget, round_to, macs_before, report)
+
+    with torch.no_grad():
+        for c in candidates:
+            try:
+                replacement, weight_error = _build(c, iterations)
+            except Exception as e:  # torch.linalg failures and the like, with the layer named
+                raise OneByOneError(f"decomposing {c.name!r} ({c.module}) failed: {e}") from e
+            change = LayerChange(
+                name=c.name,
+                method=c.kind,
+                ranks=c.ranks,
+                params_before=count_params(c.module),
+                params_after=count_params(replacement),
+                macs_before=c.macs,
+                macs_after=c.macs_at(c.ranks),
+                weight_error=weight_error,
+            )
+            replacement.train(c.module.training)
+            _layer_errors_and_times(c, replacement, change, measure)
+            if measure and change.time_after_ms >= change.time_before_ms:
+                report.skipped.append(Skip(
+                    c.name,
+                    f"measured slower or equal: {change.time_before_ms:.3f} ms -> {change.time_after_ms:.3f} ms",
+                ))
+                continue
+            new.set_submodule(c.name, replacement)
+            report.changes.append(change)
+
+    report.params_before = count_params(model)
+    report.params_after = count_params(new)
+    report.macs_before = macs_before
+    report.macs_after = model_macs(new, x)
+    if budget is not None and report.macs_after > budget * macs_before:
+        report.notes.append(
+            f"budget {budget} not met after measuring: {report.macs_after / macs_before:.3f} of the MACs remain"
+        )
+    report.output_error = _model_error(model, new, x)
+    record_step(new, {
+        "op": "decompose",
+        "layers": {c.name: {"method": c.method, "ranks": list(c.ranks)} for c in report.changes},
+    })
+    return new, report
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _check_rank(rank):
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Real):
+        raise TypeError(f"rank must be an int >= 1 or a fraction in (0, 1], got {rank!r}")
+    if isinstance(rank, numbers.Integral):
+        return check_int("rank", rank)
+    rank = float(rank)
+    if not 0.0 < rank <= 1.0:
+        raise ValueError(
+            f"rank must be an int >= 1 (an absolute rank) or a float in (0, 1] (a fraction of the channels), got {rank}"
+        )
+    return rank
+
+
+def _check_layers(model: nn.Module, layers) -> list[str] | None:
+    if layers is None:
+        return None
+    if isinstance(layers, str):
+        layers = [layers]
+    names = dict(model.named_modules())
+    out = []
+    for name in layers:
+        if not isinstance(name, str) or name not in names or name == "":
+            close = difflib.get_close_matches(str(name), [n for n in names if n], n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"layers: the model has no layer named {name!r}{hint}")
+        module = names[name]
+        if not isinstance(module, CONV_TYPES + LINEAR_TYPES):
+            raise ValueError(f"layers: {name!r} is a {type(module).__name__}, expected a Conv2d or a Linear")
+        out.append(name)
+    return out
+
+
+def _example_input(model: nn.Module, example_input) -> torch.Tensor:
+    if example_input is not None:
+        if not isinstance(example_input, torch.Tensor):
+            raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
+        return example_input
+    size = getattr(model, "default_input_size", None)
+    if size is None:
+        raise ValueError(
+            "example_input is required: the model has no default_input_size, and the layers' "
+            "spatial sizes decide which rewrites pay off"
+        )
+    size = tuple(size)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else None
+    return torch.randn(1, *size, device=device) if len(size) == 3 else torch.randn(*size, device=device)
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+def _candidates(model: nn.Module, named: list[str] | None, method: str, report: SurgeryReport) -> list[_Candidate]:
+    inside_decomposed = set()
+    for name, module in model.named_modules():
+        if isinstance(module, DecomposedConv2d | DecomposedLinear):
+            inside_decomposed.update(f"{name}.{child}" for child, _ in module.named_children())
+    wanted = set(named) if named is not None else None
+    out = []
+    for name, module in model.named_modules():
+        if wanted is not None and name not in wanted:
+            continue
+        if name in inside_decomposed:
+            if wanted is not None or not _is_1x1(module):
+                report.skipped.append(Skip(name, "already part of a decomposed layer"))
+            continue
+        if isinstance(module, CONV_TYPES):
+            reason = _conv_skip_reason(module)
+            if reason:
+                report.skipped.append(Skip(name, reason))
+                continue
+            out.append(_Candidate(name, module, method))
+        elif isinstance(module, LINEAR_TYPES):
+            if min(module.weight.shape) < 2:
+                report.skipped.append(Skip(name, f"Linear {tuple(module.weight.shape)} has nothing to factorise"))
+                continue
+            out.append(_Candidate(name, module, "svd"))
+    return out
+
+
+def _is_1x1(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) and tuple(module.kernel_size) == (1, 1)
+
+
+def _conv_skip_reason(conv: nn.Conv2d) -> str | None:
+    if conv.groups != 1:
+        if conv.groups == conv.in_channels:
+            return f"depthwise convolution (groups={conv.groups})"
+        return f"grouped convolution (groups={conv.groups})"
+    if tuple(conv.kernel_size) == (1, 1):
+        return "1x1 convolution (already a channel projection)"
+    if conv.weight.dim() != 4:
+        return f"weight of shape {tuple(conv.weight.shape)} is not 4-D"
+    return None
+
+
+def _capture(model: nn.Module, candidates: list[_Candidate], x: torch.Tensor, report: SurgeryReport) -> None:
+    """Run ``x`` once to record each candidate's input (and its input/output pixel counts)."""
+    by_module = {id(c.module): c for c in candidates}
+    calls: dict[int, int] = {}
+
+    def hook(module, inputs, output):
+        c = by_module[id(module)]
+        calls[id(module)] = calls.get(id(module), 0) + 1
+        (inp,) = inputs
+        c.inputs = inp.detach().clone()
+        if c.kind == "svd":
+            c.in_pixels = c.out_pixels = inp.numel() // (inp.shape[0] * inp.shape[-1])
+        else:
+            c.in_pixels = inp.shape[-2] * inp.shape[-1]
+            c.out_pixels = output.shape[-2] * output.shape[-1]
+
+    handles = [c.module.register_forward_hook(hook) for c in candidates]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    except Exception as e:
+        raise OneByOneError(f"the model's forward failed on an input of shape {tuple(x.shape)}: {e}") from e
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    for c in list(candidates):
+        n = calls.get(id(c.module), 0)
+        if n != 1:
+            candidates.remove(c)
+            reason = "not called by the forward pass" if n == 0 else f"called {n} times per forward (shared weights)"
+            report.skipped.append(Skip(c.name, reason))
+
+
+# ----------------------------------------------------------------------------- ranks
+
+
+def _rank_from_int_or_fraction(c: _Candidate, rank, round_to: int, named: bool, report: SurgeryReport) -> bool:
+    channels = c.channels()
+    if isinstance(rank, int):
+        too_big = [ch for ch in channels if rank > ch]
+        if too_big:
+            message = f"rank {rank} is above the layer's channels ({min(channels)})"
+            if named:
+                raise ValueError(f"rank: {message} for layer {c.name!r}")
+            report.skipped.append(Skip(c.name, message))
+            return False
+        c.ranks = tuple(_tucker.round_rank(rank, round_to, ch) for ch in channels)
+    else:
+        c.ranks = tuple(_tucker.round_rank(math.ceil(rank * ch - 1e-9), round_to, ch) for ch in channels)
+    return True
+
+
+def _energy_ranks(c: _Candidate, energy: float, round_to: int) -> tuple[int, ...]:
+    w = c.module.weight
+    if c.kind == "tucker2":
+        modes = (0, 1)
+    elif c.kind == "reduce":
+        modes = (1,)
+    else:
+        s = _tucker.singular_values(w)
+        return (_tucker.round_rank(_tucker.energy_rank(s, energy), round_to, min(w.shape)),)
+    return tuple(
+        _tucker.round_rank(_tucker.energy_rank(_tucker.singular_values(_tucker.unfold(w, m)), energy), round_to, w.shape[m])
+        for m in modes
+    )
+
+
+def _grid(channels: int, round_to: int) -> list[int]:
+    return sorted({min(channels, r) for r in range(round_to, channels + round_to, round_to)})
+
+
+def _options(c: _Candidate, round_to: int) -> list[tuple[int, float, tuple[int, ...]]]:
+    """(MACs, relative squared weight error, ranks) of each rank choice cheaper than the layer."""
+    w = c.module.weight
+    norm2 = float((w.detach().double() ** 2).sum()) or 1.0
+    out = []
+    if c.kind == "tucker2":
+        table = _tucker.tucker2_error_table(w)
+        for a in _grid(w.shape[0], round_to):
+            for b in _grid(w.shape[1], round_to):
+                out.append((c.macs_at((a, b)), float(table[a, b]) / norm2, (a, b)))
+    else:
+        matrix = w if c.kind == "svd" else _tucker.unfold(w, 1)
+        tail = _tucker.tail_energy(_tucker.singular_values(matrix))
+        for r in _grid(c.channels()[0], round_to):
+            out.append((c.macs_at((r,)), float(tail[min(r, len(tail) - 1)]) / norm2, (r,)))
+    return [o for o in out if o[0] < c.macs]
+
+
+def _lower_hull(c: _Candidate, options) -> list[tuple[int, float, tuple[int, ...] | None]]:
+    """The convex frontier of (MACs saved, error) from "leave it alone" to the cheapest choice."""
+    points = sorted(((c.macs - m, e, r) for m, e, r in options), key=lambda p: (p[0], p[1]))
+    hull: list = [(0, 0.0, None)]
+    for p in points:
+        while len(hull) >= 2:
+            o, a = hull[-2], hull[-1]
+            cross = (a[0] - o[0]) * (p[1] - o[1]) - (a[1] - o[1]) * (p[0] - o[0])
+            if cross > 0:
+                break
+            hull.pop()
+        if p[0] > hull[-1][0]:
+            hull.append(p)
+        elif p[1] < hull[-1][1] and len(hull) > 1:
+            hull[-1] = p
+    return hull
+
+
+def _budget_ranks(candidates, budget: float, round_to: int, total: int, report: SurgeryReport):
+    target = budget * total
+    hulls = {}
+    for c in candidates:
+        options = _options(c, round_to)
+        if not options:
+            report.skipped.append(Skip(c.name, "no rank makes this layer cheaper"))
+            continue
+        hulls[c.name] = (c, _lower_hull(c, options))
+    position = dict.fromkeys(hulls, 0)
+    current = float(total)
+    while current > target:
+        best, best_slope = None, math.inf
+        for name, (_, hull) in hulls.items():
+            i = position[name]
+            if i + 1 < len(hull):
+                saved = hull[i + 1][0] - hull[i][0]
+                slope = (hull[i + 1][1] - hull[i][1]) / saved
+                if slope < best_slope:
+                    best, best_slope = name, slope
+        if best is None:
+            floor = current / total
+            raise ValueError(
+                f"budget {budget} cannot be met: decomposing every candidate layer at the lowest "
+                f"rank leaves {floor:.3f} of the model's MACs"
+            )
+        i = position[best]
+        hull = hulls[best][1]
+        current -= hull[i + 1][0] - hull[i][0]
+        position[best] = i + 1
+    chosen = []
+    for name, (c, hull) in hulls.items():
+        point = hull[position[name]]
+        if point[2] is None:
+            report.skipped.append(Skip(name, "left at full cost: the budget was met with cheaper rewrites elsewhere"))
+            continue
+        c.ranks = point[2]
+        chosen.append(c)
+    return chosen
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def _build(c: _Candidate, iterations: int) -> tuple[nn.Module, float]:
+    m = c.module
+    w = m.weight
+    has_bias = m.bias is not None
+    if c.kind == "svd":
+        (r,) = c.ranks
+        new = DecomposedLinear(m.in_features, m.out_features, rank=r, bias=has_bias)
+        a, b = _tucker.svd_factors(w, r)
+        new[0].weight.copy_(a)
+        new[1].weight.copy_(b)
+        approx = b @ a
+    else:
+        new = DecomposedConv2d(
+            m.in_channels, m.out_channels,
+            kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+            padding_mode=m.padding_mode, bias=has_bias, method=c.kind, ranks=c.ranks,
+        )
+        if c.kind == "tucker2":
+            core, u_out, u_in = _tucker.tucker2(w, *c.ranks, iterations=iterations)
+            new[0].weight.copy_(u_in.T[:, :, None, None])
+            new[1].weight.copy_(core)
+            new[2].weight.copy_(u_out[:, :, None, None])
+            approx = torch.einsum("abkl,oa,ib->oikl", core, u_out, u_in)
+        else:
+            p, kernel = _tucker.reduce_factors(w, c.ranks[0])
+            new[0].weight.copy_(p[:, :, None, None])
+            new[1].weight.copy_(kernel)
+            approx = torch.einsum("orkl,ri->oikl", kernel, p)
+    if has_bias:
+        new[-1].bias.copy_(m.bias)
+    new.to(device=w.device, dtype=w.dtype)
+    return new, relative_error(w, approx)
+
+
+def _layer_errors_and_times(c: _Candidate, replacement: nn.Module, change: LayerChange, measure: bool) -> None:
+    if c.inputs is None:
+        return
+    from onebyone._timing import median_seconds
+
+    was = c.module.training, replacement.training
+    c.module.eval()
+    replacement.eval()
+    try:
+        with torch.inference_mode():
+            x = c.inputs
+            change.output_error = relative_error(c.module(x), replacement(x))
+            if measure:
+                # Interleave the two so that a change in machine load hits both alike.
+                before, after = [], []
+                for _ in range(3):
+                    before.append(median_seconds(lambda: c.module(x), warmup=1, repeats=5))
+                    after.append(median_seconds(lambda: replacement(x), warmup=1, repeats=5))
+                change.time_before_ms = 1000.0 * sorted(before)[1]
+                change.time_after_ms = 1000.0 * sorted(after)[1]
+    finally:
+        c.module.train(was[0])
+        replacement.train(was[1])
+    c.inputs = None
+
+
+def _model_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
+    was = old.training, new.training
+    old.eval()
+    new.eval()
+    try:
+        with torch.no_grad():
+            a, b = old(x), new(x)
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+            return relative_error(a, b)
+        return None
+    finally:
+        old.train(was[0])
+        new.train(was[1])
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+def apply_structure(model: nn.Module, step: dict) -> None:
+    """Replace the layers named in a recorded decompose ``step`` by empty bottlenecks (no SVD)."""
+    for name, spec in step["layers"].items():
+        m = model.get_submodule(name)
+        ranks = tuple(spec["ranks"])
+        if spec["method"] == "svd":
+            new = DecomposedLinear(m.in_features, m.out_features, rank=ranks[0], bias=m.bias is not None)
+        else:
+            new = DecomposedConv2d(
+                m.in_channels, m.out_channels,
+                kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+                padding_mode=m.padding_mode, bias=m.bias is not None, method=spec["method"], ranks=ranks,
+            )
+        new.to(device=m.weight.device, dtype=m.weight.dtype)
+        model.set_submodule(name, new)

@@ -1,0 +1,138 @@
+"""What a surgery did: one row per rewritten layer, the layers left alone and why, and totals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["LayerChange", "Skip", "SurgeryReport"]
+
+
+@dataclass
+class LayerChange:
+    """One rewrite: the layer ``name``, how it was rewritten and what it cost before and after.
+
+    ``macs_*`` are per example (batch 1) and ``None`` when no input shape was known.
+    ``weight_error`` is ||W - W_hat|| / ||W|| (Frobenius); ``output_error`` is the same ratio on
+    the layer's output for the example input; ``time_*_ms`` are measured CPU medians.
+    """
+
+    name: str
+    method: str
+    ranks: tuple[int, ...] = ()
+    params_before: int = 0
+    params_after: int = 0
+    macs_before: int | None = None
+    macs_after: int | None = None
+    weight_error: float | None = None
+    output_error: float | None = None
+    time_before_ms: float | None = None
+    time_after_ms: float | None = None
+
+
+@dataclass
+class Skip:
+    """A layer the surgery left alone, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass
+class SurgeryReport:
+    """The report returned with the new model by ``decompose``, ``convolutionalize`` and ``fuse``.
+
+    Example:
+        >>> r = SurgeryReport("fuse", params_before=10, params_after=8)
+        >>> r.skipped.append(Skip("head", "not a convolution"))
+        >>> r.to_dict()["skipped"]
+        [{'name': 'head', 'reason': 'not a convolution'}]
+    """
+
+    operation: str
+    changes: list[LayerChange] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    params_before: int = 0
+    params_after: int = 0
+    macs_before: int | None = None
+    macs_after: int | None = None
+    output_error: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The report as plain data (lists and numbers), ready for JSON."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """The report as a JSON string."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_text(self) -> str:
+        """A plain-text table: one line per change, the skips, then totals before and after."""
+        header = ["layer", "method", "ranks", "params", "MACs", "w err", "out err", "ms before/after"]
+        lines = [header]
+        for c in self.changes:
+            times = "" if c.time_before_ms is None else f"{c.time_before_ms:.3f}/{c.time_after_ms:.3f}"
+            lines.append([
+                c.name,
+                c.method,
+                "x".join(map(str, c.ranks)) or "-",
+                f"{_num(c.params_before)} -> {_num(c.params_after)}",
+                f"{_num(c.macs_before)} -> {_num(c.macs_after)}",
+                _err(c.weight_error),
+                _err(c.output_error),
+                times,
+            ])
+        widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+        out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
+        for s in self.skipped:
+            out.append(f"skipped {s.name}: {s.reason}")
+        out.extend(self.notes)
+        out.append(f"params: {_num(self.params_before)} -> {_num(self.params_after)}{_ratio(self.params_before, self.params_after)}")
+        if self.macs_before is not None:
+            out.append(f"MACs:   {_num(self.macs_before)} -> {_num(self.macs_after)}{_ratio(self.macs_before, self.macs_after)}")
+        if self.output_error is not None:
+            out.append(f"relative output error on the example input: {self.output_error:.3g}")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def _num(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def _err(e: float | None) -> str:
+    return "-" if e is None else f"{e:.3g}"
+
+
+def _ratio(before: int | None, after: int | None) -> str:
+    if not before or not after:
+        return ""
+    return f"  ({after / before:.3f}x)"
+
+
+def count_params(module: nn.Module) -> int:
+    """Parameters of ``module``, each shared tensor counted once.
+
+    >>> count_params(nn.Linear(3, 2))
+    8
+    """
+    seen = {id(p): p.numel() for p in module.parameters()}
+    return sum(seen.values())
+
+
+def relative_error(reference: torch.Tensor, value: torch.Tensor) -> float:
+    """``||value - reference|| / ||reference||`` (0 when both are zero).
+
+    >>> relative_error(torch.ones(4), torch.ones(4))
+    0.0
+    """
+    ref = reference.detach().to(torch.float64)
+    num = float(torch.linalg.vector_norm(value.detach().to(torch.float64) - ref))
+    den = float(torch.linalg.vector_norm(ref))
+    return num / den if den > 0 else num

@@ -1,0 +1,218 @@
+"""decompose: exactness at full rank, monotone error, energy and budget met, skips, bad input."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from onebyone.surgery import DecomposedConv2d, DecomposedLinear, decompose
+
+
+def small_net() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=2, dilation=2),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3, stride=2, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 1),
+        nn.Conv2d(32, 32, 3, padding=1, groups=32),
+        nn.Conv2d(32, 32, 3, padding=1, groups=4),
+        nn.Flatten(),
+        nn.Linear(32 * 6 * 6, 24),
+        nn.ReLU(),
+        nn.Linear(24, 10),
+    ).eval()
+
+
+def hand_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Conv and Linear multiply-accumulates, from output sizes and weight shapes (test's own count)."""
+    total = 0
+
+    def hook(m, inputs, out):
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            total += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            total += out.numel() * m.in_features
+
+    hs = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model(x)
+    for h in hs:
+        h.remove()
+    return total
+
+
+X = torch.randn(2, 3, 12, 12)
+
+
+@pytest.mark.parametrize("method", ["tucker2", "reduce"])
+def test_full_rank_reproduces_outputs(method):
+    net = small_net()
+    new, report = decompose(net, method=method, rank=1.0, round_to=1, example_input=X, only_if_cheaper=False)
+    kinds = {c.name: c.method for c in report.changes}
+    assert kinds == {"0": method, "2": method, "5": method, "11": "svd", "13": "svd"}
+    assert isinstance(new[2], DecomposedConv2d) and isinstance(new[11], DecomposedLinear)
+    with torch.no_grad():
+        expected, got = net(X), new(X)
+    assert (expected - got).abs().max() < 1e-4
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    for c in report.changes:
+        assert c.weight_error < 1e-5 and c.output_error < 1e-5
+
+
+def test_input_model_is_not_modified():
+    net = small_net()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    types = [type(m) for m in net]
+    new, _ = decompose(net, rank=0.5, example_input=X, only_if_cheaper=False)
+    assert [type(m) for m in net] == types
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k])
+    assert new is not net and new[0] is not net[0]
+
+
+def test_skips_grouped_depthwise_and_1x1_with_reasons():
+    _, report = decompose(small_net(), rank=0.5, example_input=X, only_if_cheaper=False)
+    reasons = {s.name: s.reason for s in report.skipped}
+    assert "1x1" in reasons["7"]
+    assert "depthwise" in reasons["8"]
+    assert "grouped" in reasons["9"]
+    assert {"7", "8", "9"}.isdisjoint(c.name for c in report.changes)
+
+
+def test_not_cheaper_layers_are_left_alone():
+    # A 3x3 conv from 3 channels: any tucker2 rewrite costs more than the layer itself.
+    _, report = decompose(small_net(), rank=1.0, round_to=1, example_input=X)
+    reasons = {s.name: s.reason for s in report.skipped}
+    assert "would not reduce MACs" in reasons["0"]
+    assert all(c.macs_after < c.macs_before for c in report.changes)
+
+
+@pytest.mark.parametrize("method", ["tucker2", "reduce"])
+def test_error_falls_as_rank_grows(method):
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1)).eval()
+    x = torch.randn(1, 24, 10, 10)
+    errors = []
+    for r in (2, 4, 8, 16, 24):
+        new, report = decompose(net, method=method, rank=r, round_to=1, example_input=x, only_if_cheaper=False)
+        with torch.no_grad():
+            errors.append(float((new(x) - net(x)).norm() / net(x).norm()))
+        assert report.changes[0].ranks == ((r, r) if method == "tucker2" else (r,))
+    assert all(a >= b for a, b in itertools.pairwise(errors)), errors
+    assert errors[-1] < 1e-5 and errors[0] > 0.1
+
+
+def test_hooi_refines_hosvd():
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(32, 32, 3)).eval()
+    x = torch.randn(1, 32, 8, 8)
+    _, r0 = decompose(net, rank=8, example_input=x, only_if_cheaper=False)
+    _, r5 = decompose(net, rank=8, example_input=x, only_if_cheaper=False, iterations=5)
+    assert r5.changes[0].weight_error <= r0.changes[0].weight_error + 1e-7
+
+
+def kept_energy(matrix: np.ndarray, rank: int) -> float:
+    s = np.linalg.svd(matrix, compute_uv=False)
+    return float((s[:rank] ** 2).sum() / (s**2).sum())
+
+
+@pytest.mark.parametrize("energy", [0.5, 0.8, 0.95])
+def test_energy_is_met_with_the_smallest_ranks(energy):
+    net = small_net()
+    _new, report = decompose(net, energy=energy, round_to=1, example_input=X, only_if_cheaper=False)
+    for c in report.changes:
+        w = net.get_submodule(c.name).weight.detach().double().numpy()
+        if c.method == "tucker2":
+            unfoldings = [w.reshape(w.shape[0], -1), np.moveaxis(w, 1, 0).reshape(w.shape[1], -1)]
+        elif c.method == "svd":
+            unfoldings = [w]
+        else:
+            unfoldings = [np.moveaxis(w, 1, 0).reshape(w.shape[1], -1)]
+        for m, r in zip(unfoldings, c.ranks, strict=True):
+            assert kept_energy(m, r) >= energy - 1e-9
+            assert r == 1 or kept_energy(m, r - 1) < energy
+
+
+def test_round_to_rounds_ranks_up():
+    net = nn.Sequential(nn.Conv2d(40, 64, 3)).eval()
+    _, report = decompose(net, rank=5, round_to=8, example_input=torch.randn(1, 40, 8, 8))
+    assert report.changes[0].ranks == (8, 8)
+
+
+@pytest.mark.parametrize("budget", [0.3, 0.6])
+@pytest.mark.parametrize("method", ["tucker2", "reduce"])
+def test_budget_is_met(budget, method):
+    torch.manual_seed(3)
+    net = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
+    ).eval()
+    x = torch.randn(1, 3, 16, 16)
+    new, report = decompose(net, method=method, budget=budget, example_input=x)
+    before, after = hand_macs(net, x), hand_macs(new, x)
+    assert report.macs_before == before and report.macs_after == after
+    assert after <= budget * before
+    # Greedy, not wasteful: the most accurate layer choices come first, so the error stays finite.
+    assert report.output_error < 1.0
+
+
+def test_budget_that_cannot_be_met():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3)).eval()
+    with pytest.raises(ValueError, match=r"budget 0\.01 cannot be met"):
+        decompose(net, budget=0.01, example_input=torch.randn(1, 3, 8, 8))
+
+
+def test_measure_reports_times_and_keeps_only_faster():
+    net = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1)).eval()
+    _new, report = decompose(net, rank=0.25, measure=True, example_input=torch.randn(1, 64, 16, 16))
+    rows = report.changes + [s for s in report.skipped if "measured" in s.reason]
+    assert len(rows) == 1
+    for c in report.changes:
+        assert c.time_after_ms < c.time_before_ms
+
+
+def test_default_input_size_is_used():
+    net = nn.Sequential(nn.Conv2d(32, 32, 3))
+    net.default_input_size = (32, 8, 8)
+    _, report = decompose(net, rank=8)
+    assert report.changes[0].macs_before == 32 * 32 * 9 * 6 * 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"energy": 0.0}, r"energy must be in \(0, 1\], got 0.0"),
+        ({"energy": 1.5}, r"energy must be in \(0, 1\], got 1.5"),
+        ({"budget": 1.0}, r"budget must be in \(0, 1\), got 1.0"),
+        ({"budget": 0.0}, r"budget must be in \(0, 1\), got 0.0"),
+        ({"rank": 0}, r"rank must be an integer >= 1, got 0"),
+        ({"rank": 1.5}, r"rank must be an int >= 1 .* got 1.5"),
+        ({"rank": -0.5}, r"rank must be an int >= 1 .* got -0.5"),
+        ({"rank": 64, "layers": ["2"]}, r"rank: rank 64 is above the layer's channels \(16\) for layer '2'"),
+        ({"rank": 4, "layers": ["conv9"]}, r"no layer named 'conv9'"),
+        ({"rank": 4, "layers": ["1"]}, r"'1' is a ReLU, expected a Conv2d or a Linear"),
+        ({}, r"give exactly one of rank, energy or budget; got none"),
+        ({"rank": 4, "energy": 0.5}, r"got rank, energy"),
+        ({"rank": 4, "method": "cp"}, r"method must be one of 'tucker2', 'reduce'; got 'cp'"),
+        ({"rank": 4, "round_to": 0}, r"round_to must be an integer >= 1, got 0"),
+    ],
+)
+def test_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        decompose(small_net(), example_input=X, **kwargs)
+
+
+def test_missing_example_input():
+    with pytest.raises(ValueError, match="example_input is required"):
+        decompose(small_net(), rank=4)
