@@ -19,16 +19,21 @@ True
 """
 
 from onebyone.surgery.decompose import CONV_TYPES, LINEAR_TYPES, decompose
+from onebyone.surgery.fuse import NORM_TYPES, fold_norm, fuse, merge_pair
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport
 
 __all__ = [
     "CONV_TYPES",
     "LINEAR_TYPES",
+    "NORM_TYPES",
     "DecomposedConv2d",
     "DecomposedLinear",
     "LayerChange",
     "Skip",
     "SurgeryReport",
     "decompose",
+    "fold_norm",
+    "fuse",
+    "merge_pair",
 ]

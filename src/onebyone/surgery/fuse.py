@@ -1,0 +1,373 @@
+"""``fuse``: fold BatchNorm into the layer before it and merge chains of linear convolutions.
+
+Two convolutions with nothing nonlinear between them are one convolution (seed 002). ``fuse``
+merges a kxk convolution followed by a 1x1 (always exact), a 1x1 followed by a kxk (exact; a
+1x1 bias in front of a zero-padded kxk is not, and that pair is left alone with the reason),
+and so undoes :func:`~onebyone.surgery.decompose`'s bottlenecks. The result is meant for
+inference: BatchNorm is folded with its running (eval) statistics.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+
+import torch
+from torch import fx, nn
+
+from onebyone.surgery._macs import model_macs
+from onebyone.surgery._plan import record_step
+from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
+from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
+
+__all__ = ["NORM_TYPES", "fold_norm", "fuse", "merge_pair"]
+
+#: BatchNorm types folded into the Conv2d or Linear before them (extend with your subclasses).
+NORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d)
+_BOTTLENECKS = (DecomposedConv2d, DecomposedLinear)
+
+
+def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tuple[nn.Module, SurgeryReport]:
+    """Return a copy of ``model`` with BatchNorm folded and linear chains merged, and a report.
+
+    Uses ``torch.fx`` when the model traces, which finds every pair in any forward; otherwise
+    it fuses what the order inside ``nn.Sequential`` containers makes certain and says so.
+    Eval outputs are unchanged; the report lists what was fused and what was not, and why.
+
+    Args:
+        model: the model; it is deep-copied and never modified.
+        example_input: an input batch for the MACs totals and the output error (default
+            ``torch.randn(1, *model.default_input_size)`` where the model has one).
+
+    Returns:
+        ``(new_model, report)``.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.Conv2d(8, 4, 1), nn.ReLU()).eval()
+        >>> fused, report = fuse(net)
+        >>> [c.method for c in report.changes]
+        ['fold-bn', 'merge']
+        >>> x = torch.randn(1, 3, 8, 8)
+        >>> torch.allclose(fused(x), net(x), atol=1e-5)
+        True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if example_input is not None and not isinstance(example_input, torch.Tensor):
+        raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
+    report = SurgeryReport("fuse")
+    new = copy.deepcopy(model)
+    with torch.no_grad():
+        try:
+            graph_module = fx.symbolic_trace(new)
+        except Exception as e:  # any tracing failure: fall back to the module order
+            report.notes.append(
+                f"the model does not trace with torch.fx ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                "fused only inside nn.Sequential containers"
+            )
+            _fuse_sequentials(new, "", report)
+        else:
+            bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
+            _fuse_graph(graph_module, report, bottlenecks)
+            _copy_plan(new, graph_module)
+            new = graph_module
+    new.train(model.training)
+    report.params_before = count_params(model)
+    report.params_after = count_params(new)
+    x = example_input
+    if x is None and getattr(model, "default_input_size", None) is not None:
+        size = tuple(model.default_input_size)
+        x = torch.randn(1, *size) if len(size) == 3 else torch.randn(*size)
+    if x is not None:
+        report.macs_before = model_macs(model, x)
+        report.macs_after = model_macs(new, x)
+        report.output_error = _output_error(model, new, x)
+    record_step(new, {"op": "fuse"})
+    return new, report
+
+
+def _copy_plan(source: nn.Module, target: nn.Module) -> None:
+    from onebyone.surgery._plan import PLAN_ATTR
+
+    if hasattr(source, PLAN_ATTR):
+        object.__setattr__(target, PLAN_ATTR, copy.deepcopy(getattr(source, PLAN_ATTR)))
+
+
+def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
+    was = old.training, new.training
+    old.eval()
+    new.eval()
+    try:
+        with torch.no_grad():
+            a, b = old(x), new(x)
+        return relative_error(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) else None
+    finally:
+        old.train(was[0])
+        new.train(was[1])
+
+
+# ----------------------------------------------------------------------------- the math
+
+
+def fold_norm(layer: nn.Module, norm: nn.Module) -> nn.Module | str:
+    """A copy of ``layer`` (Conv2d or Linear) with the BatchNorm ``norm`` after it folded in.
+
+    Returns a reason string instead when the fold is not possible.
+
+    Example:
+        >>> conv, bn = nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3).eval()
+        >>> bn.running_mean.fill_(0.5); bn.running_var.fill_(4.0)  # doctest: +ELLIPSIS
+        tensor(...)...
+        >>> x = torch.randn(1, 2, 5, 5)
+        >>> torch.allclose(fold_norm(conv, bn)(x), bn(conv(x)), atol=1e-6)
+        True
+    """
+    if not isinstance(norm, NORM_TYPES):
+        return f"{type(norm).__name__} is not a BatchNorm"
+    if not isinstance(layer, nn.Conv2d | nn.Linear):
+        return f"the layer before it is a {type(layer).__name__}, not a Conv2d or Linear"
+    if norm.running_mean is None or norm.running_var is None:
+        return "BatchNorm without running statistics (track_running_stats=False) uses batch statistics"
+    out_channels = layer.weight.shape[0]
+    if norm.num_features != out_channels:
+        return f"BatchNorm has {norm.num_features} features, the layer {out_channels} outputs"
+    with torch.no_grad():
+        scale = torch.rsqrt(norm.running_var.double() + norm.eps)
+        if norm.weight is not None:
+            scale = scale * norm.weight.double()
+        shift = -norm.running_mean.double() * scale
+        if norm.bias is not None:
+            shift = shift + norm.bias.double()
+        bias = shift if layer.bias is None else layer.bias.double() * scale + shift
+        fused = _like(layer, bias=True)
+        shape = (-1,) + (1,) * (layer.weight.dim() - 1)
+        fused.weight.copy_(layer.weight.double() * scale.reshape(shape))
+        fused.bias.copy_(bias)
+    return fused
+
+
+def _like(layer: nn.Module, *, bias: bool, weight_shape: tuple[int, ...] | None = None) -> nn.Module:
+    """An empty layer with ``layer``'s geometry (and the given weight shape)."""
+    w = layer.weight
+    shape = tuple(weight_shape or w.shape)
+    kwargs = {"device": w.device, "dtype": w.dtype}
+    if isinstance(layer, nn.Linear):
+        return nn.Linear(shape[1], shape[0], bias=bias, **kwargs)
+    return nn.Conv2d(
+        shape[1], shape[0], shape[2:], stride=layer.stride, padding=layer.padding,
+        dilation=layer.dilation, padding_mode=layer.padding_mode, bias=bias, **kwargs,
+    )
+
+
+def _is_1x1_pointwise(conv: nn.Conv2d) -> bool:
+    padding = conv.padding if isinstance(conv.padding, tuple) else None
+    no_padding = conv.padding == "valid" or padding == (0, 0)
+    return tuple(conv.kernel_size) == (1, 1) and tuple(conv.stride) == (1, 1) and no_padding
+
+
+def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module | str:
+    """One layer computing ``second(first(x))``, or the reason the pair cannot be merged.
+
+    Handles Linear then Linear, kxk then 1x1 and 1x1 then kxk convolutions.
+
+    Example:
+        >>> a, b = nn.Conv2d(4, 2, 1, bias=False), nn.Conv2d(2, 5, 3, padding=1)
+        >>> x = torch.randn(1, 4, 6, 6)
+        >>> torch.allclose(merge_pair(a, b)(x), b(a(x)), atol=1e-6)
+        True
+        >>> a = nn.Conv2d(4, 2, 1)
+        >>> merge_pair(a, nn.Conv2d(2, 5, 3, padding=1))
+        'a 1x1 with a bias before a zero-padded kxk convolution: the padded border would lose the bias'
+    """
+    if isinstance(first, nn.Linear) and isinstance(second, nn.Linear):
+        if first.out_features != second.in_features:
+            return "feature counts do not chain"
+        with torch.no_grad():
+            fused = _like(first, bias=first.bias is not None or second.bias is not None,
+                          weight_shape=(second.out_features, first.in_features))
+            fused.weight.copy_(second.weight.double() @ first.weight.double())
+            if fused.bias is not None:
+                bias = second.weight.double() @ first.bias.double() if first.bias is not None else 0
+                fused.bias.copy_(bias + (second.bias.double() if second.bias is not None else 0))
+        return fused
+    if not (isinstance(first, nn.Conv2d) and isinstance(second, nn.Conv2d)):
+        return f"{type(first).__name__} then {type(second).__name__} is not a pair of convolutions or Linears"
+    if first.groups != 1 or second.groups != 1:
+        return "grouped convolutions are not merged"
+    if first.out_channels != second.in_channels:
+        return "channel counts do not chain"
+    w1, w2 = first.weight.double(), second.weight.double()
+    has_bias = first.bias is not None or second.bias is not None
+    if _is_1x1_pointwise(second):  # kxk then 1x1: always exact
+        with torch.no_grad():
+            fused = _like(first, bias=has_bias, weight_shape=(second.out_channels, *w1.shape[1:]))
+            fused.weight.copy_(torch.einsum("om,mikl->oikl", w2[:, :, 0, 0], w1))
+            if has_bias:
+                bias = w2[:, :, 0, 0] @ first.bias.double() if first.bias is not None else 0
+                fused.bias.copy_(bias + (second.bias.double() if second.bias is not None else 0))
+        return fused
+    if _is_1x1_pointwise(first):  # 1x1 then kxk
+        padded = not (second.padding == "valid" or second.padding == (0, 0))
+        if first.bias is not None and padded and second.padding_mode == "zeros":
+            return "a 1x1 with a bias before a zero-padded kxk convolution: the padded border would lose the bias"
+        with torch.no_grad():
+            fused = _like(second, bias=has_bias, weight_shape=(second.out_channels, first.in_channels, *w2.shape[2:]))
+            fused.weight.copy_(torch.einsum("omkl,mi->oikl", w2, w1[:, :, 0, 0]))
+            if has_bias:
+                # Replicate/reflect/circular padding copy interior values, so the bias survives them.
+                bias = torch.einsum("omkl,m->o", w2, first.bias.double()) if first.bias is not None else 0
+                fused.bias.copy_(bias + (second.bias.double() if second.bias is not None else 0))
+        return fused
+    return "neither convolution is a stride-1 unpadded 1x1: merging would grow the kernel"
+
+
+# ----------------------------------------------------------------------------- torch.fx path
+
+
+def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str]) -> None:
+    modules = dict(gm.named_modules())
+    uses = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+
+    def module_of(node):
+        if isinstance(node, fx.Node) and node.op == "call_module":
+            return modules.get(node.target)
+        return None
+
+    def single_input(node) -> fx.Node | None:
+        if len(node.args) == 1 and not node.kwargs and isinstance(node.args[0], fx.Node):
+            return node.args[0]
+        return None
+
+    # 1. BatchNorm folding.
+    for node in list(gm.graph.nodes):
+        norm = module_of(node)
+        if not isinstance(norm, NORM_TYPES):
+            continue
+        prev = single_input(node)
+        layer = module_of(prev) if prev is not None else None
+        if layer is None:
+            report.skipped.append(Skip(node.target, "no Conv2d or Linear directly before it"))
+            continue
+        if uses[prev.target] > 1 or uses[node.target] > 1:
+            report.skipped.append(Skip(node.target, f"{prev.target!r} or this BatchNorm is called more than once"))
+            continue
+        if len(prev.users) > 1:
+            report.skipped.append(Skip(node.target, f"the output of {prev.target!r} is also used elsewhere"))
+            continue
+        fused = fold_norm(layer, norm)
+        if isinstance(fused, str):
+            report.skipped.append(Skip(node.target, fused))
+            continue
+        before = count_params(layer) + count_params(norm)
+        _set(gm, modules, prev.target, fused)
+        node.replace_all_uses_with(prev)
+        gm.graph.erase_node(node)
+        report.changes.append(LayerChange(prev.target, "fold-bn", params_before=before, params_after=count_params(fused)))
+
+    # 2. Merging chains of linear layers, until nothing changes.
+    changed = True
+    while changed:
+        changed = False
+        for node in list(gm.graph.nodes):
+            second = module_of(node)
+            if not isinstance(second, nn.Conv2d | nn.Linear):
+                continue
+            prev = single_input(node)
+            first = module_of(prev) if prev is not None else None
+            if not isinstance(first, nn.Conv2d | nn.Linear):
+                continue
+            if uses[prev.target] > 1 or uses[node.target] > 1 or len(prev.users) > 1:
+                report.skipped.append(Skip(f"{prev.target} + {node.target}", "a layer or its output is shared"))
+                continue
+            fused = merge_pair(first, second)
+            if isinstance(fused, str):
+                report.skipped.append(Skip(f"{prev.target} + {node.target}", fused))
+                continue
+            before = count_params(first) + count_params(second)
+            _set(gm, modules, prev.target, fused)
+            node.replace_all_uses_with(prev)
+            gm.graph.erase_node(node)
+            uses[node.target] -= 1
+            report.changes.append(LayerChange(
+                f"{prev.target} + {node.target}", "merge", params_before=before, params_after=count_params(fused)
+            ))
+            changed = True
+            break
+    _collapse_bottlenecks(gm, modules, bottlenecks)
+    gm.graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+
+
+def _set(gm: fx.GraphModule, modules: dict, target: str, module: nn.Module) -> None:
+    gm.set_submodule(target, module)
+    modules[target] = module
+
+
+def _collapse_bottlenecks(gm: fx.GraphModule, modules: dict, bottlenecks: set[str]) -> None:
+    """A decomposed layer merged back into its first child takes its old name again."""
+    children_used = Counter()
+    for node in gm.graph.nodes:
+        if node.op == "call_module":
+            parent = node.target.rpartition(".")[0]
+            if parent in bottlenecks:
+                children_used[parent] += 1
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        parent = node.target.rpartition(".")[0]
+        if parent in bottlenecks and children_used[parent] == 1:
+            layer = modules[node.target]
+            gm.set_submodule(parent, layer)
+            modules[parent] = layer
+            node.target = parent
+
+
+# ----------------------------------------------------------------------------- Sequential path
+
+
+def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport) -> None:
+    for name, child in list(module.named_children()):
+        full = f"{prefix}{name}"
+        _fuse_sequentials(child, f"{full}.", report)
+        if isinstance(child, _BOTTLENECKS):
+            remaining = [m for m in child if not isinstance(m, nn.Identity)]
+            if len(remaining) == 1:
+                setattr(module, name, remaining[0])
+    if not isinstance(module, nn.Sequential):
+        return
+    names = [n for n, _ in module.named_children()]
+    last: str | None = None  # the previous non-Identity child
+    for name in names:
+        child = module._modules[name]
+        if isinstance(child, nn.Identity):
+            continue
+        prev = module._modules[last] if last is not None else None
+        full, prev_full = f"{prefix}{name}", f"{prefix}{last}"
+        if isinstance(child, NORM_TYPES):
+            if prev is None:
+                report.skipped.append(Skip(full, "no Conv2d or Linear directly before it"))
+                last = name
+                continue
+            fused = fold_norm(prev, child)
+            if isinstance(fused, str):
+                report.skipped.append(Skip(full, fused))
+                last = name
+                continue
+            before = count_params(prev) + count_params(child)
+            module._modules[last] = fused
+            module._modules[name] = nn.Identity()
+            report.changes.append(LayerChange(prev_full, "fold-bn", params_before=before, params_after=count_params(fused)))
+            continue
+        if isinstance(child, nn.Conv2d | nn.Linear) and isinstance(prev, nn.Conv2d | nn.Linear):
+            fused = merge_pair(prev, child)
+            if isinstance(fused, str):
+                report.skipped.append(Skip(f"{prev_full} + {full}", fused))
+                last = name
+                continue
+            before = count_params(prev) + count_params(child)
+            module._modules[last] = fused
+            module._modules[name] = nn.Identity()
+            report.changes.append(LayerChange(f"{prev_full} + {full}", "merge", params_before=before, params_after=count_params(fused)))
+            continue
+        last = name

@@ -1,0 +1,140 @@
+"""fuse: BatchNorm folding and conv merges are exact in eval mode; what is not fused is reported."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from onebyone.surgery import decompose, fuse
+
+
+def randomize_bn(model: nn.Module) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-1, 1)
+    return model.eval()
+
+
+def test_sequential_conv_bn_and_chains_are_exact():
+    net = randomize_bn(nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16),
+        nn.Conv2d(16, 4, 1),  # kxk then 1x1
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 1, bias=False), nn.Conv2d(6, 5, 3, padding=1),  # 1x1 (no bias) then padded kxk
+        nn.Flatten(), nn.Linear(5 * 4 * 4, 12), nn.BatchNorm1d(12), nn.Linear(12, 3),
+    ))
+    x = torch.randn(4, 3, 8, 8)
+    fused, report = fuse(net, example_input=x)
+    assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+    convs = [m for m in fused.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in fused.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
+    linears = [m for m in fused.modules() if isinstance(m, nn.Linear)]
+    assert len(convs) == 3 and not norms and len(linears) == 1
+    assert [c.method for c in report.changes].count("fold-bn") == 3
+    assert report.output_error < 1e-5
+    assert report.params_after < report.params_before
+
+
+def test_residual_block_folds_through_fx():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+            self.bn1 = nn.BatchNorm2d(8)
+            self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+            self.bn2 = nn.BatchNorm2d(8)
+
+        def forward(self, x):
+            out = torch.relu(self.bn1(self.conv1(x)))
+            return torch.relu(self.bn2(self.conv2(out)) + x)
+
+    net = randomize_bn(Block())
+    x = torch.randn(2, 8, 6, 6)
+    fused, report = fuse(net)
+    assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+    assert sorted(c.name for c in report.changes) == ["conv1", "conv2"]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    # conv1 then conv2 have a ReLU between them: never merged.
+    assert "conv1 + conv2" not in {c.name for c in report.changes}
+
+
+def test_untraceable_model_falls_back_to_sequential_order():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+            self.bn = nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            if x.sum() > 1e9:  # data-dependent control flow: torch.fx cannot trace it
+                return x
+            return self.bn(self.body(x))
+
+    net = randomize_bn(Gated())
+    x = torch.randn(2, 3, 6, 6)
+    fused, report = fuse(net)
+    assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+    assert any("does not trace with torch.fx" in n for n in report.notes)
+    assert [c.name for c in report.changes] == ["body.0"]
+    assert isinstance(fused.bn, nn.BatchNorm2d)  # outside any Sequential: left alone
+
+
+def test_padded_kxk_after_1x1_with_bias_is_skipped_with_reason():
+    net = nn.Sequential(nn.Conv2d(4, 6, 1), nn.Conv2d(6, 5, 3, padding=1)).eval()
+    fused, report = fuse(net)
+    assert not report.changes
+    assert "lose the bias" in report.skipped[0].reason
+    x = torch.randn(1, 4, 5, 5)
+    assert_close(fused(x), net(x))
+
+
+def test_1x1_with_bias_merges_when_unpadded_or_replicate_padded():
+    for kwargs in ({"padding": 0}, {"padding": 1, "padding_mode": "replicate"}):
+        net = nn.Sequential(nn.Conv2d(4, 6, 1), nn.Conv2d(6, 5, 3, **kwargs)).eval()
+        fused, report = fuse(net)
+        assert [c.method for c in report.changes] == ["merge"]
+        x = torch.randn(2, 4, 7, 7)
+        assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_two_kxk_convolutions_are_not_merged():
+    net = nn.Sequential(nn.Conv2d(4, 6, 3), nn.Conv2d(6, 5, 3)).eval()
+    _, report = fuse(net)
+    assert not report.changes and "grow the kernel" in report.skipped[0].reason
+
+
+def test_batchnorm_without_running_stats_is_reported():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)).eval()
+    _, report = fuse(net)
+    assert "track_running_stats=False" in report.skipped[0].reason
+
+
+@pytest.mark.parametrize("method", ["tucker2", "reduce"])
+def test_decomposed_bottlenecks_fuse_back_into_one_convolution(method):
+    net = nn.Sequential(nn.Conv2d(16, 24, 3, padding=1), nn.ReLU(), nn.Conv2d(24, 24, 3, stride=2), nn.Flatten(),
+                        nn.Linear(24 * 81, 10)).eval()
+    x = torch.randn(2, 16, 20, 20)
+    small, _ = decompose(net, method=method, rank=8, example_input=x)
+    fused, _report = fuse(small)
+    assert_close(fused(x), small(x), rtol=1e-5, atol=1e-5)
+    assert [type(m) for m in fused.children()] == [nn.Conv2d, nn.ReLU, nn.Conv2d, nn.Flatten, nn.Linear]
+    assert fused.get_submodule("2").stride == (2, 2) and fused.get_submodule("0").padding == (1, 1)
+    assert set(fused.state_dict()) == set(net.state_dict())
+    # The merged weight is the low-rank product: rank 8 at most along the input channels.
+    w = fused.get_submodule("2").weight.detach()
+    assert torch.linalg.matrix_rank(w.transpose(0, 1).reshape(24, -1)) <= 8
+
+
+def test_input_is_not_modified():
+    net = randomize_bn(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    fuse(net)
+    assert isinstance(net[1], nn.BatchNorm2d)
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, state[k])
