@@ -18,6 +18,7 @@ DecomposedConv2d(
 True
 """
 
+from onebyone.surgery.convolutionalize import ELEMENTWISE_TYPES, convolutionalize
 from onebyone.surgery.decompose import CONV_TYPES, LINEAR_TYPES, decompose
 from onebyone.surgery.fuse import NORM_TYPES, fold_norm, fuse, merge_pair
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
@@ -25,6 +26,7 @@ from onebyone.surgery.report import LayerChange, Skip, SurgeryReport
 
 __all__ = [
     "CONV_TYPES",
+    "ELEMENTWISE_TYPES",
     "LINEAR_TYPES",
     "NORM_TYPES",
     "DecomposedConv2d",
@@ -32,6 +34,7 @@ __all__ = [
     "LayerChange",
     "Skip",
     "SurgeryReport",
+    "convolutionalize",
     "decompose",
     "fold_norm",
     "fuse",

@@ -1,0 +1,365 @@
+"""``convolutionalize``: turn a fully-connected classifier head into convolutions.
+
+Seed 002: a Linear over a 7x7x512 map is a 7x7 convolution with 4,096 filters, and the Linears
+after it are 1x1 convolutions; on a larger image the network then returns a map of class scores
+instead of one vector. For a global-average-pool + Linear head (ResNet, GoogLeNet) the Linear
+becomes a 1x1 convolution in front of the pool, and averaging the score map gives the logits.
+"""
+
+from __future__ import annotations
+
+import copy
+import numbers
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp
+
+from onebyone.errors import OneByOneError
+from onebyone.surgery._macs import model_macs
+from onebyone.surgery._plan import PLAN_ATTR, record_step
+from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error
+
+__all__ = ["ELEMENTWISE_TYPES", "convolutionalize"]
+
+#: Modules that act on each element alone, so they work unchanged on a score map
+#: (extend with your own activations).
+ELEMENTWISE_TYPES: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish,
+    nn.Dropout, nn.Identity,
+)
+_ELEMENTWISE_FUNCTIONS = {torch.relu, F.relu, F.relu6, F.gelu, F.silu, torch.sigmoid, torch.tanh, F.dropout, F.leaky_relu}
+_AVG_MODULES = (nn.AdaptiveAvgPool2d, nn.AvgPool2d)
+_MAX_MODULES = (nn.AdaptiveMaxPool2d, nn.MaxPool2d)
+_AVG_FUNCTIONS = {F.adaptive_avg_pool2d, F.avg_pool2d}
+_MAX_FUNCTIONS = {F.adaptive_max_pool2d, F.max_pool2d}
+
+
+def convolutionalize(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.Module, SurgeryReport]:
+    """Return a copy of ``model`` whose classifier head is made of convolutions, and a report.
+
+    The head is found at the end of the traced forward (``torch.fx``): an optional pooling,
+    a flatten, then Linear layers with elementwise layers (ReLU, Dropout...) between them.
+    The first Linear over a CxHxW map becomes an HxW convolution (a pooling in front of it is
+    linear and is folded into that kernel), the following Linears 1x1 convolutions, and the
+    pooling is removed so that a larger input gives a larger map. After global average pooling
+    with a purely affine head, the Linears become 1x1 convolutions in front of the removed pool.
+    The new model always returns a score map ``(N, num_classes, h, w)``: at ``input_size``,
+    ``h = w = 1`` with the same logits (or, for a global-average-pool head, the map whose mean
+    is the logits).
+
+    Args:
+        model: the model; it is deep-copied and never modified.
+        input_size: the size the model was built for, e.g. ``(3, 224, 224)`` (batch optional).
+
+    Returns:
+        ``(new_model, report)``; ``report.output_error`` compares the logits at ``input_size``.
+
+    Raises:
+        ValueError: a bad ``input_size``, or no classifier head at the end of the forward.
+        NotImplementedError: the model does not trace with torch.fx, or a max pooling that
+            changes the size sits in the head.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))
+        >>> conv_net, report = convolutionalize(net, (3, 8, 8))
+        >>> conv_net(torch.randn(1, 3, 8, 8)).shape, conv_net(torch.randn(1, 3, 12, 12)).shape
+        (torch.Size([1, 5, 1, 1]), torch.Size([1, 5, 5, 5]))
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    size = _check_size(input_size)
+    new, changes, notes, mode = _convolutionalize(model, size)
+    report = SurgeryReport("convolutionalize", changes=changes, notes=notes)
+    report.params_before = count_params(model)
+    report.params_after = count_params(new)
+    device = _device(model)
+    if device.type != "meta":
+        x = torch.randn(size, device=device)
+        report.macs_before = model_macs(model, x)
+        report.macs_after = model_macs(new, x)
+        was = model.training, new.training
+        model.eval()
+        new.eval()
+        try:
+            with torch.no_grad():
+                expected, scores = model(x), new(x)
+        finally:
+            model.train(was[0])
+            new.train(was[1])
+        logits = scores.mean(dim=(2, 3)) if mode == "gap" else scores.flatten(1)
+        report.output_error = relative_error(expected, logits)
+    return new, report
+
+
+def _check_size(input_size) -> tuple[int, ...]:
+    if isinstance(input_size, torch.Size):
+        input_size = tuple(input_size)
+    if (
+        not isinstance(input_size, tuple | list)
+        or len(input_size) not in (3, 4)
+        or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in input_size)
+    ):
+        raise ValueError(f"input_size must be (C, H, W) or (N, C, H, W) of positive ints, got {input_size!r}")
+    size = tuple(int(d) for d in input_size)
+    return (1, *size) if len(size) == 3 else size
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
+    new = copy.deepcopy(model)
+    training = new.training
+    new.eval()  # trace the inference graph (aux heads and the like are training-only)
+    try:
+        gm = fx.symbolic_trace(new)
+    except Exception as e:
+        first = str(e).splitlines()[0][:160] if str(e) else ""
+        raise NotImplementedError(
+            f"convolutionalize needs a model that traces with torch.fx; {type(model).__name__} does not "
+            f"({type(e).__name__}: {first})"
+        ) from e
+    x = torch.zeros(size, device=_device(model))
+    try:
+        ShapeProp(gm).propagate(x)
+    except Exception as e:
+        raise OneByOneError(f"the model's forward failed on an input of shape {size}: {e}") from e
+    modules = dict(gm.named_modules())
+    chain, body = _find_head(gm, modules)
+    changes, notes, mode = _rewrite(gm, modules, chain, body)
+    gm.graph.eliminate_dead_code()
+    gm.graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    gm.train(training)
+    if hasattr(new, PLAN_ATTR):
+        object.__setattr__(gm, PLAN_ATTR, copy.deepcopy(getattr(new, PLAN_ATTR)))
+    record_step(gm, {"op": "convolutionalize", "input_size": list(size)})
+    return gm, changes, notes, mode
+
+
+# ----------------------------------------------------------------------------- finding the head
+
+
+def _kind(node: fx.Node, modules: dict) -> str | None:
+    """'linear', 'elementwise', 'flatten', 'avgpool', 'maxpool', 'mean' or None (not head-like)."""
+    if node.op == "call_module":
+        m = modules[node.target]
+        if isinstance(m, nn.Linear):
+            return "linear"
+        if isinstance(m, ELEMENTWISE_TYPES):
+            return "elementwise"
+        if isinstance(m, nn.Flatten):
+            return "flatten" if m.start_dim == 1 and m.end_dim == -1 else None
+        if isinstance(m, _AVG_MODULES):
+            return "avgpool"
+        if isinstance(m, _MAX_MODULES):
+            return "maxpool"
+        return None
+    if node.op == "call_function":
+        if node.target in _ELEMENTWISE_FUNCTIONS:
+            return "elementwise"
+        if node.target is torch.flatten:
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            return "flatten" if start == 1 else None
+        if node.target in _AVG_FUNCTIONS:
+            return "avgpool"
+        if node.target in _MAX_FUNCTIONS:
+            return "maxpool"
+        if node.target is torch.mean:
+            return "mean"
+        return None
+    if node.op == "call_method":
+        if node.target in ("relu", "sigmoid", "tanh"):
+            return "elementwise"
+        if node.target == "flatten":
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            return "flatten" if start == 1 else None
+        if node.target in ("view", "reshape"):
+            shape = node.meta.get("tensor_meta")
+            return "flatten" if shape is not None and len(shape.shape) == 2 else None
+        if node.target == "mean":
+            return "mean"
+    return None
+
+
+def _only_feeds(prev: fx.Node, node: fx.Node) -> bool:
+    """True if ``node`` is the only real user of ``prev`` (``x.size(0)`` for a view is fine)."""
+    for user in prev.users:
+        if user is node:
+            continue
+        size_query = (user.op == "call_method" and user.target == "size") or (
+            user.op == "call_function" and user.target is getattr and user.args[1] == "shape"
+        )
+        if not size_query:
+            return False
+    return True
+
+
+def _spatial_mean(node: fx.Node) -> bool:
+    dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+    if isinstance(dims, int) or keepdim:
+        return False
+    return dims is not None and sorted(d % 4 for d in dims) == [2, 3]
+
+
+def _find_head(gm: fx.GraphModule, modules: dict) -> tuple[list[fx.Node], fx.Node]:
+    """The head's nodes from the pooling (or flatten) to the output, and the body's last node."""
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    node = output.args[0]
+    chain: list[fx.Node] = []
+    seen_flatten = False
+    while isinstance(node, fx.Node):
+        kind = _kind(node, modules)
+        if kind is None or (kind == "mean" and not _spatial_mean(node)):
+            break
+        if kind in ("linear", "elementwise") and seen_flatten:
+            break
+        if kind in ("avgpool", "maxpool") and not seen_flatten:
+            break
+        prev = node.args[0] if node.args else None
+        if not isinstance(prev, fx.Node) or not _only_feeds(prev, node):
+            break
+        chain.append(node)
+        if kind in ("flatten", "mean"):
+            seen_flatten = True
+        elif kind in ("avgpool", "maxpool"):
+            node = prev
+            break
+        node = prev
+    chain.reverse()
+    kinds = [_kind(n, modules) for n in chain]
+    if not any(k in ("flatten", "mean") for k in kinds):
+        raise ValueError(
+            "no classifier head found: expected the forward to end with an optional pooling, a flatten "
+            "(or a spatial mean), then Linear layers"
+        )
+    body = node
+    meta = body.meta.get("tensor_meta")
+    if meta is None or len(meta.shape) != 4:
+        raise ValueError(f"the head's input is not a 4-D feature map (shape {getattr(meta, 'shape', None)})")
+    return chain, body
+
+
+# ----------------------------------------------------------------------------- rewriting
+
+
+def _rewrite(gm: fx.GraphModule, modules: dict, chain: list[fx.Node], body: fx.Node):
+    kinds = [_kind(n, modules) for n in chain]
+    linears = [n for n, k in zip(chain, kinds, strict=True) if k == "linear"]
+    _, channels, height, width = body.meta["tensor_meta"].shape
+    pool = chain[0] if kinds[0] in ("avgpool", "maxpool") else None
+    flatten_at = next(i for i, k in enumerate(kinds) if k in ("flatten", "mean"))
+    pooled_shape = tuple(chain[flatten_at].args[0].meta["tensor_meta"].shape)
+    if kinds[flatten_at] == "mean":
+        pooled_shape = (*pooled_shape[:2], 1, 1)
+    global_average = kinds[flatten_at] == "mean" or (
+        kinds[0] == "avgpool" and pooled_shape[-2:] == (1, 1)
+    )
+    affine_only = all(k in ("linear", "flatten", "mean", "avgpool") or _is_dropout(n, modules)
+                      for n, k in zip(chain, kinds, strict=True))
+    notes: list[str] = []
+    changes: list[LayerChange] = []
+    mode = "gap" if global_average and affine_only else "flatten"
+
+    if mode == "flatten":
+        if kinds[flatten_at] == "mean":
+            # A spatial mean in front of a non-affine head: it is an HxW average pool.
+            pool_fn = lambda t: t.mean(dim=(2, 3), keepdim=True)  # noqa: E731
+        elif pool is not None:
+            pool_fn = _pool_function(pool, modules)
+            if kinds[0] == "maxpool" and pooled_shape[-2:] != (height, width):
+                raise NotImplementedError(
+                    f"the head's max pooling maps {height}x{width} to {pooled_shape[-2]}x{pooled_shape[-1]}; "
+                    "only average pooling can be folded into the first convolution"
+                )
+        else:
+            pool_fn = None
+        for i, node in enumerate(linears):
+            linear = modules[node.target]
+            if i == 0:
+                conv = _first_conv(linear, channels, height, width, pool_fn, pooled_shape)
+                method = f"linear->conv{height}x{width}"
+            else:
+                conv = _pointwise(linear)
+                method = "linear->conv1x1"
+            gm.set_submodule(node.target, conv)
+            changes.append(LayerChange(node.target, method, params_before=count_params(linear),
+                                       params_after=count_params(conv)))
+    else:
+        for node in linears:
+            linear = modules[node.target]
+            conv = _pointwise(linear)
+            gm.set_submodule(node.target, conv)
+            changes.append(LayerChange(node.target, "linear->conv1x1 (before the global pool)",
+                                       params_before=count_params(linear), params_after=count_params(conv)))
+        notes.append("global average pooling removed: the mean of the score map over its height and width is the logits")
+    if not linears:
+        notes.append("no Linear layers in the head: the pooling and flatten were removed, the map is the output")
+
+    for node in chain:
+        if _kind(node, modules) in ("flatten", "mean", "avgpool", "maxpool"):
+            node.replace_all_uses_with(node.args[0])
+            gm.graph.erase_node(node)
+    return changes, notes, mode
+
+
+def _is_dropout(node: fx.Node, modules: dict) -> bool:
+    if node.op == "call_module":
+        return isinstance(modules[node.target], nn.Dropout | nn.Identity)
+    return node.op == "call_function" and node.target is F.dropout
+
+
+def _pool_function(node: fx.Node, modules: dict):
+    if node.op == "call_module":
+        return modules[node.target]
+    fn, args, kwargs = node.target, node.args[1:], node.kwargs
+    return lambda t: fn(t, *args, **kwargs)
+
+
+def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pool_fn, pooled_shape) -> nn.Conv2d:
+    h, w = pooled_shape[-2:]
+    if linear.in_features != channels * h * w:
+        raise ValueError(
+            f"the first Linear takes {linear.in_features} features, but the flattened map has "
+            f"{channels}x{h}x{w} = {channels * h * w}"
+        )
+    weight = linear.weight
+    conv = nn.Conv2d(channels, linear.out_features, (height, width), bias=linear.bias is not None,
+                     device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        w4 = weight.reshape(linear.out_features, channels, h, w)
+        if pool_fn is None:
+            kernel = w4
+        else:
+            # The pooling is linear: P[y*W + x] is the pooled map of a one-hot input at (y, x).
+            basis = torch.eye(height * width, device=weight.device, dtype=weight.dtype)
+            pooled = pool_fn(basis.reshape(height * width, 1, height, width))  # (H*W, 1, h, w)
+            kernel = torch.einsum("ocij,pij->ocp", w4, pooled[:, 0]).reshape(linear.out_features, channels, height, width)
+        conv.weight.copy_(kernel)
+        if linear.bias is not None:
+            conv.bias.copy_(linear.bias)
+    return conv
+
+
+def _pointwise(linear: nn.Linear) -> nn.Conv2d:
+    weight = linear.weight
+    conv = nn.Conv2d(linear.in_features, linear.out_features, 1, bias=linear.bias is not None,
+                     device=weight.device, dtype=weight.dtype)
+    with torch.no_grad():
+        conv.weight.copy_(weight[:, :, None, None])
+        if linear.bias is not None:
+            conv.bias.copy_(linear.bias)
+    return conv
+
+
+def apply_structure(model: nn.Module, step: dict) -> nn.Module:
+    """Replay a recorded convolutionalize ``step`` (the weights are overwritten afterwards)."""
+    new, _, _, _ = _convolutionalize(model, tuple(step["input_size"]))
+    return new
+
