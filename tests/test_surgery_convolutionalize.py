@@ -141,7 +141,7 @@ def test_no_head_and_untraceable_models():
                 x = -x
             return self.fc(x.mean((2, 3)))
 
-    with pytest.raises(NotImplementedError, match="traces with torch.fx"):
+    with pytest.raises(NotImplementedError, match=r"traces with torch\.fx"):
         convolutionalize(Branchy(), (3, 4, 4))
 
 

@@ -21,6 +21,7 @@ True
 from onebyone.surgery.convolutionalize import ELEMENTWISE_TYPES, convolutionalize
 from onebyone.surgery.decompose import CONV_TYPES, LINEAR_TYPES, decompose
 from onebyone.surgery.fuse import NORM_TYPES, fold_norm, fuse, merge_pair
+from onebyone.surgery.io import load, load_weights, save
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport
 
@@ -38,5 +39,8 @@ __all__ = [
     "decompose",
     "fold_norm",
     "fuse",
+    "load",
+    "load_weights",
     "merge_pair",
+    "save",
 ]

@@ -26,9 +26,13 @@ def get_plan(model: nn.Module) -> dict:
     return copy.deepcopy(plan)
 
 
-def record_step(model: nn.Module, step: dict) -> None:
-    """Append ``step`` to the plan ``model`` carries."""
-    plan = get_plan(model)
+def record_step(model: nn.Module, step: dict, *, source: nn.Module | None = None) -> None:
+    """Set on ``model`` the plan of ``source`` (default: its own) with ``step`` appended.
+
+    Pass the transformation's input as ``source``: a deep copy of an ``fx.GraphModule`` does not
+    keep plain attributes.
+    """
+    plan = get_plan(source if source is not None else model)
     plan["steps"].append(step)
     object.__setattr__(model, PLAN_ATTR, plan)
 

@@ -18,7 +18,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from onebyone.errors import OneByOneError
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._plan import PLAN_ATTR, record_step
+from onebyone.surgery._plan import record_step
 from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error
 
 __all__ = ["ELEMENTWISE_TYPES", "convolutionalize"]
@@ -136,9 +136,7 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
     gm.recompile()
     gm.delete_all_unused_submodules()
     gm.train(training)
-    if hasattr(new, PLAN_ATTR):
-        object.__setattr__(gm, PLAN_ATTR, copy.deepcopy(getattr(new, PLAN_ATTR)))
-    record_step(gm, {"op": "convolutionalize", "input_size": list(size)})
+    record_step(gm, {"op": "convolutionalize", "input_size": list(size)}, source=model)
     return gm, changes, notes, mode
 
 

@@ -210,7 +210,7 @@ def decompose(
     record_step(new, {
         "op": "decompose",
         "layers": {c.name: {"method": c.method, "ranks": list(c.ranks)} for c in report.changes},
-    })
+    }, source=model)
     return new, report
 
 

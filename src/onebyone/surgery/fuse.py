@@ -56,21 +56,7 @@ def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tupl
     if example_input is not None and not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
     report = SurgeryReport("fuse")
-    new = copy.deepcopy(model)
-    with torch.no_grad():
-        try:
-            graph_module = fx.symbolic_trace(new)
-        except Exception as e:  # any tracing failure: fall back to the module order
-            report.notes.append(
-                f"the model does not trace with torch.fx ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
-                "fused only inside nn.Sequential containers"
-            )
-            _fuse_sequentials(new, "", report)
-        else:
-            bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
-            _fuse_graph(graph_module, report, bottlenecks)
-            _copy_plan(new, graph_module)
-            new = graph_module
+    new = _fuse_model(model, report)
     new.train(model.training)
     report.params_before = count_params(model)
     report.params_after = count_params(new)
@@ -82,15 +68,32 @@ def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tupl
         report.macs_before = model_macs(model, x)
         report.macs_after = model_macs(new, x)
         report.output_error = _output_error(model, new, x)
-    record_step(new, {"op": "fuse"})
+    record_step(new, {"op": "fuse"}, source=model)
     return new, report
 
 
-def _copy_plan(source: nn.Module, target: nn.Module) -> None:
-    from onebyone.surgery._plan import PLAN_ATTR
+def _fuse_model(model: nn.Module, report: SurgeryReport) -> nn.Module:
+    new = copy.deepcopy(model)
+    with torch.no_grad():
+        try:
+            graph_module = fx.symbolic_trace(new)
+        except Exception as e:  # any tracing failure: fall back to the module order
+            report.notes.append(
+                f"the model does not trace with torch.fx ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                "fused only inside nn.Sequential containers"
+            )
+            _fuse_sequentials(new, "", report)
+            return new
+        bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
+        _fuse_graph(graph_module, report, bottlenecks)
+        return graph_module
 
-    if hasattr(source, PLAN_ATTR):
-        object.__setattr__(target, PLAN_ATTR, copy.deepcopy(getattr(source, PLAN_ATTR)))
+
+def apply_structure(model: nn.Module, step: dict) -> nn.Module:
+    """Replay a recorded fuse ``step``: fusing decides from the structure alone."""
+    new = _fuse_model(model, SurgeryReport("fuse"))
+    new.train(model.training)
+    return new
 
 
 def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:

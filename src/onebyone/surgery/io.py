@@ -1,0 +1,257 @@
+"""Saving and loading surgically changed models: safetensors weights plus a JSON plan.
+
+``save(model, "out/vgg_small", base="vgg16")`` writes ``out/vgg_small.safetensors`` (the
+weights) and ``out/vgg_small.json`` (the plan: the base model's spec, then each rewrite with its
+ranks) and never pickles anything. ``load("out/vgg_small.json")`` builds the base model, replays
+the rewrites structurally (no SVD) and loads the weights with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from onebyone._io import save_safetensors_atomic, write_json_atomic
+from onebyone.errors import OneByOneError
+from onebyone.surgery._plan import PLAN_ATTR, get_plan
+
+__all__ = ["load", "load_weights", "save"]
+
+FORMAT = "onebyone-surgery-plan"
+VERSION = 1
+_OPS = ("decompose", "convolutionalize", "fuse")
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    path = Path(path)
+    if path.suffix in (".json", ".safetensors"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+def save(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    base: str | None = None,
+    base_kwargs: dict | None = None,
+) -> Path:
+    """Write ``path.safetensors`` and ``path.json`` and return the plan's path.
+
+    The weights are written first and the plan last, each to a temporary name then renamed, so
+    a plan on disk always describes complete weights (it carries their SHA-256).
+
+    Args:
+        model: a model returned by ``decompose``, ``convolutionalize`` or ``fuse`` (or a chain).
+        path: where to write, without the suffix (a ``.json`` suffix is accepted and dropped).
+        base: the spec of the model the surgery started from (a zoo name,
+            ``package.module:callable`` or ``file.py:callable``); default: the one recorded.
+        base_kwargs: keyword arguments for the base spec, e.g. ``{"num_classes": 10}``.
+
+    Raises:
+        ValueError: no base spec is known, or ``base_kwargs`` is not JSON-serialisable.
+
+    Example:
+        >>> import tempfile, pathlib, torch
+        >>> from onebyone.surgery import decompose
+        >>> net, _ = decompose(load_doc_model(), rank=8, example_input=torch.randn(1, 16, 8, 8))
+        >>> plan = save(net, pathlib.Path(tempfile.mkdtemp()) / "small", base="onebyone.surgery.io:load_doc_model")
+        >>> plan.name, sorted(p.name for p in plan.parent.iterdir())
+        ('small.json', ['small.json', 'small.safetensors'])
+        >>> again = load(plan)
+        >>> x = torch.randn(1, 16, 8, 8)
+        >>> torch.equal(again(x), net(x))
+        True
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    plan = get_plan(model)
+    if base is not None:
+        if not isinstance(base, str) or not base:
+            raise ValueError(f"base must be a model spec string such as 'vgg16', got {base!r}")
+        plan["base"] = {"spec": base, "kwargs": dict(base_kwargs or {})}
+    elif base_kwargs is not None and plan["base"] is not None:
+        plan["base"]["kwargs"] = dict(base_kwargs)
+    if plan["base"] is None:
+        raise ValueError(
+            "base is required: the spec of the model the surgery started from, e.g. base='vgg16' "
+            "(with base_kwargs={'num_classes': 10} if it was built with arguments)"
+        )
+    try:
+        json.dumps(plan["base"])
+    except TypeError as e:
+        raise ValueError(f"base_kwargs must be JSON-serialisable, got {plan['base']['kwargs']!r}: {e}") from None
+    weights_path, plan_path = _paths(path)
+    state = model.state_dict()
+    save_safetensors_atomic(state, weights_path, metadata={"format": FORMAT})
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "base": plan["base"],
+        "steps": plan["steps"],
+        "weights": weights_path.name,
+        "sha256": _sha256(weights_path),
+        "tensors": len(state),
+    }
+    write_json_atomic(plan_path, document)
+    return plan_path
+
+
+def load(plan_path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved by :func:`save`: base model, rewrites replayed, weights loaded strictly.
+
+    The base spec is resolved by :func:`onebyone.models.load_model`; a ``package.module:callable``
+    or ``file.py:callable`` spec imports and runs that code, so load only plans you trust.
+
+    Args:
+        plan_path: the ``.json`` plan (or the path given to ``save``).
+        map_location: the device for the weights.
+
+    Raises:
+        FileNotFoundError: the plan or its weights file does not exist.
+        OneByOneError: a corrupted or truncated file, or weights that do not fit the plan.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> load(pathlib.Path(tempfile.mkdtemp()) / "missing.json")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: plan file ... does not exist
+    """
+    from onebyone.models import load_model
+
+    _, plan_path = _paths(plan_path)
+    if not plan_path.is_file():
+        raise FileNotFoundError(f"plan file {str(plan_path)!r} does not exist")
+    try:
+        document = json.loads(plan_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise OneByOneError(f"plan file {str(plan_path)!r} is not valid JSON (corrupted or truncated?): {e}") from e
+    _check_document(document, plan_path)
+    weights_path = plan_path.parent / document["weights"]
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"weights file {str(weights_path)!r} named by plan {str(plan_path)!r} does not exist")
+    if _sha256(weights_path) != document["sha256"]:
+        raise OneByOneError(
+            f"weights file {str(weights_path)!r} does not match the checksum in {str(plan_path)!r} "
+            "(corrupted, truncated or replaced)"
+        )
+    base = document["base"]
+    model = load_model(base["spec"], **base.get("kwargs", {}))
+    model = replay(model, document["steps"], plan_path)
+    load_weights(model, weights_path, map_location=map_location)
+    object.__setattr__(model, PLAN_ATTR, {"base": base, "steps": document["steps"]})
+    return model
+
+
+def replay(model: nn.Module, steps: list[dict], source: str | os.PathLike = "plan") -> nn.Module:
+    """Apply recorded surgery ``steps`` to ``model`` structurally (weights are not meaningful)."""
+    # import_module: the package re-exports functions under the same names as these modules.
+    conv_mod = importlib.import_module("onebyone.surgery.convolutionalize")
+    decompose_mod = importlib.import_module("onebyone.surgery.decompose")
+    fuse_mod = importlib.import_module("onebyone.surgery.fuse")
+
+    for i, step in enumerate(steps):
+        op = step.get("op")
+        try:
+            if op == "decompose":
+                decompose_mod.apply_structure(model, step)
+            elif op == "convolutionalize":
+                model = conv_mod.apply_structure(model, step)
+            elif op == "fuse":
+                model = fuse_mod.apply_structure(model, step)
+            else:
+                raise ValueError(f"unknown operation {op!r}; expected one of {', '.join(_OPS)}")
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise OneByOneError(f"step {i} ({op}) of {str(source)!r} does not apply to the base model: {e}") from e
+    return model
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Load a safetensors file into ``model`` with strict=True; mismatches are listed first.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        OneByOneError: the file is not readable safetensors, or its keys or shapes don't match
+            the model (the message lists the first mismatches).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from safetensors.torch import save_file
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "w.safetensors"
+        >>> save_file({"weight": torch.zeros(3, 2)}, str(p))
+        >>> load_weights(nn.Linear(2, 3, bias=False), p).weight.abs().sum().item()
+        0.0
+        >>> load_weights(nn.Linear(2, 4), p)
+        Traceback (most recent call last):
+        ...
+        onebyone.errors.OneByOneError: weights in ... do not match the model: missing keys: bias; shape mismatches: weight (file (3, 2), model (4, 2))
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
+    try:
+        state = load_file(str(path), device=str(map_location))
+    except Exception as e:  # safetensors raises its own error type for bad headers and short files
+        raise OneByOneError(f"weights file {str(path)!r} is not a readable safetensors file (corrupted or truncated?): {e}") from e
+    check_state(model, state, source=str(path))
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def check_state(model: nn.Module, state: dict, *, source: str = "the checkpoint", limit: int = 5) -> None:
+    """Raise OneByOneError listing the first missing, unexpected and mis-shaped keys, if any."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+        if items:
+            more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+            parts.append(f"{label}: {', '.join(items[:limit])}{more}")
+    if parts:
+        raise OneByOneError(f"weights in {source!r} do not match the model: {'; '.join(parts)}")
+
+
+def _check_document(doc, plan_path: Path) -> None:
+    where = f"plan file {str(plan_path)!r}"
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise OneByOneError(f"{where} is not a onebyone surgery plan (no \"format\": \"{FORMAT}\")")
+    if doc.get("version") != VERSION:
+        raise OneByOneError(f"{where} has version {doc.get('version')!r}; this onebyone reads version {VERSION}")
+    base = doc.get("base")
+    if not isinstance(base, dict) or not isinstance(base.get("spec"), str) or not isinstance(base.get("kwargs", {}), dict):
+        raise OneByOneError(f"{where} has no valid \"base\" (expected {{\"spec\": str, \"kwargs\": {{...}}}})")
+    steps = doc.get("steps")
+    if not isinstance(steps, list) or not all(isinstance(s, dict) and s.get("op") in _OPS for s in steps):
+        raise OneByOneError(f"{where} has no valid \"steps\" (a list of {{\"op\": {'|'.join(_OPS)}, ...}})")
+    if not isinstance(doc.get("weights"), str) or not isinstance(doc.get("sha256"), str):
+        raise OneByOneError(f"{where} does not name its weights file and checksum")
+    if Path(doc["weights"]).name != doc["weights"]:
+        raise OneByOneError(f"{where} names weights outside its folder: {doc['weights']!r}")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_doc_model() -> nn.Module:
+    """A small model for the examples in this module's docstrings."""
+    return nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1))

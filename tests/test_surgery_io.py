@@ -1,0 +1,166 @@
+"""save/load of surgically changed models: identical outputs after a round trip; bad files."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from onebyone.errors import OneByOneError
+from onebyone.surgery import convolutionalize, decompose, fuse, load, load_weights, save
+
+MODEL_SOURCE = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self, num_classes=5):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            )
+            self.avgpool = nn.AdaptiveAvgPool2d(4)
+            self.classifier = nn.Sequential(nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, num_classes))
+
+        def forward(self, x):
+            x = self.avgpool(self.features(x))
+            return self.classifier(torch.flatten(x, 1))
+
+    def build(num_classes=5):
+        return Net(num_classes)
+    """
+)
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "mynet.py"
+    path.write_text(MODEL_SOURCE)
+    return f"{path}:build"
+
+
+def trained(spec):
+    from onebyone.models import load_model
+
+    model = load_model(spec, num_classes=7)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    return model.eval()
+
+
+X = torch.randn(2, 3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "operations",
+    [
+        ("decompose",),
+        ("decompose_budget",),
+        ("fuse",),
+        ("convolutionalize",),
+        ("decompose", "fuse"),
+        ("fuse", "decompose", "convolutionalize"),
+    ],
+)
+def test_round_trip_gives_identical_outputs(tmp_path, spec, operations):
+    model = trained(spec)
+    for op in operations:
+        if op == "decompose":
+            model, _ = decompose(model, rank=8, example_input=X)
+        elif op == "decompose_budget":
+            model, _ = decompose(model, method="reduce", budget=0.8, round_to=4, example_input=X)
+        elif op == "fuse":
+            model, _ = fuse(model)
+        else:
+            model, _ = convolutionalize(model, (3, 8, 8))
+    model.eval()
+    plan_path = save(model, tmp_path / "out" / "small", base=spec, base_kwargs={"num_classes": 7})
+    assert plan_path == tmp_path / "out" / "small.json"
+    plan = json.loads(plan_path.read_text())
+    assert [s["op"] for s in plan["steps"]] == [o.replace("_budget", "") for o in operations]
+    assert plan["base"] == {"spec": spec, "kwargs": {"num_classes": 7}}
+    again = load(plan_path).eval()
+    with torch.no_grad():
+        assert torch.equal(again(X), model(X))
+    assert again.state_dict().keys() == model.state_dict().keys()
+    # Saved again from the loaded model, without naming the base: the plan carries it.
+    second = save(again, tmp_path / "again")
+    assert json.loads(second.read_text())["steps"] == plan["steps"]
+
+
+def test_decompose_plan_records_the_ranks(tmp_path, spec):
+    model, report = decompose(trained(spec), rank=8, example_input=X)
+    plan = json.loads(save(model, tmp_path / "m", base=spec, base_kwargs={"num_classes": 7}).read_text())
+    layers = plan["steps"][0]["layers"]
+    assert layers == {c.name: {"method": c.method, "ranks": list(c.ranks)} for c in report.changes}
+    assert layers["features.3"] == {"method": "tucker2", "ranks": [8, 8]}
+
+
+def test_save_needs_a_base(tmp_path):
+    model, _ = fuse(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).eval())
+    with pytest.raises(ValueError, match="base is required"):
+        save(model, tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def saved(tmp_path, spec):
+    model, _ = decompose(trained(spec), rank=8, example_input=X)
+    return save(model, tmp_path / "m", base=spec, base_kwargs={"num_classes": 7})
+
+
+def test_truncated_weights_are_detected(saved):
+    weights = saved.with_suffix(".safetensors")
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(OneByOneError, match="does not match the checksum"):
+        load(saved)
+    with pytest.raises(OneByOneError, match="not a readable safetensors file"):
+        load_weights(nn.Linear(2, 2), weights)
+
+
+def test_corrupted_plan_is_detected(saved):
+    text = saved.read_text()
+    saved.write_text(text[: len(text) // 2])
+    with pytest.raises(OneByOneError, match="not valid JSON"):
+        load(saved)
+    saved.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(OneByOneError, match="not a onebyone surgery plan"):
+        load(saved)
+
+
+def test_plan_that_does_not_fit_its_base(saved):
+    plan = json.loads(saved.read_text())
+    plan["steps"][0]["layers"]["features.99"] = {"method": "tucker2", "ranks": [8, 8]}
+    saved.write_text(json.dumps(plan))
+    with pytest.raises(OneByOneError, match=r"step 0 \(decompose\) .* does not apply"):
+        load(saved)
+
+
+def test_missing_files(saved, tmp_path):
+    with pytest.raises(FileNotFoundError, match="plan file"):
+        load(tmp_path / "nothing.json")
+    saved.with_suffix(".safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="weights file"):
+        load(saved)
+
+
+def test_checkpoint_mismatch_lists_the_first_mismatches(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    save_file({"0.weight": torch.zeros(8, 3, 3, 3), "0.bias": torch.zeros(8), "extra": torch.zeros(1)}, str(path))
+    with pytest.raises(OneByOneError) as info:
+        load_weights(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 1)), path)
+    message = str(info.value)
+    assert "missing keys: 1.weight, 1.bias" in message
+    assert "unexpected keys: extra" in message
+    assert "0.weight (file (8, 3, 3, 3), model (4, 3, 3, 3))" in message
