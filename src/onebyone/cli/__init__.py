@@ -35,8 +35,10 @@ def _root(
 
 # Commands: one module each, registered explicitly (keep this list sorted by command name).
 from onebyone.cli.models_cmd import models  # noqa: E402
+from onebyone.cli.train_cmd import train  # noqa: E402
 
 app.command("models")(models)
+app.command("train")(train)
 
 
 def main() -> None:

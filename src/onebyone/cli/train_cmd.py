@@ -1,0 +1,82 @@
+"""``onebyone train``: train a zoo model (or your own) on the bundled MNIST or your data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from onebyone.cli._common import user_errors
+
+
+@user_errors
+def train(
+    model: str = typer.Argument(
+        ..., help="Zoo name, 'package.module:callable' or 'file.py:callable' (runs that code)."
+    ),
+    data: str = typer.Option("mnist5k", "--data", help="'mnist5k' (bundled) or a dataset path."),
+    epochs: int = typer.Option(
+        5, "--epochs", help="Total epochs (a resumed run stops at the same total)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Checkpoint directory (model.safetensors, state.json)."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Samples per step (per process)."),
+    lr: float = typer.Option(0.05, "--lr", help="Peak learning rate."),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adamw or adam."),
+    schedule: str = typer.Option("cosine", "--schedule", help="cosine or constant."),
+    weight_decay: float = typer.Option(5e-4, "--weight-decay"),
+    seed: int = typer.Option(
+        0, "--seed", help="Seeds the model's initialisation, the data order and dropout."
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="auto (CUDA if available), cpu, cuda, cuda:N."
+    ),
+    channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last"),
+    subset: int = typer.Option(
+        0, "--subset", help="Train on a class-balanced subset of this many samples (0: all)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train MODEL with progress bars and a checkpoint per epoch; torchrun runs it distributed.
+
+    Example: onebyone train nin_cifar --data mnist5k --epochs 3 --out runs/nin
+    """
+    import os
+
+    import torch
+
+    from onebyone._checks import check_int
+    from onebyone.data import load
+    from onebyone.models import load_model
+    from onebyone.train import fit, has_checkpoint, read_state
+
+    check_int("--epochs", epochs)
+    check_int("--batch-size", batch_size)
+    check_int("--subset", subset, minimum=0)
+    if not lr > 0:
+        raise ValueError(f"--lr must be > 0, got {lr}")
+    if resume and not has_checkpoint(out):
+        raise FileNotFoundError(
+            f"--resume: {str(out)!r} holds no checkpoint (state.json) to resume"
+        )
+    if not resume and has_checkpoint(out):
+        raise ValueError(
+            f"{str(out)!r} already holds a checkpoint; add --resume or choose another --out"
+        )
+    train_set, test_set = load(data, "train"), load(data, "test")
+    if subset:
+        train_set = train_set.subset(min(subset, len(train_set)), seed=seed)
+    torch.manual_seed(seed)
+    net = load_model(model, in_channels=train_set.in_channels, num_classes=train_set.num_classes)
+    history = fit(
+        net, train_set, test_set, epochs=epochs, batch_size=batch_size, lr=lr,
+        optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, seed=seed,
+        device=device, channels_last=channels_last, out_dir=out, resume=resume, quiet=quiet,
+    )  # fmt: skip
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = read_state(out)
+        acc = history.last.get("val_accuracy")
+        acc_text = f"test accuracy {100 * acc:.2f}%" if acc is not None else ""
+        typer.echo(f"done: {state['epoch']} epochs, {acc_text}; checkpoint in {out}")

@@ -1,0 +1,155 @@
+"""The trainer on real MNIST digits: learning, checkpoints, exact resume, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from onebyone.data import load
+from onebyone.errors import OneByOneError
+from onebyone.train import evaluate, fit, load_checkpoint, read_state, save_checkpoint
+
+
+class SmallNet(nn.Module):
+    """Conv + BN + dropout: exercises buffers and RNG, which resume must reproduce."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 8) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(4),
+        )
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.1), nn.Linear(width * 7 * 7, num_classes)
+        )
+        self.explode_at: int | None = None  # raise KeyboardInterrupt at this training forward
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.explode_at is not None and self.calls == self.explode_at:
+                raise KeyboardInterrupt
+        return self.head(self.features(x))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("mnist5k").subset(640, seed=1), load("mnist5k", "test").subset(300, seed=1)
+
+
+def test_one_epoch_beats_chance(digits):
+    train, test = digits
+    model = SmallNet()
+    before = evaluate(model, test, device="cpu")["accuracy"]
+    history = fit(model, train, test, epochs=1, batch_size=32, lr=0.02, quiet=True, device="cpu")
+    after = evaluate(model, test, device="cpu")
+    assert len(history) == 1 and history.last["epoch"] == 1
+    assert after["accuracy"] == pytest.approx(history.last["val_accuracy"])
+    # 10 balanced classes: chance is 10%. One epoch on 640 digits clearly beats it.
+    assert after["accuracy"] > 0.6 > before
+    assert after["count"] == 300
+
+
+def _params(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_killed_mid_epoch_and_resumed_equals_uninterrupted(digits, tmp_path, optimizer):
+    train, test = digits
+    train = train.subset(192, seed=0)  # 6 steps of 32 per epoch
+    kw = dict(
+        epochs=3, batch_size=32, lr=0.02, optimizer=optimizer, quiet=True, device="cpu", seed=5
+    )
+
+    torch.manual_seed(0)
+    ref = SmallNet()
+    ref_hist = fit(ref, train, test, out_dir=tmp_path / "ref", **kw)
+
+    torch.manual_seed(0)
+    victim = SmallNet()
+    victim.explode_at = 6 * 2 + 3  # in the middle of the third epoch
+    with pytest.raises(KeyboardInterrupt):
+        fit(victim, train, test, out_dir=tmp_path / "run", **kw)
+    state = read_state(tmp_path / "run")
+    assert state["epoch"] == 2 and len(state["history"]) == 2  # only the unfinished epoch is lost
+
+    torch.manual_seed(123)  # a different init: everything must come from the checkpoint
+    resumed = SmallNet()
+    hist = fit(resumed, train, test, out_dir=tmp_path / "run", resume=True, **kw)
+    assert [r["epoch"] for r in hist] == [1, 2, 3]
+    assert read_state(tmp_path / "run")["epoch"] == 3
+    ref_state, got = _params(ref), _params(resumed)
+    for k in ref_state:
+        torch.testing.assert_close(got[k], ref_state[k], msg=k)
+    assert hist.last["val_accuracy"] == pytest.approx(ref_hist.last["val_accuracy"])
+
+
+def test_resume_refuses_another_models_checkpoint(digits, tmp_path):
+    train, test = digits
+    fit(SmallNet(), train.subset(64), None, epochs=1, out_dir=tmp_path, quiet=True, device="cpu")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(
+        ValueError, match=r"another model \(features\.0\.bias: saved \[8\], given \[4\]"
+    ):
+        fit(
+            SmallNet(width=4),
+            train,
+            test,
+            epochs=2,
+            out_dir=tmp_path,
+            resume=True,
+            quiet=True,
+            device="cpu",
+        )
+    with pytest.raises(ValueError, match="already holds a checkpoint"):
+        fit(SmallNet(), train, test, epochs=2, out_dir=tmp_path, quiet=True, device="cpu")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"epochs": 0}, "epochs must be an integer >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"lr": 0.0}, "lr must be a number > 0, got 0.0"),
+        ({"lr": -1}, "lr must be a number > 0, got -1"),
+        ({"optimizer": "lbfgs"}, "optimizer must be one of"),
+    ],
+)
+def test_bad_arguments(digits, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        fit(SmallNet(), digits[0], None, out_dir=tmp_path, quiet=True, device="cpu", **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+def test_checkpoint_roundtrip_and_torn_checkpoint(tmp_path):
+    model = nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    save_checkpoint(tmp_path, model, opt, {"epoch": 1, "metrics": {"val_accuracy": 0.5}})
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["epoch"] == 1 and state["metrics"] == {"val_accuracy": 0.5}
+
+    other, other_opt = nn.Linear(3, 2), None
+    other_opt = torch.optim.AdamW(other.parameters(), lr=0.1)
+    load_checkpoint(tmp_path, other, other_opt)
+    torch.testing.assert_close(other.weight, model.weight)
+    a, b = opt.state_dict()["state"][0], other_opt.state_dict()["state"][0]
+    torch.testing.assert_close(b["exp_avg_sq"], a["exp_avg_sq"])
+    assert float(b["step"]) == float(a["step"]) == 1.0
+
+    # A process killed between the renames leaves files of two epochs: refuse to mix them.
+    save_checkpoint(tmp_path / "next", model, opt, {"epoch": 2, "metrics": {}})
+    (tmp_path / "model.safetensors").write_bytes(
+        (tmp_path / "next" / "model.safetensors").read_bytes()
+    )
+    with pytest.raises(OneByOneError, match=r"written for epoch 2 but state\.json says 1"):
+        load_checkpoint(tmp_path, other, other_opt)
