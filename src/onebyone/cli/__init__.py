@@ -34,9 +34,15 @@ def _root(
 
 
 # Commands: one module each, registered explicitly (keep this list sorted by command name).
+from onebyone.cli.compress_cmd import compress  # noqa: E402
+from onebyone.cli.convolutionalize_cmd import convolutionalize  # noqa: E402
+from onebyone.cli.fuse_cmd import fuse  # noqa: E402
 from onebyone.cli.models_cmd import models  # noqa: E402
 from onebyone.cli.train_cmd import train  # noqa: E402
 
+app.command("compress")(compress)
+app.command("convolutionalize")(convolutionalize)
+app.command("fuse")(fuse)
 app.command("models")(models)
 app.command("train")(train)
 

@@ -1,0 +1,65 @@
+"""``onebyone compress``: decompose a model's convolutions into 1x1 bottlenecks and save it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+
+from onebyone.cli._common import user_errors
+from onebyone.models._spec import SPEC_HELP
+
+
+def _parse_rank(text: str | None):
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--rank must be an int >= 1 or a fraction in (0, 1], got {text!r}") from None
+
+
+@user_errors
+def compress(
+    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
+    energy: float | None = typer.Option(None, "--energy", help="Keep this fraction of the squared singular values."),
+    budget: float | None = typer.Option(None, "--budget", help="Target fraction of the model's MACs, in (0, 1)."),
+    rank: str | None = typer.Option(None, "--rank", help="An int rank, or a fraction of the channels in (0, 1]."),
+    method: str = typer.Option("tucker2", "--method", help="tucker2 (1x1, kxk, 1x1) or reduce (1x1, kxk)."),
+    measure: bool = typer.Option(False, "--measure", help="Keep only rewrites that run faster on this CPU."),
+    input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
+    num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
+    round_to: int = typer.Option(8, "--round-to", help="Round ranks up to a multiple of this."),
+) -> None:
+    """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save."""
+    from onebyone.cli._surgery_common import build, echo_totals, input_size, latency_pair, torch_threads_note
+    from onebyone.surgery import decompose, save
+
+    parsed_rank = _parse_rank(rank)
+    if sum(v is not None for v in (energy, budget, parsed_rank)) != 1:
+        raise ValueError("give exactly one of --energy, --budget or --rank")
+    net, kwargs = build(model, checkpoint, num_classes)
+    size = input_size(net, input)
+    example = torch.randn(1, *size)
+    small, report = decompose(
+        net, method=method, rank=parsed_rank, energy=energy, budget=budget, round_to=round_to,
+        example_input=example, measure=measure,
+    )
+    typer.echo(report.to_text())
+    typer.echo("")
+    b1, b8 = latency_pair(net, size)
+    a1, a8 = latency_pair(small.eval(), size)
+    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}):")
+    echo_totals(
+        {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
+        {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
+    )
+    plan = save(small, out, base=model, base_kwargs=kwargs)
+    typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")

@@ -1,0 +1,42 @@
+"""``onebyone convolutionalize``: turn a classifier's fully-connected head into convolutions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import typer
+
+from onebyone.cli._common import user_errors
+from onebyone.models._spec import SPEC_HELP
+
+
+@user_errors
+def convolutionalize(
+    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
+    input: str | None = typer.Option(None, "--input", help="The size the model was built for, CxHxW."),
+    to: str | None = typer.Option(None, "--to", help="A larger CxHxW to show the score map on."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
+    num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
+    out: Path | None = typer.Option(None, "-o", "--out", help="Also save: writes OUT.safetensors and OUT.json."),
+) -> None:
+    """Rewrite the Linear head as convolutions; show the score-map shapes and the equivalence error."""
+    from onebyone.cli._surgery_common import build, input_size
+    from onebyone.surgery import convolutionalize as convolutionalize_model
+    from onebyone.surgery import save
+
+    net, kwargs = build(model, checkpoint, num_classes)
+    size = input_size(net, input)
+    conv_net, report = convolutionalize_model(net, size)
+    typer.echo(report.to_text())
+    conv_net.eval()
+    with torch.no_grad():
+        shape = tuple(conv_net(torch.randn(1, *size)).shape)
+        typer.echo(f"score map at {'x'.join(map(str, size))}: {shape}")
+        if to is not None:
+            big = input_size(net, to, "--to")
+            typer.echo(f"score map at {'x'.join(map(str, big))}: {tuple(conv_net(torch.randn(1, *big)).shape)}")
+    typer.echo(f"relative error of the logits (L2) at {'x'.join(map(str, size))}: {report.output_error:.3g}")
+    if out is not None:
+        plan = save(conv_net, out, base=model, base_kwargs=kwargs)
+        typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")

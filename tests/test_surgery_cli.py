@@ -1,0 +1,109 @@
+"""The compress, convolutionalize and fuse commands: output, files written, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from onebyone.cli import app
+from onebyone.models import load_model
+from onebyone.surgery import decompose, load
+
+SOURCE = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def build(num_classes=5):
+        return nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(32 * 4 * 4, 32), nn.ReLU(), nn.Linear(32, num_classes),
+        )
+    """
+)
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def spec(tmp_path):
+    (tmp_path / "net.py").write_text(SOURCE)
+    return f"{tmp_path / 'net.py'}:build"
+
+
+@pytest.fixture
+def checkpoint(tmp_path, spec):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(5)
+    net = load_model(spec)
+    path = tmp_path / "trained.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path
+
+
+def test_compress_prints_table_totals_and_saves(tmp_path, spec, checkpoint):
+    out = tmp_path / "small"
+    result = runner.invoke(app, ["compress", spec, "--checkpoint", str(checkpoint), "--rank", "0.5",
+                                 "--input", "3x8x8", "--round-to", "4", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "tucker2" in result.output and "latency b8 (ms)" in result.output and "MACs" in result.output
+    assert (tmp_path / "small.json").is_file() and (tmp_path / "small.safetensors").is_file()
+    # The saved model equals the same decomposition done through the API.
+    net = load_model(spec)
+    from onebyone.surgery import load_weights
+
+    load_weights(net, checkpoint)
+    expected, _ = decompose(net.eval(), rank=0.5, round_to=4, example_input=torch.randn(1, 3, 8, 8))
+    again = load(tmp_path / "small.json").eval()
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(again(x), expected(x))
+    assert json.loads((tmp_path / "small.json").read_text())["base"]["spec"] == spec
+
+
+def test_fuse_and_convolutionalize_commands(tmp_path, spec, checkpoint):
+    result = runner.invoke(app, ["fuse", spec, "--checkpoint", str(checkpoint), "--input", "3x8x8",
+                                 "-o", str(tmp_path / "fused")])
+    assert result.exit_code == 0, result.output
+    assert "fold-bn" in result.output and (tmp_path / "fused.json").is_file()
+    result = runner.invoke(app, ["convolutionalize", spec, "--input", "3x8x8", "--to", "3x16x16"])
+    assert result.exit_code == 0, result.output
+    assert "score map at 3x8x8: (1, 5, 1, 1)" in result.output
+    assert "score map at 3x16x16: (1, 5, 5, 5)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--energy", "1.5"], "energy must be in (0, 1], got 1.5"),
+        (["--budget", "1"], "budget must be in (0, 1), got 1.0"),
+        (["--rank", "0"], "rank must be an integer >= 1, got 0"),
+        (["--rank", "abc"], "--rank must be an int >= 1 or a fraction in (0, 1], got 'abc'"),
+        (["--rank", "4", "--energy", "0.5"], "give exactly one of --energy, --budget or --rank"),
+        (["--rank", "4", "--method", "cp"], "method must be one of 'tucker2', 'reduce'; got 'cp'"),
+        (["--rank", "4", "--input", "8x8"], "--input must be CxHxW"),
+    ],
+)
+def test_compress_bad_input_is_one_line(tmp_path, spec, args, message):
+    result = runner.invoke(app, ["compress", spec, "--input", "3x8x8", "-o", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == f"error: {message}" or message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_checkpoint_mismatch_is_one_line(tmp_path, spec):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "bad.safetensors"
+    save_file({"0.weight": torch.zeros(4, 3, 3, 3)}, str(path))
+    result = runner.invoke(app, ["fuse", spec, "--checkpoint", str(path), "--input", "3x8x8", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "shape mismatches: 0.weight (file (4, 3, 3, 3), model (16, 3, 3, 3))" in result.output
+    assert "missing keys" in result.output
