@@ -39,7 +39,13 @@ def compress(
     round_to: int = typer.Option(8, "--round-to", help="Round ranks up to a multiple of this."),
 ) -> None:
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save."""
-    from onebyone.cli._surgery_common import build, echo_totals, input_size, latency_pair, torch_threads_note
+    from onebyone.cli._surgery_common import (
+        build,
+        echo_totals,
+        input_size,
+        latency_pair,
+        torch_threads_note,
+    )
     from onebyone.surgery import decompose, save
 
     parsed_rank = _parse_rank(rank)

@@ -20,7 +20,13 @@ def fuse(
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
 ) -> None:
     """Fold BatchNorm into convolutions and merge consecutive linear convolutions; save the result."""
-    from onebyone.cli._surgery_common import build, echo_totals, input_size, latency_pair, torch_threads_note
+    from onebyone.cli._surgery_common import (
+        build,
+        echo_totals,
+        input_size,
+        latency_pair,
+        torch_threads_note,
+    )
     from onebyone.surgery import fuse as fuse_model
     from onebyone.surgery import save
 
