@@ -1,0 +1,25 @@
+"""Building blocks built around 1x1 convolutions: mlpconv, Inception and residual blocks.
+
+>>> import torch
+>>> from onebyone.blocks import Inception
+>>> Inception(192, ch1x1=64, ch3x3red=96, ch3x3=128, ch5x5red=16, ch5x5=32,
+...           pool_proj=32)(torch.randn(2, 192, 4, 4)).shape
+torch.Size([2, 256, 4, 4])
+"""
+
+from .conv_block import BasicConv2d
+from .inception import Inception, InceptionAux, NaiveInception
+from .mlpconv import MLPConv
+from .residual import SHORTCUTS, BasicBlock, Bottleneck, ZeroPadShortcut
+
+__all__ = [
+    "SHORTCUTS",
+    "BasicBlock",
+    "BasicConv2d",
+    "Bottleneck",
+    "Inception",
+    "InceptionAux",
+    "MLPConv",
+    "NaiveInception",
+    "ZeroPadShortcut",
+]

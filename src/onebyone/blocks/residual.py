@@ -1,0 +1,243 @@
+"""Residual blocks: ``BasicBlock``, ``Bottleneck`` and the parameter-free ``ZeroPadShortcut``.
+
+Shortcut options follow He et al. (2015):
+
+- ``"A"``: identity; where the shape changes, subsample and zero-pad the new channels
+  (no parameters; the CIFAR ResNets).
+- ``"B"``: identity; where the shape changes, a 1x1 projection and a norm (torchvision's
+  choice; the 1x1 convolution matches the depth the seed describes).
+- ``"C"``: always a 1x1 projection and a norm.
+
+Submodules are named as in torchvision (``conv1``, ``bn1``, ..., ``downsample.0``,
+``downsample.1``), so its checkpoints load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from onebyone._checks import check_choice, check_int
+
+__all__ = ["SHORTCUTS", "BasicBlock", "Bottleneck", "ZeroPadShortcut"]
+
+SHORTCUTS = ("A", "B", "C")
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A shortcut: take every ``stride``-th pixel and zero-pad the channels.
+
+    The new channels are split evenly before and after the input's (as in the widely used
+    CIFAR ResNet checkpoints). It has no parameters.
+
+    Args:
+        in_channels: channels of the input.
+        out_channels: channels of the output; must be >= ``in_channels``.
+        stride: spatial subsampling factor.
+
+    Raises:
+        ValueError: ``out_channels < in_channels`` (zero-padding cannot remove channels).
+
+    Example:
+        >>> import torch
+        >>> shortcut = ZeroPadShortcut(16, 32, stride=2)
+        >>> y = shortcut(torch.ones(1, 16, 8, 8))
+        >>> y.shape, y.sum().item()
+        (torch.Size([1, 32, 4, 4]), 256.0)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1) -> None:
+        super().__init__()
+        self.in_channels = check_int("in_channels", in_channels)
+        self.out_channels = check_int("out_channels", out_channels)
+        self.stride = check_int("stride", stride)
+        if out_channels < in_channels:
+            raise ValueError(
+                f"shortcut 'A' zero-pads channels, so out_channels must be >= in_channels "
+                f"({in_channels}), got {out_channels}; use shortcut 'B' or 'C' to project"
+            )
+        extra = out_channels - in_channels
+        self.pad_before = extra // 2
+        self.pad_after = extra - extra // 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.pad_before or self.pad_after:
+            x = F.pad(x, (0, 0, 0, 0, self.pad_before, self.pad_after))
+        return x
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}, out_channels={self.out_channels}, stride={self.stride}"
+
+
+def _shortcut(
+    shortcut: str,
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    norm_layer: Callable[[int], nn.Module],
+) -> nn.Module | None:
+    same_shape = stride == 1 and in_channels == out_channels
+    if shortcut == "A":
+        return None if same_shape else ZeroPadShortcut(in_channels, out_channels, stride=stride)
+    if shortcut == "B" and same_shape:
+        return None
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+        norm_layer(out_channels),
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a shortcut (ResNet-18/34 and the CIFAR ResNets).
+
+    Args:
+        in_channels: channels of the input.
+        mid_channels: width of both convolutions; the output has
+            ``mid_channels * expansion`` (= ``mid_channels``) channels.
+        stride: stride of the first convolution (and of the shortcut).
+        shortcut: ``"A"``, ``"B"`` or ``"C"`` (see the module docstring).
+        norm_layer: the norm after each convolution and in projection shortcuts.
+        act_layer: the activation, built as ``act_layer(inplace=True)``.
+
+    Raises:
+        ValueError: a width or stride < 1, an unknown ``shortcut``, or an ``"A"`` shortcut
+            that would have to remove channels.
+
+    Example:
+        >>> import torch
+        >>> block = BasicBlock(16, 32, stride=2, shortcut="A")
+        >>> block(torch.randn(2, 16, 8, 8)).shape
+        torch.Size([2, 32, 4, 4])
+    """
+
+    expansion = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        mid_channels: int,
+        *,
+        stride: int = 1,
+        shortcut: str = "B",
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        act_layer: Callable[..., nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.in_channels = check_int("in_channels", in_channels)
+        self.mid_channels = check_int("mid_channels", mid_channels)
+        self.stride = check_int("stride", stride)
+        self.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)
+        self.out_channels = mid_channels * self.expansion
+        if shortcut == "A" and self.out_channels < in_channels:
+            raise ValueError(
+                f"shortcut 'A' cannot pad {in_channels} input channels down to "
+                f"{self.out_channels}; use shortcut 'B' or 'C'"
+            )
+        self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = norm_layer(mid_channels)
+        self.act1 = act_layer(inplace=True)
+        self.conv2 = nn.Conv2d(mid_channels, mid_channels, 3, padding=1, bias=False)
+        self.bn2 = norm_layer(mid_channels)
+        self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
+        self.act2 = act_layer(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.act1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act2(out + identity)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, mid_channels={self.mid_channels}, "
+            f"stride={self.stride}, shortcut={self.shortcut!r}"
+        )
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 restore (x4), with a shortcut (ResNet-50/101/152).
+
+    Args:
+        in_channels: channels of the input.
+        mid_channels: width of the 1x1 reduction and the 3x3 convolution; the output has
+            ``mid_channels * expansion`` (= 4 * ``mid_channels``) channels.
+        stride: spatial stride of the block (and of the shortcut).
+        shortcut: ``"A"``, ``"B"`` or ``"C"`` (see the module docstring).
+        stride_in_1x1: put the stride in the first 1x1 convolution (ResNet v1, the paper)
+            instead of the 3x3 (v1.5, torchvision).
+        norm_layer: the norm after each convolution and in projection shortcuts.
+        act_layer: the activation, built as ``act_layer(inplace=True)``.
+
+    Raises:
+        ValueError: a width or stride < 1, an unknown ``shortcut``, or an ``"A"`` shortcut
+            that would have to remove channels.
+
+    Example:
+        >>> import torch
+        >>> block = Bottleneck(256, 128, stride=2)
+        >>> block.out_channels
+        512
+        >>> block(torch.randn(2, 256, 8, 8)).shape
+        torch.Size([2, 512, 4, 4])
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        mid_channels: int,
+        *,
+        stride: int = 1,
+        shortcut: str = "B",
+        stride_in_1x1: bool = False,
+        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        act_layer: Callable[..., nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.in_channels = check_int("in_channels", in_channels)
+        self.mid_channels = check_int("mid_channels", mid_channels)
+        self.stride = check_int("stride", stride)
+        self.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)
+        if not isinstance(stride_in_1x1, bool):
+            raise TypeError(f"stride_in_1x1 must be a bool, got {stride_in_1x1!r}")
+        self.stride_in_1x1 = stride_in_1x1
+        self.out_channels = mid_channels * self.expansion
+        if shortcut == "A" and self.out_channels < in_channels:
+            raise ValueError(
+                f"shortcut 'A' cannot pad {in_channels} input channels down to "
+                f"{self.out_channels}; use shortcut 'B' or 'C'"
+            )
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, stride=stride_1x1, bias=False)
+        self.bn1 = norm_layer(mid_channels)
+        self.act1 = act_layer(inplace=True)
+        self.conv2 = nn.Conv2d(
+            mid_channels, mid_channels, 3, stride=stride_3x3, padding=1, bias=False
+        )
+        self.bn2 = norm_layer(mid_channels)
+        self.act2 = act_layer(inplace=True)
+        self.conv3 = nn.Conv2d(mid_channels, self.out_channels, 1, bias=False)
+        self.bn3 = norm_layer(self.out_channels)
+        self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
+        self.act3 = act_layer(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.act1(self.bn1(self.conv1(x)))
+        # N x mid x H x W (v1: already subsampled)
+        out = self.act2(self.bn2(self.conv2(out)))
+        # N x mid x H/stride x W/stride
+        out = self.bn3(self.conv3(out))
+        # N x 4*mid x H/stride x W/stride
+        return self.act3(out + identity)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_channels={self.in_channels}, mid_channels={self.mid_channels}, "
+            f"stride={self.stride}, shortcut={self.shortcut!r}, stride_in_1x1={self.stride_in_1x1}"
+        )
