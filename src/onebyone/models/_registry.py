@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["register_model", "list_models", "create_model", "is_model"]
+__all__ = ["create_model", "is_model", "list_models", "register_model"]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 F = TypeVar("F", bound=Callable[..., nn.Module])

@@ -16,7 +16,7 @@ from torch import nn
 
 from ._registry import _MODELS, create_model, is_model
 
-__all__ = ["load_model", "SPEC_HELP"]
+__all__ = ["SPEC_HELP", "load_model"]
 
 SPEC_HELP = (
     "a zoo name (see `onebyone models`), 'package.module:callable' or "
@@ -39,7 +39,9 @@ def load_model(spec: str, **kwargs: Any) -> nn.Module:
         'TutorialModel'
     """
     if not isinstance(spec, str) or not spec:
-        raise ValueError(f"model spec must be a non-empty string, got {spec!r}; expected {SPEC_HELP}")
+        raise ValueError(
+            f"model spec must be a non-empty string, got {spec!r}; expected {SPEC_HELP}"
+        )
     if ":" not in spec:
         if is_model(spec):
             return create_model(spec, **kwargs)
