@@ -6,11 +6,32 @@ True
 """
 
 from onebyone._version import __version__
+from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
 from onebyone.errors import OneByOneError
-from onebyone.models import create_model, list_models, load_model, register_model
+from onebyone.models import (
+    VGG,
+    GoogLeNet,
+    NiN,
+    ResNet,
+    TutorialModel,
+    create_model,
+    list_models,
+    load_model,
+    register_model,
+)
 
 __all__ = [
+    "VGG",
+    "BasicBlock",
+    "Bottleneck",
+    "GoogLeNet",
+    "Inception",
+    "MLPConv",
+    "NaiveInception",
+    "NiN",
     "OneByOneError",
+    "ResNet",
+    "TutorialModel",
     "__version__",
     "create_model",
     "list_models",

@@ -7,7 +7,7 @@ from torch import Tensor, fx, nn
 
 from onebyone._checks import check_int
 
-__all__ = ["check_input", "linear_or_identity"]
+__all__ = ["check_input", "is_meta", "linear_or_identity"]
 
 
 def check_input(x: Tensor, *, in_channels: int, model_name: str) -> None:
@@ -42,3 +42,15 @@ def linear_or_identity(in_features: int, num_classes: int) -> nn.Module:
     """
     num_classes = check_int("num_classes", num_classes, minimum=0)
     return nn.Linear(in_features, num_classes) if num_classes else nn.Identity()
+
+
+def is_meta(module: nn.Module) -> bool:
+    """True if ``module``'s parameters live on the meta device (nothing to initialise).
+
+    Example:
+        >>> with torch.device("meta"):
+        ...     layer = nn.Linear(2, 2)
+        >>> is_meta(layer)
+        True
+    """
+    return any(p.is_meta for p in module.parameters())

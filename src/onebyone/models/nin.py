@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from onebyone._checks import check_choice, check_fraction, check_int
 from onebyone.blocks.mlpconv import MLPConv
 
-from ._base import check_input
+from ._base import check_input, is_meta
 from ._registry import register_model
 
 __all__ = ["NiN"]
@@ -108,7 +108,9 @@ class NiN(nn.Module):
         self.act = nn.ReLU(inplace=True)
         self.global_pool = nn.AdaptiveAvgPool2d((1, 1))
 
-        for m in self.modules():
+        # A meta-device model (built to count parameters) has nothing to initialise.
+        to_init = () if is_meta(self) else tuple(self.modules())
+        for m in to_init:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 nn.init.zeros_(m.bias)

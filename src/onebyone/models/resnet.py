@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from onebyone._checks import check_choice, check_int
 from onebyone.blocks.residual import SHORTCUTS, BasicBlock, Bottleneck
 
-from ._base import check_input, linear_or_identity
+from ._base import check_input, is_meta, linear_or_identity
 from ._registry import register_model
 
 __all__ = ["ResNet"]
@@ -122,14 +122,16 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = linear_or_identity(channels, num_classes)
 
-        for m in self.modules():
+        # A meta-device model (built to count parameters) has nothing to initialise.
+        to_init = () if is_meta(self) else tuple(self.modules())
+        for m in to_init:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if zero_init_residual:
-            for m in self.modules():
+            for m in to_init:
                 last = m.bn3 if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
                 if isinstance(m, (BasicBlock, Bottleneck)) and hasattr(last, "weight"):
                     nn.init.zeros_(last.weight)

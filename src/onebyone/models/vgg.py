@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from onebyone._checks import check_fraction, check_int
 
-from ._base import check_input, linear_or_identity
+from ._base import check_input, is_meta, linear_or_identity
 from ._registry import register_model
 
 __all__ = ["VGG"]
@@ -101,7 +101,9 @@ class VGG(nn.Module):
             linear_or_identity(hidden_features, num_classes),
         )
 
-        for m in self.modules():
+        # A meta-device model (built to count parameters) has nothing to initialise.
+        to_init = () if is_meta(self) else tuple(self.modules())
+        for m in to_init:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
