@@ -8,6 +8,14 @@ True
 from onebyone._version import __version__
 from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
 from onebyone.errors import OneByOneError
+from onebyone.layers import (
+    ChannelMean,
+    ChannelProjection,
+    ChannelSum,
+    CrossChannelPool,
+    Maxout,
+    MaxoutConv2d,
+)
 from onebyone.models import (
     VGG,
     GoogLeNet,
@@ -24,9 +32,15 @@ __all__ = [
     "VGG",
     "BasicBlock",
     "Bottleneck",
+    "ChannelMean",
+    "ChannelProjection",
+    "ChannelSum",
+    "CrossChannelPool",
     "GoogLeNet",
     "Inception",
     "MLPConv",
+    "Maxout",
+    "MaxoutConv2d",
     "NaiveInception",
     "NiN",
     "OneByOneError",
