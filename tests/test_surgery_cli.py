@@ -31,6 +31,15 @@ SOURCE = textwrap.dedent(
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: one thread avoids oversubscription on a shared, busy CPU (100x slower otherwise).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def spec(tmp_path):
     (tmp_path / "net.py").write_text(SOURCE)

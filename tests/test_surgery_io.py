@@ -38,6 +38,15 @@ MODEL_SOURCE = textwrap.dedent(
 )
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors: one thread avoids oversubscription on a shared, busy CPU (100x slower otherwise).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def spec(tmp_path):
     path = tmp_path / "mynet.py"

@@ -40,7 +40,12 @@ def singular_values(matrix: torch.Tensor) -> torch.Tensor:
     >>> singular_values(torch.diag(torch.tensor([1.0, 3.0]))).tolist()
     [3.0, 1.0]
     """
-    return torch.linalg.svdvals(matrix.detach().to(torch.float64))
+    m = matrix.detach().to(torch.float64)
+    if m.shape[0] > m.shape[1]:
+        m = m.T
+    # eigvalsh of the small Gram matrix: much faster than an SVD of a wide unfolding.
+    values = torch.linalg.eigvalsh(m @ m.T).flip(0).clamp_min(0.0).sqrt()
+    return values
 
 
 def energy_rank(values: torch.Tensor, energy: float) -> int:
@@ -72,12 +77,14 @@ def tail_energy(values: torch.Tensor) -> torch.Tensor:
 
 
 def _leading(matrix: torch.Tensor, rank: int) -> torch.Tensor:
-    u, _, _ = torch.linalg.svd(matrix, full_matrices=False)
-    u = u[:, :rank]
-    if u.shape[1] < rank:  # the unfolding has fewer columns than the rank: pad with an orthonormal complement
-        q, _ = torch.linalg.qr(torch.cat([u, torch.eye(u.shape[0], dtype=u.dtype)], 1))
-        u = q[:, :rank]
-    return u
+    """The ``rank`` leading left singular vectors of ``matrix`` (float64).
+
+    Taken as eigenvectors of the Gram matrix ``M M^T`` (rows x rows, small for channel
+    unfoldings), which is far faster than an SVD of the wide unfolding; in float64 the
+    subspace is accurate, and at full rank the basis is complete, so reconstruction is exact.
+    """
+    _, vectors = torch.linalg.eigh(matrix @ matrix.T)
+    return vectors.flip(1)[:, :rank].contiguous()
 
 
 def tucker2(
@@ -137,13 +144,20 @@ def svd_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Te
         True
     """
     dtype = weight.dtype
-    u, s, vh = torch.linalg.svd(weight.detach().to(torch.float64), full_matrices=False)
-    root = s[:rank].sqrt()
-    a = root[:, None] * vh[:rank]
-    b = u[:, :rank] * root[None, :]
-    if a.shape[0] < rank:  # rank above min(in, out): pad with zero directions
-        a = torch.cat([a, a.new_zeros(rank - a.shape[0], a.shape[1])])
-        b = torch.cat([b, b.new_zeros(b.shape[0], rank - b.shape[1])], 1)
+    w = weight.detach().to(torch.float64)
+    tiny = torch.finfo(torch.float64).eps
+    if w.shape[0] <= w.shape[1]:
+        u = _leading(w, rank)  # out x rank
+        s2 = ((u.T @ w) ** 2).sum(1)  # squared singular values
+        root = s2.clamp_min(tiny).sqrt().sqrt()
+        a = (u.T @ w) / root[:, None]
+        b = u * root[None, :]
+    else:
+        v = _leading(w.T, rank)  # in x rank
+        s2 = ((w @ v) ** 2).sum(0)
+        root = s2.clamp_min(tiny).sqrt().sqrt()
+        a = v.T * root[:, None]
+        b = (w @ v) / root[None, :]
     return a.to(dtype), b.to(dtype)
 
 

@@ -19,6 +19,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from onebyone.errors import OneByOneError
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._plan import record_step
+from onebyone.surgery._trace import trace
 from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error
 
 __all__ = ["ELEMENTWISE_TYPES", "convolutionalize"]
@@ -116,7 +117,7 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
     training = new.training
     new.eval()  # trace the inference graph (aux heads and the like are training-only)
     try:
-        gm = fx.symbolic_trace(new)
+        gm = trace(new)
     except Exception as e:
         first = str(e).splitlines()[0][:160] if str(e) else ""
         raise NotImplementedError(
@@ -131,7 +132,12 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
     modules = dict(gm.named_modules())
     chain, body = _find_head(gm, modules)
     changes, notes, mode = _rewrite(gm, modules, chain, body)
-    gm.graph.eliminate_dead_code()
+    for node in list(gm.graph.nodes):  # the x.size(0) of a removed view; other calls stay
+        if not node.users and (
+            (node.op == "call_method" and node.target == "size")
+            or (node.op == "call_function" and node.target is getattr)
+        ):
+            gm.graph.erase_node(node)
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()

@@ -17,6 +17,7 @@ from torch import fx, nn
 
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._plan import record_step
+from onebyone.surgery._trace import trace
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
 
@@ -76,7 +77,7 @@ def _fuse_model(model: nn.Module, report: SurgeryReport) -> nn.Module:
     new = copy.deepcopy(model)
     with torch.no_grad():
         try:
-            graph_module = fx.symbolic_trace(new)
+            graph_module = trace(new)
         except Exception as e:  # any tracing failure: fall back to the module order
             report.notes.append(
                 f"the model does not trace with torch.fx ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
