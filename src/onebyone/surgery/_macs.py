@@ -11,7 +11,8 @@ from torch import nn
 
 
 def model_macs(model: nn.Module, example_input: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass of ``model`` on ``example_input``."""
+    """Multiply-accumulates of one forward pass of ``model`` on ONE example of ``example_input``."""
+    example_input = example_input[:1]
     try:
         from onebyone import analyze  # type: ignore[attr-defined]
     except ImportError:

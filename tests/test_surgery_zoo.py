@@ -1,0 +1,88 @@
+"""The three transformations on zoo models: exact where they must be, and save/load round trips."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+from onebyone.models import create_model
+from onebyone.surgery import convolutionalize, decompose, fuse, load, save
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small tensors: one thread avoids oversubscription on a shared, busy CPU.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def with_statistics(model: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm statistics, as after training, so folding is really tested."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def test_vgg16_score_maps_on_the_meta_device():
+    with torch.device("meta"):
+        model = create_model("vgg16")
+    conv_net, report = convolutionalize(model, (3, 224, 224))
+    assert [c.method for c in report.changes] == ["linear->conv7x7", "linear->conv1x1", "linear->conv1x1"]
+    assert tuple(conv_net.get_submodule("classifier.0").weight.shape) == (4096, 512, 7, 7)
+    with torch.device("meta"):
+        assert tuple(conv_net(torch.empty(1, 3, 224, 224)).shape) == (1, 1000, 1, 1)
+        assert tuple(conv_net(torch.empty(1, 3, 384, 384)).shape) == (1, 1000, 6, 6)
+    assert report.params_after == report.params_before == 138_357_544
+
+
+def small_vgg() -> nn.Module:
+    from onebyone.models.vgg import VGG
+
+    return VGG(((8,), (8,), (16,), (16,), (16,)), num_classes=10, hidden_features=32).eval()
+
+
+@pytest.mark.parametrize("size", [32, 64, 224])
+def test_vgg_convolutionalize_is_exact(size):
+    # 32 and 64: the adaptive pool stretches a 1x1 / 2x2 map to 7x7; 224: it is the identity.
+    model = small_vgg()
+    conv_net, report = convolutionalize(model, (3, size, size))
+    x = torch.randn(2, 3, size, size)
+    assert_close(conv_net(x).flatten(1), model(x), rtol=1e-5, atol=1e-5)
+    k = size // 32
+    assert report.changes[0].method == f"linear->conv{k}x{k}"
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
+def test_gap_models_convolutionalize_and_fuse_exactly(name):
+    model = with_statistics(create_model(name, num_classes=7))
+    x = torch.randn(2, 3, 64, 64)
+    expected = model(x)
+    conv_net, _ = convolutionalize(model, (3, 64, 64))
+    assert_close(conv_net(x).mean(dim=(2, 3)), expected, rtol=1e-5, atol=1e-5)
+    fused, report = fuse(model)
+    assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert not report.skipped
+    with pytest.raises(ValueError, match="expects input of shape N x 3"):
+        fused(torch.randn(1, 1, 64, 64))  # the zoo's input check survives tracing
+
+
+def test_resnet_decompose_full_rank_and_round_trip(tmp_path):
+    model = with_statistics(create_model("resnet20", num_classes=7))
+    x = torch.randn(2, 3, 32, 32)
+    full, _ = decompose(model, rank=1.0, round_to=1, example_input=x, only_if_cheaper=False)
+    assert (full(x) - model(x)).abs().max() < 1e-4
+    small, report = decompose(model, budget=0.5, example_input=x)
+    assert report.macs_after <= 0.5 * report.macs_before
+    fused, _ = fuse(small)
+    plan = save(fused, tmp_path / "r20", base="resnet20", base_kwargs={"num_classes": 7})
+    again = load(plan).eval()
+    assert torch.equal(again(x), fused(x))
