@@ -103,7 +103,8 @@ def decompose(
         rank: an int (the bottleneck width) or a float in (0, 1] (a fraction of the channels).
         energy: keep the smallest ranks that hold this fraction of the squared singular values.
         budget: a target fraction in (0, 1) of the model's MACs; per-layer ranks are chosen
-            greedily by (relative squared weight error added) per MAC saved.
+            greedily by weight reconstruction error added (energy lost / energy kept) per MAC
+            saved, along each layer's convex frontier of (MACs, error).
         layers: names of the layers to consider (default: every Conv2d and Linear).
         round_to: round ranks up to a multiple of this (capped at the channel count).
         example_input: an input batch, used for the layers' spatial sizes, the output errors and
@@ -388,7 +389,12 @@ def _grid(channels: int, round_to: int) -> list[int]:
 
 
 def _options(c: _Candidate, round_to: int) -> list[tuple[int, float, tuple[int, ...]]]:
-    """(MACs, relative squared weight error, ranks) of each rank choice cheaper than the layer."""
+    """(MACs, error, ranks) of each rank choice cheaper than the layer.
+
+    The error is the energy lost over the energy kept (a noise-to-signal ratio of the weight):
+    unlike the relative error, which saturates at 1, it keeps growing as a cut gets deeper, so
+    the greedy choice spreads the savings over layers instead of gutting a few.
+    """
     w = c.module.weight
     norm2 = float((w.detach().double() ** 2).sum()) or 1.0
     out = []
@@ -396,13 +402,17 @@ def _options(c: _Candidate, round_to: int) -> list[tuple[int, float, tuple[int, 
         table = _tucker.tucker2_error_table(w)
         for a in _grid(w.shape[0], round_to):
             for b in _grid(w.shape[1], round_to):
-                out.append((c.macs_at((a, b)), float(table[a, b]) / norm2, (a, b)))
+                out.append((c.macs_at((a, b)), _nsr(float(table[a, b]) / norm2), (a, b)))
     else:
         matrix = w if c.kind == "svd" else _tucker.unfold(w, 1)
         tail = _tucker.tail_energy(_tucker.singular_values(matrix))
         for r in _grid(c.channels()[0], round_to):
-            out.append((c.macs_at((r,)), float(tail[min(r, len(tail) - 1)]) / norm2, (r,)))
+            out.append((c.macs_at((r,)), _nsr(float(tail[min(r, len(tail) - 1)]) / norm2), (r,)))
     return [o for o in out if o[0] < c.macs]
+
+
+def _nsr(lost: float) -> float:
+    return lost / max(1.0 - lost, 1e-12)
 
 
 def _lower_hull(c: _Candidate, options) -> list[tuple[int, float, tuple[int, ...] | None]]:
