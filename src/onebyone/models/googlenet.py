@@ -102,6 +102,8 @@ class GoogLeNet(nn.Module):
         self.model_name = "GoogLeNet"
         self.default_input_size = (1, in_channels, 224, 224)
         self.num_features = 1024
+        # Below 15 pixels a ceil-mode max pool (maxpool3) would have no window left.
+        self.min_input_size = 15
 
         self.conv1 = BasicConv2d(in_channels, 64, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
@@ -146,6 +148,12 @@ class GoogLeNet(nn.Module):
 
     def _features(self, x: Tensor, with_aux: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
+        if not isinstance(x, torch.fx.Proxy) and min(x.shape[-2:]) < self.min_input_size:
+            raise ValueError(
+                f"{self.model_name} needs inputs of at least {self.min_input_size}x"
+                f"{self.min_input_size} pixels (its pools shrink the maps 32 times), got "
+                f"{tuple(x.shape[-2:])}; resize or pad the input"
+            )
         if self.transform_input:
             x = self._transform(x)
         aux1 = aux2 = None
