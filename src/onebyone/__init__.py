@@ -5,6 +5,7 @@
 True
 """
 
+from onebyone import surgery
 from onebyone._version import __version__
 from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
 from onebyone.errors import OneByOneError
@@ -51,4 +52,5 @@ __all__ = [
     "list_models",
     "load_model",
     "register_model",
+    "surgery",
 ]

@@ -14,7 +14,7 @@ def model_macs(model: nn.Module, example_input: torch.Tensor) -> int:
     """Multiply-accumulates of one forward pass of ``model`` on ONE example of ``example_input``."""
     example_input = example_input[:1]
     try:
-        from onebyone import analyze  # type: ignore[attr-defined]
+        from onebyone.analysis import analyze
     except ImportError:
         analyze = None
     if analyze is not None:
