@@ -102,7 +102,7 @@ def test_mlpconv_norm_layer_and_stride():
 )
 def test_mlpconv_bad_arguments(kwargs, needle):
     with pytest.raises(ValueError, match=needle.replace("[", r"\[").replace("]", r"\]")):
-        MLPConv(3, **kwargs)
+        MLPConv(3, **{"kernel_size": 3, **kwargs})
 
 
 # ------------------------------------------------------------------ Inception modules
@@ -338,3 +338,10 @@ def test_residual_output_shape_property(block_cls, in_channels, mid, stride, siz
     side = math.ceil(size / stride)
     assert y.shape == (1, out, side, side)
     assert bool((y >= 0).all())  # the final ReLU
+
+
+def test_mlpconv_slices_are_plain_sequentials():
+    block = MLPConv(3, (4, 5), kernel_size=3)
+    tail = block[2:]
+    assert type(tail) is nn.Sequential and isinstance(tail[0], nn.Conv2d)
+    assert tail(torch.randn(1, 4, 2, 2)).shape == (1, 5, 2, 2)

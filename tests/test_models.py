@@ -106,6 +106,8 @@ def test_tutorial_models_structure():
     assert load_model("tutorial_increase").out_channels == 1024
     with pytest.raises(ValueError, match=r"tutorial_base.*num_classes"):
         create_model("tutorial_base", num_classes=10)
+    head = reduced[:2]  # slicing gives a plain Sequential of the same layers
+    assert type(head) is nn.Sequential and head.conv1 is reduced.conv1
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS + TUTORIALS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from torch import nn
@@ -42,7 +43,7 @@ class MLPConv(nn.Sequential):
         in_channels: int,
         channels: Sequence[int],
         *,
-        kernel_size: int = 3,
+        kernel_size: int,
         stride: int = 1,
         padding: int = 0,
         norm_layer: Callable[[int], nn.Module] | None = None,
@@ -74,6 +75,12 @@ class MLPConv(nn.Sequential):
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
+
+    def __getitem__(self, idx):
+        # A slice is a plain Sequential: the constructor arguments no longer describe it.
+        if isinstance(idx, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
 
     def extra_repr(self) -> str:
         return (

@@ -77,6 +77,12 @@ class TutorialModel(nn.Sequential):
         # N x 3 x 256 x 256
         return super().forward(x)  # N x out_channels x 256 x 256
 
+    def __getitem__(self, idx):
+        # A slice is a plain Sequential: the constructor arguments no longer describe it.
+        if isinstance(idx, slice):
+            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
+        return super().__getitem__(idx)
+
     def extra_repr(self) -> str:
         return (
             f"model_name={self.model_name!r}, in_channels={self.in_channels}, "
