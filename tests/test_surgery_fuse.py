@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from onebyone.surgery import decompose, fuse
+from onebyone.surgery import decompose, fuse, merge_pair
 
 
 @pytest.fixture(autouse=True)
@@ -147,3 +149,29 @@ def test_input_is_not_modified():
     assert isinstance(net[1], nn.BatchNorm2d)
     for k, v in net.state_dict().items():
         assert torch.equal(v, state[k])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    k=st.sampled_from([1, 3, 5]),
+    stride=st.sampled_from([1, 2]),
+    padding=st.integers(0, 2),
+    dilation=st.sampled_from([1, 2]),
+    first_bias=st.booleans(),
+    second_bias=st.booleans(),
+    order=st.sampled_from(["kxk-1x1", "1x1-kxk"]),
+)
+def test_merge_pair_is_exact_or_explains(k, stride, padding, dilation, first_bias, second_bias, order):
+    torch.set_num_threads(1)
+    kxk_args = dict(kernel_size=k, stride=stride, padding=padding, dilation=dilation)
+    if order == "kxk-1x1":
+        first, second = nn.Conv2d(3, 5, bias=first_bias, **kxk_args), nn.Conv2d(5, 4, 1, bias=second_bias)
+    else:
+        first, second = nn.Conv2d(3, 5, 1, bias=first_bias), nn.Conv2d(5, 4, bias=second_bias, **kxk_args)
+    merged = merge_pair(first, second)
+    if isinstance(merged, str):
+        assert order == "1x1-kxk" and first_bias and padding > 0
+        return
+    x = torch.randn(2, 3, 11, 11)
+    with torch.no_grad():
+        assert_close(merged(x), second(first(x)), rtol=1e-5, atol=1e-5)
