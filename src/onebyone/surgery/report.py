@@ -86,7 +86,10 @@ class SurgeryReport:
                 _err(c.output_error),
                 times,
             ])
-        widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+        # Columns with nothing to say for this operation (ranks for fuse, times unless measured) go.
+        keep = [i for i in range(len(header)) if i < 2 or any(row[i] not in ("", "-", "- -> -") for row in lines[1:])]
+        lines = [[row[i] for i in keep] for row in lines]
+        widths = [max(len(row[i]) for row in lines) for i in range(len(keep))]
         out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
         for s in self.skipped:
             out.append(f"skipped {s.name}: {s.reason}")
