@@ -86,3 +86,13 @@ def test_resnet_decompose_full_rank_and_round_trip(tmp_path):
     plan = save(fused, tmp_path / "r20", base="resnet20", base_kwargs={"num_classes": 7})
     again = load(plan).eval()
     assert torch.equal(again(x), fused(x))
+
+
+def test_convolutionalized_zoo_model_round_trip(tmp_path):
+    model = with_statistics(create_model("resnet18", num_classes=5))
+    conv_net, _ = convolutionalize(model, (3, 64, 64))
+    plan = save(conv_net, tmp_path / "r18", base="resnet18", base_kwargs={"num_classes": 5})
+    again = load(plan).eval()
+    x = torch.randn(1, 3, 96, 96)
+    assert torch.equal(again(x), conv_net(x))
+    assert again(x).shape == (1, 5, 3, 3)
