@@ -7,6 +7,7 @@ True
 
 from onebyone import surgery
 from onebyone._version import __version__
+from onebyone.analysis import LayerStats, Report, analyze, plan
 from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
 from onebyone.errors import OneByOneError
 from onebyone.layers import (
@@ -39,18 +40,22 @@ __all__ = [
     "CrossChannelPool",
     "GoogLeNet",
     "Inception",
+    "LayerStats",
     "MLPConv",
     "Maxout",
     "MaxoutConv2d",
     "NaiveInception",
     "NiN",
     "OneByOneError",
+    "Report",
     "ResNet",
     "TutorialModel",
     "__version__",
+    "analyze",
     "create_model",
     "list_models",
     "load_model",
+    "plan",
     "register_model",
     "surgery",
 ]
