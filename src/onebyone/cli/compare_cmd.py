@@ -1,0 +1,75 @@
+"""``onebyone compare``: naive networks vs their 1x1-reduced twins, trained on the same budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from onebyone.cli._common import user_errors
+
+
+@user_errors
+def compare(
+    variants: list[str] = typer.Argument(None, help="Variant names (default: all; see --list)."),
+    data: str = typer.Option("mnist5k", "--data", help="'mnist5k' (bundled) or a dataset path."),
+    epochs: int = typer.Option(3, "--epochs", help="Training epochs per variant."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(0.05, "--lr", help="Peak learning rate."),
+    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adamw or adam."),
+    seed: int = typer.Option(0, "--seed"),
+    subset: int = typer.Option(
+        0, "--subset", help="Train on a class-balanced subset of this many samples."
+    ),
+    test_subset: int = typer.Option(
+        0, "--test-subset", help="Evaluate on a subset of this many samples."
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="A smoke run: 1 epoch on 500 digits, 200 test digits."
+    ),
+    out: Path = typer.Option(
+        Path("runs/compare"), "--out", help="Where report.json and the plot go."
+    ),
+    plot: bool = typer.Option(
+        True, "--plot/--no-plot", help="Write accuracy_vs_macs.png (matplotlib)."
+    ),
+    latency: bool = typer.Option(
+        True, "--latency/--no-latency", help="Measure CPU latency (batch 1, 64)."
+    ),
+    device: str = typer.Option("auto", "--device"),
+    list_: bool = typer.Option(False, "--list", help="List the variants and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train each variant, then print params, MACs, CPU latency, test accuracy and training time.
+
+    Example: onebyone compare --out runs/compare
+    """
+    from rich.console import Console
+
+    from onebyone._checks import check_int
+    from onebyone.experiments import VARIANTS
+    from onebyone.experiments import compare as run_compare
+
+    if list_:
+        for v in VARIANTS.values():
+            twin = f" (twin: {v.twin})" if v.twin else ""
+            typer.echo(f"{v.name:20s} {v.description}{twin}")
+        return
+    check_int("--epochs", epochs)
+    check_int("--batch-size", batch_size)
+    check_int("--subset", subset, minimum=0)
+    check_int("--test-subset", test_subset, minimum=0)
+    if quick:
+        epochs, subset, test_subset = 1, subset or 500, test_subset or 200
+    result = run_compare(
+        variants or None, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
+        optimizer=optimizer, seed=seed, train_subset=subset or None,
+        test_subset=test_subset or None, latency=latency, device=device, out_dir=out,
+        plot=plot, quiet=quiet,
+    )  # fmt: skip
+    console = Console(width=max(Console().width, 110))
+    console.print(result.table())
+    for line in result.summary_lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    written = "report.json" + (", accuracy_vs_macs.png" if plot else "")
+    console.print(f"wrote {written} in {out}", highlight=False, soft_wrap=True)

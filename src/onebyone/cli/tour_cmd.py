@@ -1,0 +1,22 @@
+"""``onebyone tour``: the seeds' numbers, computed for real (the README's first command)."""
+
+from __future__ import annotations
+
+import typer
+
+from onebyone.cli._common import user_errors
+
+
+@user_errors
+def tour(
+    quick: bool = typer.Option(False, "--quick", help="Skip the training steps (a few seconds)."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the random filters and initialisations."),
+) -> None:
+    """Walk through 1x1 convolutions and cross-channel pooling with real numbers."""
+    from rich.console import Console
+
+    from onebyone.tour import run_tour
+
+    console = Console()
+    console = Console(width=max(console.width, 100))
+    run_tour(quick=quick, console=console, seed=seed)

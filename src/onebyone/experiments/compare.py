@@ -1,0 +1,282 @@
+"""``compare``: train naive networks and their 1x1-reduced twins on the same data and budget.
+
+Parameters and MACs come from :func:`onebyone.analysis.analyze`; latency from
+:func:`onebyone._timing.latency_ms` (eval mode, median of repeats); accuracy from
+:func:`onebyone.train.evaluate` on the test split.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from onebyone._checks import check_int
+from onebyone.experiments.variants import VARIANTS, build_variant
+
+__all__ = ["CompareReport", "VariantResult", "compare"]
+
+REPORT_KEYS = (
+    "name", "twin", "params", "macs", "latency_ms_b1", "latency_ms_b64", "accuracy", "train_seconds",
+)  # fmt: skip
+
+
+@dataclass
+class VariantResult:
+    """One row of the comparison: the keys of ``report.json``."""
+
+    name: str
+    twin: str | None
+    params: int
+    macs: int
+    latency_ms_b1: float | None
+    latency_ms_b64: float | None
+    accuracy: float
+    train_seconds: float
+
+
+@dataclass
+class CompareReport:
+    """The rows of a comparison, with the settings that produced them.
+
+    Example:
+        >>> r = CompareReport([VariantResult("a", None, 10, 400, 1.0, 9.0, 0.95, 3.0),
+        ...                    VariantResult("b", "a", 5, 100, 0.5, 4.0, 0.97, 2.0)])
+        >>> [(p["reduced"], p["macs_ratio"]) for p in r.pairs()]
+        [('b', 4.0)]
+    """
+
+    variants: list[VariantResult]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``report.json`` content: ``{"variants": [{name, twin, params, macs, ...}]}``."""
+        return {"variants": [{k: asdict(v)[k] for k in REPORT_KEYS} for v in self.variants]}
+
+    def pairs(self) -> list[dict[str, Any]]:
+        """Each variant that has a twin present, with its MAC ratio and both accuracies."""
+        by_name = {v.name: v for v in self.variants}
+        out = []
+        for v in self.variants:
+            twin = by_name.get(v.twin) if v.twin else None
+            if twin is None:
+                continue
+            out.append({
+                "reduced": v.name, "twin": twin.name,
+                "macs_ratio": twin.macs / v.macs if v.macs else float("inf"),
+                "params_ratio": twin.params / v.params if v.params else float("inf"),
+                "accuracy": v.accuracy, "twin_accuracy": twin.accuracy,
+            })  # fmt: skip
+        return out
+
+    def table(self) -> Any:
+        """A rich Table of the rows."""
+        from rich.table import Table
+
+        from onebyone.analysis.render import human_count
+
+        t = Table(title="onebyone compare", title_justify="left")
+        for col in ("variant", "twin", "params", "MACs", "ms b1", "ms b64", "test acc", "train s"):
+            t.add_column(col, justify="left" if col in ("variant", "twin") else "right")
+        for v in self.variants:
+            t.add_row(
+                v.name, v.twin or "-", f"{v.params:,}", human_count(v.macs),
+                "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}",
+                "-" if v.latency_ms_b64 is None else f"{v.latency_ms_b64:.1f}",
+                f"{100 * v.accuracy:.2f}%", f"{v.train_seconds:.1f}",
+            )  # fmt: skip
+        return t
+
+    def summary_lines(self, *, min_accuracy: float = 0.97, min_ratio: float = 2.0) -> list[str]:
+        """One line per reduced variant: MAC ratio, accuracy, and whether the claim holds."""
+        lines = []
+        for p in self.pairs():
+            ok = p["accuracy"] >= min_accuracy and p["macs_ratio"] >= min_ratio
+            lines.append(
+                f"{p['reduced']} vs {p['twin']}: {p['macs_ratio']:.1f}x fewer MACs, "
+                f"{p['params_ratio']:.1f}x fewer params, accuracy {100 * p['accuracy']:.2f}% vs "
+                f"{100 * p['twin_accuracy']:.2f}%  "
+                + (
+                    f"[ok: >= {100 * min_accuracy:.0f}% and >= {min_ratio:g}x]"
+                    if ok
+                    else "[claim NOT met]"
+                )
+            )
+        return lines
+
+
+def compare(
+    variants: Sequence[str] | None = None,
+    *,
+    data: str | os.PathLike = "mnist5k",
+    epochs: int = 3,
+    batch_size: int = 32,
+    lr: float = 0.05,
+    optimizer: str = "sgd",
+    seed: int = 0,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    latency: bool = True,
+    device: str = "auto",
+    out_dir: str | os.PathLike | None = None,
+    plot: bool = True,
+    quiet: bool = False,
+) -> CompareReport:
+    """Train each variant with the same data, budget and seed; measure size, cost, speed, accuracy.
+
+    Args:
+        variants: names from :data:`~onebyone.experiments.variants.VARIANTS` (default: all).
+        data: ``"mnist5k"`` or a dataset path (see :func:`onebyone.data.load`).
+        epochs: training epochs per variant.
+        batch_size: training batch size.
+        lr: peak learning rate.
+        optimizer: ``"sgd"``, ``"adamw"`` or ``"adam"``.
+        seed: seeds every variant's initialisation and data order.
+        train_subset: train on a class-balanced subset of this many samples.
+        test_subset: evaluate on a class-balanced subset of this many samples.
+        latency: measure CPU latency at batch 1 and 64 (else those fields are None).
+        device: where to train (latency is always measured on CPU).
+        out_dir: if given, write ``report.json`` and ``accuracy_vs_macs.png`` there.
+        plot: write the plot (needs matplotlib) when ``out_dir`` is given.
+        quiet: no progress bars or printing.
+
+    Returns:
+        A :class:`CompareReport`.
+
+    Example:
+        >>> r = compare(["nin_mlpconv"], epochs=1, train_subset=100, test_subset=50,
+        ...             latency=False, quiet=True, device="cpu")
+        >>> r.variants[0].name, r.variants[0].macs > 0
+        ('nin_mlpconv', True)
+    """
+    from onebyone.analysis import analyze
+    from onebyone.data import load
+    from onebyone.train import evaluate, fit
+
+    names = list(variants) if variants else list(VARIANTS)
+    for n in names:
+        if n not in VARIANTS:
+            raise ValueError(f"unknown variant {n!r}; expected one of {', '.join(VARIANTS)}")
+    epochs = check_int("epochs", epochs)
+    train_set, test_set = load(data, "train"), load(data, "test")
+    if train_subset:
+        train_set = train_set.subset(
+            min(check_int("train_subset", train_subset), len(train_set)), seed=seed
+        )
+    if test_subset:
+        test_set = test_set.subset(
+            min(check_int("test_subset", test_subset), len(test_set)), seed=seed
+        )
+    c, h, w = train_set.input_size
+    console = None
+    if not quiet:
+        from rich.console import Console
+
+        console = Console()
+    rows: list[VariantResult] = []
+    for i, name in enumerate(names):
+        torch.manual_seed(seed)
+        model = build_variant(
+            name, in_channels=c, num_classes=train_set.num_classes, input_size=(h, w)
+        )
+        report = analyze(model, (1, c, h, w))
+        if console is not None:
+            console.print(
+                f"[{i + 1}/{len(names)}] {name}: {report.total_params:,} params, "
+                f"{report.total_macs:,} MACs",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+        history = fit(
+            model, train_set, None, epochs=epochs, batch_size=batch_size, lr=lr,
+            optimizer=optimizer, seed=seed, device=device, quiet=quiet,
+        )  # fmt: skip
+        acc = evaluate(model, test_set, device=device)["accuracy"]
+        lat1 = lat64 = None
+        if latency:
+            from onebyone._timing import latency_ms
+
+            model = model.to("cpu")
+            lat1 = latency_ms(model, (1, c, h, w), warmup=2, repeats=7, channels_last=True)
+            lat64 = latency_ms(model, (64, c, h, w), warmup=1, repeats=3, channels_last=True)
+        rows.append(VariantResult(
+            name, VARIANTS[name].twin if VARIANTS[name].twin in names else None,
+            int(report.total_params), int(report.total_macs), lat1, lat64, float(acc),
+            float(history.train_seconds),
+        ))  # fmt: skip
+    result = CompareReport(rows, {
+        "data": str(data), "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "optimizer": optimizer, "seed": seed, "train_size": len(train_set), "test_size": len(test_set),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+    })  # fmt: skip
+    if out_dir is not None:
+        write_outputs(result, out_dir, plot=plot)
+    return result
+
+
+def write_outputs(
+    result: CompareReport, out_dir: str | os.PathLike, *, plot: bool = True
+) -> list[Path]:
+    """Write ``report.json`` (and ``accuracy_vs_macs.png`` if ``plot``) into ``out_dir``."""
+    from onebyone._io import write_json_atomic
+
+    out = Path(out_dir)
+    written = [write_json_atomic(out / "report.json", result.to_dict())]
+    if plot:
+        written.append(plot_accuracy_vs_macs(result, out / "accuracy_vs_macs.png"))
+    return written
+
+
+def plot_accuracy_vs_macs(result: CompareReport, path: str | os.PathLike) -> Path:
+    """Plot test accuracy against MACs (log x), one labelled point per variant, arrows to twins.
+
+    Raises:
+        ImportError: matplotlib is not installed (``pip install 'onebyone[plot]'``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the plot needs matplotlib: pip install 'onebyone[plot]'") from e
+    from onebyone._io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    by_name = {v.name: v for v in result.variants}
+    for v in result.variants:
+        twin = by_name.get(v.twin) if v.twin else None
+        if twin is not None:
+            ax.annotate(
+                "", xy=(v.macs, 100 * v.accuracy), xytext=(twin.macs, 100 * twin.accuracy),
+                arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 1},
+            )  # fmt: skip
+    for v in result.variants:
+        color = (
+            "tab:green"
+            if v.twin
+            else ("tab:purple" if not any(u.twin == v.name for u in result.variants) else "tab:red")
+        )
+        ax.scatter([v.macs], [100 * v.accuracy], color=color, zorder=3)
+        ax.annotate(
+            v.name,
+            (v.macs, 100 * v.accuracy),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs per image (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs MACs: naive (red) -> 1x1-reduced (green)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

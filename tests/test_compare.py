@@ -1,0 +1,92 @@
+"""`compare` on tiny subsets: the report's schema, hand-derived counts, the CLI's table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from onebyone.cli import app
+from onebyone.experiments import compare, list_variants
+
+# Counted by hand from the architectures in onebyone/experiments/variants.py (28x28 input).
+PLAIN_MACS = 25 * 1 * 32 * 784 + 25 * 32 * 64 * 196 + 3136 * 128 + 128 * 10
+NIN_MACS = (25 * 32 + 32 * 16) * 784 + (25 * 16 * 32 + 32 * 24) * 196 + (9 * 24 * 64 + 64 * 10) * 49
+# conv weights + biases, and 2 BatchNorm parameters per channel
+NIN_PARAMS = sum(
+    w + b + 2 * b
+    for w, b in [
+        (25 * 32, 32),
+        (32 * 16, 16),
+        (25 * 16 * 32, 32),
+        (32 * 24, 24),
+        (9 * 24 * 64, 64),
+        (64 * 10, 10),
+    ]
+)
+KEYS = [
+    "name",
+    "twin",
+    "params",
+    "macs",
+    "latency_ms_b1",
+    "latency_ms_b64",
+    "accuracy",
+    "train_seconds",
+]
+
+
+def test_compare_report_json_and_plot(tmp_path):
+    result = compare(
+        ["plain_5x5", "nin_mlpconv"], epochs=2, train_subset=320, test_subset=200, batch_size=32, lr=0.02, device="cpu",
+        out_dir=tmp_path, quiet=True,
+    )  # fmt: skip
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert list(report) == ["variants"]
+    plain, nin = report["variants"]
+    assert list(plain) == KEYS and list(nin) == KEYS
+    assert (plain["name"], plain["twin"], nin["name"], nin["twin"]) == (
+        "plain_5x5",
+        None,
+        "nin_mlpconv",
+        "plain_5x5",
+    )
+    assert plain["macs"] == PLAIN_MACS == 11_065_088
+    assert nin["macs"] == NIN_MACS and nin["params"] == NIN_PARAMS == 29_878
+    for v in (plain, nin):
+        assert v["latency_ms_b1"] > 0 and v["latency_ms_b64"] > 0 and v["train_seconds"] > 0
+        assert 0.0 <= v["accuracy"] <= 1.0
+    # Two epochs on 320 digits: the plain network clearly beats 10% chance. (NiN's BatchNorm
+    # statistics need more steps than this before eval-mode accuracy means anything.)
+    assert plain["accuracy"] > 0.3
+    assert (tmp_path / "accuracy_vs_macs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (pair,) = result.pairs()
+    assert pair["macs_ratio"] == pytest.approx(PLAIN_MACS / NIN_MACS)
+
+
+def test_compare_cli_quick(tmp_path):
+    result = CliRunner().invoke(app, [
+        "compare", "plain_5x5", "nin_mlpconv", "--quick", "--subset", "200", "--test-subset", "100",
+        "--no-latency", "--no-plot", "--out", str(tmp_path), "--quiet", "--device", "cpu",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        "nin_mlpconv" in result.output and "4.40 M" in result.output and "11.07 M" in result.output
+    )
+    assert f"nin_mlpconv vs plain_5x5: {PLAIN_MACS / NIN_MACS:.1f}x fewer MACs" in result.output
+    variants = json.loads((tmp_path / "report.json").read_text())["variants"]
+    assert [v["latency_ms_b1"] for v in variants] == [None, None]
+    assert not (tmp_path / "accuracy_vs_macs.png").exists()
+
+
+def test_compare_cli_bad_input(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["compare", "resnet_huge", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and result.output.startswith(
+        "error: unknown variant 'resnet_huge'"
+    )
+    result = runner.invoke(app, ["compare", "--epochs", "0", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--epochs must be an integer >= 1, got 0" in result.output
+    result = runner.invoke(app, ["compare", "--list"])
+    assert result.exit_code == 0 and all(name in result.output for name in list_variants())
