@@ -1,0 +1,91 @@
+"""``onebyone summary``: a Keras-style per-layer table of parameters, MACs and shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from onebyone.cli._common import parse_shape, user_errors
+from onebyone.models._spec import SPEC_HELP
+
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object, tuple[int, ...]]:
+    """Load a model spec and the input size with the batch first (shared with ``plan``)."""
+    from onebyone._checks import check_int
+    from onebyone.models import load_model
+
+    batch = check_int("--batch", batch, minimum=1)
+    net = load_model(model)
+    if input is not None:
+        return net, (batch, *parse_shape(input))
+    default = getattr(net, "default_input_size", None)
+    if default is None:
+        raise ValueError(
+            f"{model!r} has no default_input_size; pass --input CxHxW, e.g. --input 3x224x224"
+        )
+    return net, (batch, *tuple(default)[1:])
+
+
+@user_errors
+def summary(
+    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
+    input: str | None = typer.Option(
+        None,
+        "--input",
+        help="Input CxHxW without the batch, e.g. 3x224x224 (default: the model's own).",
+    ),
+    batch: int = typer.Option(1, "--batch", help="Batch size placed in front of --input."),
+    depth: int | None = typer.Option(
+        None, "--depth", help="Fold rows deeper than N into their parent (default: show all)."
+    ),
+    format: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    channels_last: bool = typer.Option(
+        False, "--channels-last", help="Show shapes as Keras does: (None, H, W, C)."
+    ),
+    explain: bool = typer.Option(
+        False, "--explain", help="Add a column with each layer's formula."
+    ),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also save a bar chart of MACs and params per layer (needs matplotlib).",
+    ),
+    device: str = typer.Option("meta", "--device", help="meta (no real forward), cpu or cuda."),
+) -> None:
+    """Count parameters, MACs and FLOPs per layer, without a real forward pass by default.
+
+    MACs are the multiply-accumulates of convolutions and matrix products (bias adds
+    excluded, as in torchvision's figures); FLOPs = 2 x MACs + elementwise work.
+    """
+    from onebyone._checks import check_choice
+    from onebyone.analysis import analyze
+    from onebyone.analysis.render import plot_report, render_markdown, render_text
+
+    check_choice("--format", format, FORMATS)
+    if depth is not None and depth < 0:
+        raise ValueError(f"--depth must be >= 0, got {depth}")
+    net, size = _model_and_input(model, input, batch)
+    report = analyze(net, size, device=device)
+    if format == "json":
+        typer.echo(report.to_json())
+    elif format == "csv":
+        typer.echo(report.to_csv(), nl=False)
+    elif format == "markdown":
+        typer.echo(
+            render_markdown(report, depth=depth, channels_last=channels_last, explain=explain),
+            nl=False,
+        )
+    else:
+        width = 200 if explain else 120
+        typer.echo(
+            render_text(
+                report, depth=depth, channels_last=channels_last, explain=explain, width=width
+            ),
+            nl=False,
+        )
+    if plot is not None:
+        path = plot_report(report, plot, depth=depth)
+        typer.echo(f"wrote {path}", err=True)
