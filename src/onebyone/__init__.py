@@ -5,11 +5,12 @@
 True
 """
 
-from onebyone import surgery
+from onebyone import data, surgery, train
 from onebyone._version import __version__
 from onebyone.analysis import LayerStats, Report, analyze, plan
 from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
 from onebyone.errors import OneByOneError
+from onebyone.experiments import compare
 from onebyone.layers import (
     ChannelMean,
     ChannelProjection,
@@ -29,6 +30,7 @@ from onebyone.models import (
     load_model,
     register_model,
 )
+from onebyone.train import evaluate, fit
 
 __all__ = [
     "VGG",
@@ -52,10 +54,15 @@ __all__ = [
     "TutorialModel",
     "__version__",
     "analyze",
+    "compare",
     "create_model",
+    "data",
+    "evaluate",
+    "fit",
     "list_models",
     "load_model",
     "plan",
     "register_model",
     "surgery",
+    "train",
 ]

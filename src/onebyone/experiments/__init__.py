@@ -5,7 +5,7 @@
 True
 """
 
-from onebyone.experiments.compare import CompareReport, VariantResult, compare
+from onebyone.experiments.comparison import CompareReport, VariantResult, compare
 from onebyone.experiments.variants import VARIANTS, Variant, build_variant, list_variants
 
 __all__ = [
