@@ -1,8 +1,4 @@
-"""Model-level MACs for the surgery's budget and report totals.
-
-STOP-GAP until ``onebyone.analyze`` lands: counts Conv2d and Linear multiply-accumulates
-with forward hooks. Replaced by the analyzer as soon as it exists.
-"""
+"""Model-level MACs for the surgery's budget and report totals, from the analyzer."""
 
 from __future__ import annotations
 
@@ -11,32 +7,14 @@ from torch import nn
 
 
 def model_macs(model: nn.Module, example_input: torch.Tensor) -> int:
-    """Multiply-accumulates of one forward pass of ``model`` on ONE example of ``example_input``."""
-    example_input = example_input[:1]
-    try:
-        from onebyone.analysis import analyze
-    except ImportError:
-        analyze = None
-    if analyze is not None:
-        return int(analyze(model, tuple(example_input.shape)).total_macs)
-    total = 0
+    """Multiply-accumulates of ``model`` on ONE example shaped like ``example_input``.
 
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]
-            total += output.numel() * k
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
+    Counted by :func:`onebyone.analysis.analyze` on a meta copy, so no real forward runs.
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return total
+    Example:
+        >>> model_macs(nn.Conv2d(3, 8, 3), torch.zeros(4, 3, 10, 10))
+        13824
+    """
+    from onebyone.analysis import analyze
+
+    return int(analyze(model, (1, *example_input.shape[1:])).total_macs)
