@@ -175,3 +175,22 @@ def test_merge_pair_is_exact_or_explains(k, stride, padding, dilation, first_bia
     x = torch.randn(2, 3, 11, 11)
     with torch.no_grad():
         assert_close(merged(x), second(first(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_untraceable_model_still_merges_decomposed_layers():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3))
+
+        def forward(self, x):
+            if x.sum() > 1e9:
+                return x
+            return self.body(x)
+
+    x = torch.randn(1, 16, 8, 8)
+    small, _ = decompose(Gated().eval(), rank=4, example_input=x)
+    fused, report = fuse(small)
+    assert_close(fused(x), small(x), rtol=1e-5, atol=1e-5)
+    assert [type(m) for m in fused.body] == [nn.Conv2d, nn.ReLU, nn.Conv2d]
+    assert sum(c.method == "merge" for c in report.changes) == 4
