@@ -313,7 +313,7 @@ def render_plan(p: Plan, *, width: int | None = 120) -> str:
         table.add_column(
             col,
             justify="left" if col in ("Layer (type)", "Channels") else "right",
-            no_wrap=col != "Layer (type)",
+            no_wrap=True,
         )
     for e in p.entries:
         k = "x".join(str(d) for d in e.kernel_size)
