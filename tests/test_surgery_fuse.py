@@ -194,3 +194,12 @@ def test_untraceable_model_still_merges_decomposed_layers():
     assert_close(fused(x), small(x), rtol=1e-5, atol=1e-5)
     assert [type(m) for m in fused.body] == [nn.Conv2d, nn.ReLU, nn.Conv2d]
     assert sum(c.method == "merge" for c in report.changes) == 4
+
+
+def test_each_unmerged_pair_is_reported_once():
+    net = nn.Sequential(nn.Conv2d(4, 6, 3), nn.Conv2d(6, 5, 3), nn.Conv2d(5, 5, 1), nn.Conv2d(5, 5, 1)).eval()
+    fused, report = fuse(net)
+    assert [s.name for s in report.skipped] == ["0 + 1"]
+    assert len(report.changes) == 2
+    x = torch.randn(1, 4, 9, 9)
+    assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)

@@ -280,12 +280,13 @@ def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str]
             first = module_of(prev) if prev is not None else None
             if not isinstance(first, nn.Conv2d | nn.Linear):
                 continue
+            pair = f"{prev.target} + {node.target}"
             if uses[prev.target] > 1 or uses[node.target] > 1 or len(prev.users) > 1:
-                report.skipped.append(Skip(f"{prev.target} + {node.target}", "a layer or its output is shared"))
+                _skip_once(report, pair, "a layer or its output is shared")
                 continue
             fused = merge_pair(first, second)
             if isinstance(fused, str):
-                report.skipped.append(Skip(f"{prev.target} + {node.target}", fused))
+                _skip_once(report, pair, fused)
                 continue
             before = count_params(first) + count_params(second)
             _set(gm, modules, prev.target, fused)
@@ -301,6 +302,12 @@ def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str]
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
+
+
+def _skip_once(report: SurgeryReport, name: str, reason: str) -> None:
+    # The merge loop restarts after each merge; report each pair that stays apart once.
+    if not any(s.name == name for s in report.skipped):
+        report.skipped.append(Skip(name, reason))
 
 
 def _set(gm: fx.GraphModule, modules: dict, target: str, module: nn.Module) -> None:
