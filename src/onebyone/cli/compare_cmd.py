@@ -71,5 +71,10 @@ def compare(
     console.print(result.table())
     for line in result.summary_lines():
         console.print(line, highlight=False, soft_wrap=True)
+    if quick:
+        console.print(
+            "(--quick is a smoke run: 1 epoch on 500 digits; its accuracies say little)",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
     written = "report.json" + (", accuracy_vs_macs.png" if plot else "")
     console.print(f"wrote {written} in {out}", highlight=False, soft_wrap=True)
