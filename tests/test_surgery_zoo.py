@@ -96,3 +96,16 @@ def test_convolutionalized_zoo_model_round_trip(tmp_path):
     x = torch.randn(1, 3, 96, 96)
     assert torch.equal(again(x), conv_net(x))
     assert again(x).shape == (1, 5, 3, 3)
+
+
+@pytest.mark.slow
+def test_real_vgg16_convolutionalize_is_exact_on_a_small_input():
+    # The real 138M-parameter model on a 32x32 input: the features end at 1x1, which the
+    # adaptive pool stretches to 7x7; that stretch is folded into a 1x1 kernel.
+    model = create_model("vgg16", num_classes=10).eval()
+    conv_net, report = convolutionalize(model, (3, 32, 32))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert_close(conv_net(x).flatten(1), model(x), rtol=1e-5, atol=1e-6)
+    assert report.changes[0].method == "linear->conv1x1"
+    assert report.output_error < 1e-5
