@@ -37,6 +37,7 @@ def compress(
     input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
     round_to: int = typer.Option(8, "--round-to", help="Round ranks up to a multiple of this."),
+    iterations: int = typer.Option(0, "--iterations", help="HOOI refinement iterations (tucker2)."),
 ) -> None:
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save."""
     from onebyone.cli._surgery_common import (
@@ -56,7 +57,7 @@ def compress(
     example = torch.randn(1, *size)
     small, report = decompose(
         net, method=method, rank=parsed_rank, energy=energy, budget=budget, round_to=round_to,
-        example_input=example, measure=measure,
+        example_input=example, measure=measure, iterations=iterations,
     )
     typer.echo(report.to_text())
     typer.echo("")
