@@ -343,6 +343,6 @@ def render_plan(p: Plan, *, width: int | None = 120) -> str:
             f"{', '.join(format_shape(s) for s in p.input_shapes)}.",
             highlight=False,
         )
-        return console.export_text()
+        return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
     finally:
         console.file.close()

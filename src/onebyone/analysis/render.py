@@ -202,7 +202,8 @@ def render_text(
     from rich.table import Table
 
     table = Table(
-        title=f"{report.model} on input {', '.join(format_shape(s) for s in report.input_shapes)}",
+        title=f"{report.model} on input "
+        + ", ".join(format_shape(s, channels_last=channels_last) for s in report.input_shapes),
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
@@ -225,7 +226,8 @@ def render_text(
         for line in _footer(report):
             console.print(line, highlight=False)
         console.print(CONVENTION, highlight=False, style="dim")
-        return console.export_text(styles=color)
+        text = console.export_text(styles=color)
+        return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
     finally:
         console.file.close()
 

@@ -1,0 +1,136 @@
+"""``onebyone summary`` and ``onebyone plan``: golden tables for the tutorial's models, formats, errors.
+
+Regenerate the golden files with ``ONEBYONE_REGEN_GOLDEN=1 pytest tests/test_cli_summary.py``
+and review the diff: the parameter counts asserted below are the tutorial's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import onebyone
+from onebyone.cli import app
+
+runner = CliRunner()
+GOLDEN = Path(__file__).parent / "golden"
+REGEN = os.environ.get("ONEBYONE_REGEN_GOLDEN") == "1"
+
+# The tutorial's Keras summaries: per-layer parameters and totals at 256x256x3.
+# Sizes as Keras prints them (float32, 1 KB = 1024 bytes).
+TUTORIAL = {
+    "tutorial_base": ([14_336], "(None, 256, 256, 512)", "56.00 KB"),
+    "tutorial_project": ([14_336, 262_656], "(None, 256, 256, 512)", "1.06 MB"),
+    "tutorial_reduce": ([14_336, 32_832], "(None, 256, 256, 64)", "184.25 KB"),
+    "tutorial_increase": ([14_336, 525_312], "(None, 256, 256, 1024)", "2.06 MB"),
+}
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if REGEN:
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path}; run with ONEBYONE_REGEN_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("model", sorted(TUTORIAL))
+def test_tutorial_golden_tables(model):
+    result = invoke("summary", model, "--channels-last", "--input", "3x256x256")
+    assert result.exit_code == 0, result.output
+    params, last_shape, size = TUTORIAL[model]
+    text = result.stdout
+    for p in params:
+        assert f" {p:,} " in text
+    assert last_shape in text
+    total = sum(params)
+    assert f"Total params: {total:,} ({size})" in text
+    assert f"Trainable params: {total:,}" in text
+    assert "Non-trainable params: 0 (0.00 B)" in text
+    check_golden(f"summary_{model}.txt", text)
+
+
+def test_explain_shows_the_formula():
+    result = invoke("summary", "tutorial_base", "--input", "3x256x256", "--explain")
+    assert result.exit_code == 0, result.output
+    assert (
+        "3*3*3*512 + 512 = 14,336 params; 3*3*3*512 * 256*256 = 905,969,664 MACs" in result.stdout
+    )
+
+
+def test_json_is_exactly_to_json():
+    result = invoke("summary", "tutorial_reduce", "--format", "json", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    model = onebyone.create_model("tutorial_reduce")
+    expected = onebyone.analyze(model, (2, *model.default_input_size[1:])).to_json()
+    assert result.stdout == expected + "\n"
+    assert json.loads(result.stdout)["total_params"] == 47_168
+
+
+def test_csv_and_markdown():
+    csv = invoke("summary", "tutorial_base", "--format", "csv", "--input", "3x8x8").stdout
+    assert csv.splitlines()[0].startswith("name,type,depth")
+    md = invoke("summary", "tutorial_base", "--format", "markdown", "--input", "3x8x8").stdout
+    assert md.startswith("| Layer (type) | Output Shape | Param # | MACs |")
+
+
+def test_depth_folds_children():
+    result = invoke("summary", "resnet18", "--depth", "1", "--input", "3x64x64")
+    assert result.exit_code == 0, result.output
+    assert "layer1 (Sequential+)" in result.stdout
+    assert "layer1.0" not in result.stdout
+
+
+def test_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "macs.png"
+    result = invoke("summary", "tutorial_7x7", "--input", "3x16x16", "--plot", str(out))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plan_command():
+    result = invoke("plan", "tutorial_7x7", "--channels", "64")
+    assert result.exit_code == 0, result.output
+    assert "32,832 + 200,768 = 233,600" in result.stdout
+    data = json.loads(invoke("plan", "tutorial_7x7", "--channels", "64", "--format", "json").stdout)
+    assert data["entries"][0]["params_before"] == 1_605_696
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["summary", "no_such_model"], "unknown model"),
+        (["summary", "missing_file.py:build"], "does not exist"),
+        (["summary", "tutorial_base", "--input", "3x0x4"], "--input"),
+        (["summary", "tutorial_base", "--format", "yaml"], "--format"),
+        (["summary", "tutorial_base", "--input", "4x8x8"], "(1, 4, 8, 8)"),
+        (["plan", "tutorial_7x7", "--ratio", "2"], "ratio"),
+    ],
+)
+def test_user_errors_are_one_line(args, needle):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+def test_unloadable_spec_says_how_a_spec_is_spelled():
+    result = invoke("summary", "no_such_model")
+    assert (
+        "package.module:callable" in result.stderr and "path/to/file.py:callable" in result.stderr
+    )
+
+
+def test_help_says_a_spec_runs_user_code():
+    result = invoke("summary", "--help")
+    assert result.exit_code == 0
+    assert "RUN" in result.stdout
