@@ -158,3 +158,28 @@ def test_no_head_and_untraceable_models():
 def test_bad_input_size(size):
     with pytest.raises(ValueError, match="input_size must be"):
         convolutionalize(vgg_like(), size)
+
+
+def test_pooling_to_1x1_that_is_not_global_is_folded_exactly():
+    # AvgPool2d(7) on an 8x8 map gives 1x1 from the top-left 7x7 only: not a global average.
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AvgPool2d(7), nn.Flatten(), nn.Linear(4, 3)).eval()
+    conv_net, report = convolutionalize(net, (3, 10, 10))
+    x = torch.randn(2, 3, 10, 10)
+    assert_close(conv_net(x).flatten(1), net(x), rtol=1e-5, atol=1e-6)
+    assert report.changes[0].method == "linear->conv8x8"
+
+    class PoolThenMean(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.pool = nn.AvgPool2d(3)
+            self.fc1 = nn.Linear(4, 6)
+            self.fc2 = nn.Linear(6, 2)
+
+        def forward(self, x):
+            x = self.pool(self.conv(x)).mean((2, 3))  # the pool drops the last 2 rows and columns
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    net = PoolThenMean().eval()
+    conv_net, _ = convolutionalize(net, (3, 10, 10))
+    assert_close(conv_net(x).flatten(1), net(x), rtol=1e-5, atol=1e-6)

@@ -257,13 +257,22 @@ def _rewrite(gm: fx.GraphModule, modules: dict, chain: list[fx.Node], body: fx.N
     kinds = [_kind(n, modules) for n in chain]
     linears = [n for n, k in zip(chain, kinds, strict=True) if k == "linear"]
     _, channels, height, width = body.meta["tensor_meta"].shape
-    pool = chain[0] if kinds[0] in ("avgpool", "maxpool") else None
+    pool = next((n for n, k in zip(chain, kinds, strict=True) if k in ("avgpool", "maxpool")), None)
     flatten_at = next(i for i, k in enumerate(kinds) if k in ("flatten", "mean"))
-    pooled_shape = tuple(chain[flatten_at].args[0].meta["tensor_meta"].shape)
-    if kinds[flatten_at] == "mean":
-        pooled_shape = (*pooled_shape[:2], 1, 1)
-    global_average = kinds[flatten_at] == "mean" or (
-        kinds[0] == "avgpool" and pooled_shape[-2:] == (1, 1)
+    spatial_mean = kinds[flatten_at] == "mean"
+    if pool is not None and _kind(pool, modules) == "maxpool":
+        out_hw = tuple(pool.meta["tensor_meta"].shape[-2:])
+        if out_hw != (height, width):
+            raise NotImplementedError(
+                f"the head's max pooling maps {height}x{width} to {out_hw[0]}x{out_hw[1]}; "
+                "only average pooling can be folded into the first convolution"
+            )
+        pool = None  # a max pool that keeps the size is the identity
+    pooled_shape = (1, channels, 1, 1) if spatial_mean else tuple(chain[flatten_at].args[0].meta["tensor_meta"].shape)
+    # The pooling as a linear map: P[y*W + x] is the pooled map of a one-hot input at (y, x).
+    pooling = _pooling_matrix(pool, modules, spatial_mean, height, width)
+    global_average = pooling is not None and pooling.shape[-2:] == (1, 1) and torch.allclose(
+        pooling, torch.full_like(pooling, 1.0 / (height * width))
     )
     affine_only = all(k in ("linear", "flatten", "mean", "avgpool") or _is_dropout(n, modules)
                       for n, k in zip(chain, kinds, strict=True))
@@ -272,22 +281,10 @@ def _rewrite(gm: fx.GraphModule, modules: dict, chain: list[fx.Node], body: fx.N
     mode = "gap" if global_average and affine_only else "flatten"
 
     if mode == "flatten":
-        if kinds[flatten_at] == "mean":
-            # A spatial mean in front of a non-affine head: it is an HxW average pool.
-            pool_fn = lambda t: t.mean(dim=(2, 3), keepdim=True)  # noqa: E731
-        elif pool is not None:
-            pool_fn = _pool_function(pool, modules)
-            if kinds[0] == "maxpool" and pooled_shape[-2:] != (height, width):
-                raise NotImplementedError(
-                    f"the head's max pooling maps {height}x{width} to {pooled_shape[-2]}x{pooled_shape[-1]}; "
-                    "only average pooling can be folded into the first convolution"
-                )
-        else:
-            pool_fn = None
         for i, node in enumerate(linears):
             linear = modules[node.target]
             if i == 0:
-                conv = _first_conv(linear, channels, height, width, pool_fn, pooled_shape)
+                conv = _first_conv(linear, channels, height, width, pooling, pooled_shape)
                 method = f"linear->conv{height}x{width}"
             else:
                 conv = _pointwise(linear)
@@ -319,14 +316,22 @@ def _is_dropout(node: fx.Node, modules: dict) -> bool:
     return node.op == "call_function" and node.target is F.dropout
 
 
-def _pool_function(node: fx.Node, modules: dict):
-    if node.op == "call_module":
-        return modules[node.target]
-    fn, args, kwargs = node.target, node.args[1:], node.kwargs
-    return lambda t: fn(t, *args, **kwargs)
+def _pooling_matrix(pool: fx.Node | None, modules: dict, spatial_mean: bool, height: int, width: int):
+    """``(H*W, h, w)`` float64 matrix of the head's (linear) pooling, or None when there is none."""
+    if pool is None and not spatial_mean:
+        return None
+    t = torch.eye(height * width, dtype=torch.float64).reshape(height * width, 1, height, width)
+    if pool is not None:
+        if pool.op == "call_module":
+            t = modules[pool.target](t)
+        else:
+            t = pool.target(t, *pool.args[1:], **pool.kwargs)
+    if spatial_mean:
+        t = t.mean(dim=(2, 3), keepdim=True)
+    return t[:, 0]
 
 
-def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pool_fn, pooled_shape) -> nn.Conv2d:
+def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pooling, pooled_shape) -> nn.Conv2d:
     h, w = pooled_shape[-2:]
     if linear.in_features != channels * h * w:
         raise ValueError(
@@ -338,13 +343,11 @@ def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pool_
                      device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
         w4 = weight.reshape(linear.out_features, channels, h, w)
-        if pool_fn is None:
+        if pooling is None:
             kernel = w4
         else:
-            # The pooling is linear: P[y*W + x] is the pooled map of a one-hot input at (y, x).
-            basis = torch.eye(height * width, device=weight.device, dtype=weight.dtype)
-            pooled = pool_fn(basis.reshape(height * width, 1, height, width))  # (H*W, 1, h, w)
-            kernel = torch.einsum("ocij,pij->ocp", w4, pooled[:, 0]).reshape(linear.out_features, channels, height, width)
+            p = pooling.to(device=weight.device, dtype=weight.dtype)
+            kernel = torch.einsum("ocij,pij->ocp", w4, p).reshape(linear.out_features, channels, height, width)
         conv.weight.copy_(kernel)
         if linear.bias is not None:
             conv.bias.copy_(linear.bias)
