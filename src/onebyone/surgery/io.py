@@ -108,6 +108,7 @@ def load(plan_path: str | os.PathLike, *, map_location: str | torch.device = "cp
 
     The base spec is resolved by :func:`onebyone.models.load_model`; a ``package.module:callable``
     or ``file.py:callable`` spec imports and runs that code, so load only plans you trust.
+    The model comes back in the mode its builder gives (usually training): call ``.eval()``.
 
     Args:
         plan_path: the ``.json`` plan (or the path given to ``save``).
