@@ -210,7 +210,8 @@ def fit(
         channels_last: use the channels-last memory format for 4-D inputs.
         out_dir: if given, a checkpoint is written there at each epoch end
             (``model.safetensors``, ``optimizer.safetensors``, ``state.json``).
-        resume: a checkpoint directory to continue from, or True for ``out_dir``.
+        resume: a checkpoint directory to continue from, or True for ``out_dir``; the run
+            continues with the checkpoint's seed and stops after ``epochs`` epochs in all.
         quiet: no progress bars and no printing.
         num_workers: DataLoader workers, for datasets without ``get_batch``.
 
@@ -256,7 +257,7 @@ def fit(
     else:
         resume_dir = Path(resume)  # type: ignore[arg-type]
         out = out or resume_dir
-    if resume_dir is None and out is not None and has_checkpoint(out):
+    if out is not None and out != resume_dir and has_checkpoint(out):
         raise ValueError(
             f"out_dir {str(out)!r} already holds a checkpoint; resume it (resume=True / --resume) "
             "or choose another directory"
