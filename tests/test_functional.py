@@ -26,7 +26,7 @@ def test_each_formulation_equals_conv2d_with_gradients(name, fn, fmt, n, bias, d
     x = torch.randn(n, 6, 5, 7, dtype=dtype).contiguous(memory_format=fmt).requires_grad_()
     w = torch.randn(4, 6, dtype=dtype, requires_grad=True)
     b = torch.randn(4, dtype=dtype, requires_grad=True) if bias else None
-    out = fn(x, w, b)
+    out = fn(x, w[:, :, None, None], b)
     xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
     br = b.detach().clone().requires_grad_() if bias else None
     ref = F.conv2d(xr, wr[:, :, None, None], br)
@@ -93,3 +93,107 @@ def test_channel_project_in_no_grad_and_inference_mode():
 def test_channel_project_bad_input(weight, bias, stride, match):
     with pytest.raises(ValueError, match=match):
         channel_project(torch.randn(2, 6, 3, 3), weight, bias, stride)
+
+
+@pytest.mark.parametrize("n", [1, 4])
+def test_nchw_inference_path_equals_conv2d(n):
+    x = torch.randn(n, 6, 5, 7)
+    w = torch.randn(4, 6, 1, 1)
+    b = torch.randn(4)
+    with torch.no_grad():  # the plain batched GEMM, no custom autograd
+        out = OF._project_nchw(x, w, b)
+    torch.testing.assert_close(out, F.conv2d(x, w, b), rtol=1e-5, atol=1e-5)
+    assert out.is_contiguous()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_zero_stride_gradient_from_sum_backward(channels_last):
+    # out.sum().backward() hands the backward an expanded (zero-stride) gradient.
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(3, 5, 4, 4).contiguous(memory_format=fmt).requires_grad_()
+    w = torch.randn(2, 5, 1, 1, requires_grad=True)
+    b = torch.randn(2, requires_grad=True)
+    channel_project(x, w, b).sum().backward()
+    xr, wr, br = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    F.conv2d(xr, wr, br).sum().backward()
+    for got, ref in ((x.grad, xr.grad), (w.grad, wr.grad), (b.grad, br.grad)):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_gradcheck_nchw_custom_backward_float64():
+    x = torch.randn(3, 4, 2, 3, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(5, 4, 1, 1, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(channel_project, (x, w, b))
+    assert torch.autograd.gradcheck(lambda w_: channel_project(x.detach(), w_), (w,))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_projection_compiles_with_backward(channels_last):
+    torch._dynamo.reset()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(3, 6, 4, 4).contiguous(memory_format=fmt).requires_grad_()
+    w = torch.randn(4, 6, 1, 1, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    compiled = torch.compile(channel_project, fullgraph=True, backend="aot_eager")
+    compiled(x, w, b).square().sum().backward()
+    grads = [t.grad.clone() for t in (x, w, b)]
+    xr, wr, br = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    F.conv2d(xr, wr, br).square().sum().backward()
+    for got, ref in zip(grads, (xr.grad, wr.grad, br.grad), strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ cross-channel pooling paths
+
+
+@pytest.mark.parametrize("mode", ["max", "avg", "sum", "lp"])
+@pytest.mark.parametrize("grouping", ["contiguous", "interleaved"])
+def test_channels_last_pool_path_equals_nchw_path(mode, grouping):
+    x = torch.randn(2, 12, 5, 3, dtype=torch.float64)
+    xcl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    xr = x.clone().requires_grad_()
+    out = OF.cross_channel_pool(xcl, 4, mode=mode, grouping=grouping)
+    ref = OF.cross_channel_pool(xr, 4, mode=mode, grouping=grouping)
+    torch.testing.assert_close(out, ref)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(xcl.grad, xr.grad)
+    assert torch.autograd.gradcheck(
+        lambda t: OF.cross_channel_pool(t, 4, mode=mode, grouping=grouping),
+        (x[:1, :, :2].contiguous(memory_format=torch.channels_last).requires_grad_(),),
+    )
+
+
+def test_channels_last_max_routes_gradient_like_amax_on_ties():
+    x = torch.zeros(1, 4, 2, 2)
+    x[:, 1] = 1.0
+    x[:, 2] = 1.0  # group (0..3) has a two-way tie at every pixel
+    xcl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    OF.cross_channel_pool(xcl, 4).sum().backward()
+    expected = torch.tensor([0.0, 0.5, 0.5, 0.0]).view(1, 4, 1, 1).expand(1, 4, 2, 2)
+    assert torch.equal(xcl.grad, expected)
+
+
+def test_channels_last_pool_nan_and_bf16():
+    x = torch.randn(1, 8, 3, 3)
+    x[0, 5, 1, 1] = float("nan")
+    out = OF.cross_channel_pool(x.contiguous(memory_format=torch.channels_last), 4)
+    assert out[0, 1, 1, 1].isnan() and not out[0, 0].isnan().any()
+    xb = torch.randn(2, 8, 3, 3).to(torch.bfloat16)
+    out = OF.cross_channel_pool(xb.contiguous(memory_format=torch.channels_last), 4)
+    assert torch.equal(out, OF.cross_channel_pool(xb, 4))
+
+
+def test_channels_last_pool_compiles_with_backward():
+    torch._dynamo.reset()
+    x = torch.randn(2, 8, 3, 3).contiguous(memory_format=torch.channels_last).requires_grad_()
+    compiled = torch.compile(
+        lambda t: OF.cross_channel_pool(t, 4), fullgraph=True, backend="aot_eager"
+    )
+    compiled(x).square().sum().backward()
+    xr = x.detach().clone().requires_grad_()
+    xr.unflatten(1, (2, 4)).amax(2).square().sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)

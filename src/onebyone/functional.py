@@ -4,6 +4,17 @@ The layers in :mod:`onebyone.layers` call these functions. Each one picks the fa
 formulation for its input (see ``BENCHMARKS.md``), and every formulation equals the plain
 PyTorch reference (``nn.Conv2d(kernel_size=1)``, reshape + ``amax``) within float tolerance.
 
+Formulations (timed by ``benchmarks/bench_channel_ops.py``):
+
+* :func:`channel_project` on contiguous NCHW: one GEMM per image over the (C, H*W) matrix the
+  memory already is (``mm`` at batch 1; ``bmm`` with a broadcast weight and a hand-written
+  backward of dense GEMMs at batch > 1). On channels_last (and any other layout):
+  ``F.conv2d``, whose oneDNN kernel reads NHWC in place and measured fastest there.
+* :func:`cross_channel_pool` on NCHW: reshape + a reduction over a non-innermost axis (one
+  pass over memory). On channels_last: the (N*H*W, C) matrix view, ``max_pool1d`` for
+  contiguous max groups (with ``amax``'s gradient) and a reduction over the outer axis for
+  interleaved groups. Overlapping pools: ``unfold``.
+
 >>> import torch
 >>> from onebyone.functional import channel_project, cross_channel_pool
 >>> x = torch.randn(2, 50, 8, 8)
@@ -68,20 +79,20 @@ def channel_project(
     """
     stride = check_int("stride", stride)
     if weight.dim() == 4 and weight.shape[2:] == (1, 1):
-        w2 = weight.flatten(1)
+        w4 = weight
     elif weight.dim() == 2:
-        w2 = weight
+        w4 = weight[:, :, None, None]
     else:
         raise ValueError(
             "channel_project: weight must have shape (out_channels, in_channels, 1, 1) or "
             f"(out_channels, in_channels), got {tuple(weight.shape)}"
         )
-    out_channels = w2.shape[0]
+    out_channels = w4.shape[0]
     if bias is not None and tuple(bias.shape) != (out_channels,):
         raise ValueError(
             f"channel_project: bias must have shape ({out_channels},), got {tuple(bias.shape)}"
         )
-    return _project(x, w2, bias, stride, "channel_project")
+    return _project(x, w4, bias, stride, "channel_project")
 
 
 def _name(who: str | Callable[[], str]) -> str:
@@ -91,20 +102,20 @@ def _name(who: str | Callable[[], str]) -> str:
 
 def _project(
     x: torch.Tensor,
-    w2: torch.Tensor,
+    w4: torch.Tensor,
     bias: torch.Tensor | None,
     stride: int,
     who: str | Callable[[], str],
 ) -> torch.Tensor:
-    """Dispatch to the fastest formulation; ``w2`` is ``(out, in)``; arguments already valid."""
+    """Dispatch to the fastest formulation; ``w4`` is ``(out, in, 1, 1)``; arguments valid."""
     if x.dim() == 3:
-        return _project(x.unsqueeze(0), w2, bias, stride, who).squeeze(0)
+        return _project(x.unsqueeze(0), w4, bias, stride, who).squeeze(0)
     if x.dim() != 4:
         raise ValueError(
             f"{_name(who)}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) input, "
             f"got {x.dim()}-D input of shape {tuple(x.shape)}"
         )
-    in_channels = w2.shape[1]
+    in_channels = w4.shape[1]
     if x.shape[1] != in_channels:
         raise ValueError(
             f"{_name(who)}: expected {in_channels} input channels (dim 1), got {x.shape[1]} "
@@ -117,10 +128,9 @@ def _project(
         if fmt is not None:
             x = x.contiguous(memory_format=fmt)
     if x.is_contiguous():
-        return _project_nchw(x, w2, bias)
-    if x.is_contiguous(memory_format=torch.channels_last):
-        return _project_nhwc(x, w2, bias)
-    return F.conv2d(x, w2[:, :, None, None], bias)
+        return _project_nchw(x, w4, bias)
+    # channels_last, or any other layout: the convolution handles it.
+    return _project_nhwc(x, w4, bias)
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format | None:
@@ -131,24 +141,77 @@ def _memory_format(x: torch.Tensor) -> torch.memory_format | None:
     return None
 
 
-def _project_nchw(x: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """NCHW: per image, a (out, C) x (C, H*W) matrix product; no layout change at all."""
+def _project_nchw(x: torch.Tensor, w4: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """NCHW: per image, a (out, C) x (C, H*W) matrix product; no layout change at all.
+
+    ``nn.Conv2d`` on NCHW reorders the data for its kernel; the plain matrix product reads
+    it in place (see BENCHMARKS.md for the measured ratios).
+    """
     n, c, h, w = x.shape
-    xs = x.reshape(n, c, h * w)
     if n == 1:
-        x2 = xs[0]
+        if w4.shape[0] * c * h * w < _BATCH1_GEMM_MACS:
+            # Small single images: the same speed, and one op has the least per-call overhead.
+            return F.conv2d(x, w4, bias)
+        # One GEMM; autograd's mm backward is already two dense GEMMs.
+        x2, w2 = x.view(c, h * w), w4.view(-1, c)
         out = torch.mm(w2, x2) if bias is None else torch.addmm(bias.unsqueeze(1), w2, x2)
         return out.view(1, -1, h, w)
-    out = torch.matmul(w2, xs)
+    x3 = x.view(n, c, h * w)
+    w2 = w4.view(-1, c)
+    if torch.is_grad_enabled() and (
+        x.requires_grad or w2.requires_grad or (bias is not None and bias.requires_grad)
+    ):
+        return _NCHWProject.apply(x3, w2, bias).view(n, -1, h, w)
+    return _bmm_project(x3, w2, bias).view(n, -1, h, w)
+
+
+#: At batch 1, NCHW inputs with fewer multiply-adds than this go to ``F.conv2d``: the GEMM
+#: measured no faster there, and one op has the least Python overhead.
+_BATCH1_GEMM_MACS = 2**27
+
+
+def _bmm_project(x3: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    n, c, _ = x3.shape
+    out = torch.bmm(w2.expand(n, -1, c), x3)
     if bias is not None:
-        out = out + bias.view(1, -1, 1)
-    return out.view(n, -1, h, w)
+        out.add_(bias.view(1, -1, 1))
+    return out
 
 
-def _project_nhwc(x: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """channels_last: the memory already is an (N*H*W, C) matrix; one GEMM with weight.T."""
-    out = F.linear(x.permute(0, 2, 3, 1), w2, bias)  # N x H x W x out, contiguous
-    return out.permute(0, 3, 1, 2)  # a channels_last view in NCHW order
+def _project_nhwc(x: torch.Tensor, w4: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """channels_last (and other layouts): oneDNN's convolution reads NHWC in place and
+    measured as fast as or faster than a GEMM over (N*H*W, C) here."""
+    return F.conv2d(x, w4, bias)
+
+
+class _NCHWProject(torch.autograd.Function):
+    """``out[n] = W @ x[n] (+ b)`` for ``x`` of shape (N, C, P), N > 1, with a hand-written backward.
+
+    Plain autograd through ``torch.bmm(W.expand(N, ...), x)`` is slow in training: a
+    zero-stride gradient (e.g. from ``out.sum().backward()``) sends the backward GEMMs down a
+    slow path, and ``torch.matmul`` folds differently when an operand requires grad. Here every
+    GEMM gets dense operands and the weight gradient is one batched GEMM summed over the batch.
+    """
+
+    @staticmethod
+    def forward(ctx, x3: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None):
+        ctx.save_for_backward(x3, w2)
+        ctx.has_bias = bias is not None
+        return _bmm_project(x3, w2, bias)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x3, w2 = ctx.saved_tensors
+        grad = grad.contiguous()
+        n, c, _ = x3.shape
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = torch.bmm(w2.t().expand(n, c, -1), grad)
+        if ctx.needs_input_grad[1]:
+            gw = torch.bmm(grad, x3.transpose(1, 2)).sum(0)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = grad.sum((0, 2))
+        return gx, gw, gb
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,10 +364,20 @@ def _pool(
         g = x.unfold(d, k, stride)
         return _reduce(g, mode, -1, p)
     n = channels // k
+    if (
+        ndim == 4
+        and d == 1
+        and mode != "wta"
+        and k > 1
+        and not x.is_contiguous()
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
+        return _pool_channels_last(x, k, n, mode, grouping, p)
+    # reshape, not unflatten: the same view, without unflatten's Python-level overhead.
     if grouping == "contiguous":
-        g, red = x.unflatten(d, (n, k)), d + 1
+        g, red = x.reshape((*x.shape[:d], n, k, *x.shape[d + 1 :])), d + 1
     else:
-        g, red = x.unflatten(d, (k, n)), d
+        g, red = x.reshape((*x.shape[:d], k, n, *x.shape[d + 1 :])), d
     if mode == "wta":
         m = g.amax(red, keepdim=True)
         win = (g == m) | g.isnan()
@@ -312,6 +385,47 @@ def _pool(
             d, d + 1
         )
     return _reduce(g, mode, red, p)
+
+
+def _pool_channels_last(
+    x: torch.Tensor, k: int, n: int, mode: str, grouping: str, p: float
+) -> torch.Tensor:
+    """channels_last: work on the (N*H*W, C) matrix the memory already is; output channels_last.
+
+    Reducing a view whose channel axis is not the innermost one makes PyTorch allocate an
+    NCHW output and read the input with large strides (about 4x slower than a copy).
+    """
+    nb, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(nb * h * w, c)  # a view, no copy
+    if grouping == "interleaved":
+        out = _reduce(rows.view(-1, k, n), mode, 1, p)
+    elif mode == "max":
+        # A reduction over a tiny innermost axis is slow; max_pool1d's kernel is not.
+        out = _GroupMaxLast.apply(rows, k)
+    else:
+        out = _reduce(rows.view(-1, n, k), mode, 2, p)
+    return out.view(nb, h, w, n).permute(0, 3, 1, 2)
+
+
+class _GroupMaxLast(torch.autograd.Function):
+    """Max over consecutive groups of ``k`` columns of a (rows, C) matrix via ``max_pool1d``,
+    with ``torch.amax``'s gradient (split evenly among tied maxima) instead of max_pool's
+    (all to the first maximum)."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, k: int):
+        out = F.max_pool1d(rows, k)
+        ctx.save_for_backward(rows, out)
+        ctx.k = k
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        rows, out = ctx.saved_tensors
+        g = rows.view(rows.shape[0], -1, ctx.k)
+        win = g == out.unsqueeze(-1)
+        share = grad.unsqueeze(-1) / win.sum(-1, keepdim=True)
+        return torch.where(win, share, grad.new_zeros(())).view(rows.shape), None
 
 
 def _reduce(g: torch.Tensor, mode: str, red: int, p: float) -> torch.Tensor:
