@@ -18,7 +18,13 @@ def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object,
     from onebyone.models import load_model
 
     batch = check_int("--batch", batch, minimum=1)
-    net = load_model(model)
+    try:
+        net = load_model(model)
+    except ValueError as e:
+        message = str(e)
+        if "expected a zoo name" not in message:
+            message += f"; expected {SPEC_HELP}"
+        raise ValueError(message) from e
     if input is not None:
         return net, (batch, *parse_shape(input))
     default = getattr(net, "default_input_size", None)
