@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "write_text_atomic", "write_json_atomic", "save_safetensors_atomic"]
+__all__ = ["atomic_path", "save_safetensors_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager

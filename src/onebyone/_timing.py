@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["median_seconds", "latency_ms"]
+__all__ = ["latency_ms", "median_seconds"]
 
 
 def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7) -> float:
