@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/onebyone --help
+	$(BIN)/onebyone tour
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider
