@@ -1,0 +1,39 @@
+"""The README's Python examples run as written, in order, in one namespace."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_has_examples():
+    assert len(_python_blocks()) >= 5
+
+
+def test_readme_examples_run(capsys):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    namespace: dict = {}
+    try:
+        for i, block in enumerate(_python_blocks()):
+            try:
+                exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)
+            except Exception as e:  # name the block that failed
+                pytest.fail(f"README python block {i + 1} failed: {type(e).__name__}: {e}")
+    finally:
+        torch.set_num_threads(previous)
+    out = capsys.readouterr().out
+    # The numbers the README's comments promise.
+    assert "1,605,696" in out and "233,600" in out
+    # resnet50 at 8x3x512x512 from torchvision's published 4,089,184,256 MACs at 224: every
+    # feature map grows by 512/224 = 16/7 per side; the 2048 -> 1000 classifier does not.
+    fc = 2048 * 1000
+    convs_224 = 4_089_184_256 - fc
+    assert namespace["big"].total_macs == 8 * (convs_224 * 16**2 // 7**2 + fc)
