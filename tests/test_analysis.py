@@ -286,6 +286,52 @@ def test_failing_forward_names_the_module():
     assert next(m.parameters()).device.type == "cpu"
 
 
+def test_failing_forward_in_training_leaves_model_as_it_was():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+            self.head = nn.Linear(7, 2)  # wrong: the flattened map has 4*6*6 = 144 features
+
+        def forward(self, x):
+            return self.head(self.body(x).flatten(1))
+
+    m = Net().train()
+    seen = []
+    handle = m.body.register_forward_hook(lambda mod, args, out: seen.append(out.shape))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    for device in ("meta", "cpu"):
+        with pytest.raises(OneByOneError, match=r"'head' \(Linear\) on input shapes \(2, 144\)"):
+            analyze(m, (2, 3, 8, 8), device=device, train=True)
+    assert m.training and m.body.training and m.head.training
+    # the user's own hook travels with the copy (hooks can be part of the model, like
+    # weight_norm's) and stays registered on the original, alone
+    assert len(seen) == 2
+    assert list(m.body._forward_hooks) == [handle.id]
+    assert all(not mod._forward_pre_hooks for mod in m.modules())
+    assert all(not mod._forward_hooks for mod in m.modules() if mod is not m.body)
+    for k, v in m.state_dict().items():  # BN running stats not updated, nothing moved
+        assert v.device.type == "cpu"
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+
+
+def test_forward_updating_a_buffer_in_eval_leaves_the_original():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+        def forward(self, x):
+            self.calls += 1  # in place, even in eval mode
+            return self.fc(x)
+
+    m = Counter().eval()
+    analyze(m, (1, 3), device="cpu")
+    analyze(m, (1, 3))
+    assert int(m.calls) == 0
+
+
 def test_channel_mismatch_error_is_one_error():
     with pytest.raises(
         OneByOneError, match=r"module '0' \(Conv2d\) on input shapes \(1, 4, 8, 8\)"

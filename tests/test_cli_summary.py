@@ -53,6 +53,10 @@ def test_tutorial_golden_tables(model):
     assert last_shape in text
     total = sum(params)
     assert f"Total params: {total:,} ({size})" in text
+    # the 3x3 conv (3 -> 512), then the 1x1 (512 -> C, if any), k*k*in*out per position
+    one_by_one = {"tutorial_project": 512, "tutorial_reduce": 64, "tutorial_increase": 1024}
+    macs = (3 * 3 * 3 * 512 + 512 * one_by_one.get(model, 0)) * 256 * 256
+    assert f"Total MACs: {macs:,} " in text
     assert f"Trainable params: {total:,}" in text
     assert "Non-trainable params: 0 (0.00 B)" in text
     check_golden(f"summary_{model}.txt", text)
@@ -103,6 +107,23 @@ def test_plan_command():
     assert "32,832 + 200,768 = 233,600" in result.stdout
     data = json.loads(invoke("plan", "tutorial_7x7", "--channels", "64", "--format", "json").stdout)
     assert data["entries"][0]["params_before"] == 1_605_696
+
+
+def test_plan_ratio_reproduces_the_tutorial():
+    # 512 input maps * 0.125 = a 1x1 reduction to 64 before the 7x7 convolution
+    result = invoke("plan", "tutorial_7x7", "--ratio", "0.125", "--input", "3x32x32")
+    assert result.exit_code == 0, result.output
+    assert "1,605,696" in result.stdout and "32,832 + 200,768 = 233,600" in result.stdout
+
+
+def test_spec_whose_callable_raises_is_one_line(tmp_path):
+    spec = tmp_path / "broken.py"
+    spec.write_text("def build():\n    raise RuntimeError('no weights here')\n", encoding="utf-8")
+    result = invoke("summary", f"{spec}:build", "--input", "3x8x8")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "RuntimeError: no weights here" in lines[0] and "path/to/file.py:callable" in lines[0]
 
 
 @pytest.mark.parametrize(

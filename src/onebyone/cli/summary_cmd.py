@@ -20,11 +20,18 @@ def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object,
     batch = check_int("--batch", batch, minimum=1)
     try:
         net = load_model(model)
-    except ValueError as e:
+    except (ValueError, FileNotFoundError) as e:
         message = str(e)
         if "expected a zoo name" not in message:
             message += f"; expected {SPEC_HELP}"
         raise ValueError(message) from e
+    except Exception as e:
+        # the spec's callable ran and raised: the model cannot be loaded, say so on one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ValueError(
+            f"cannot load model {model!r}: calling it raised {type(e).__name__}: {first}; "
+            f"expected {SPEC_HELP}"
+        ) from e
     if input is not None:
         return net, (batch, *parse_shape(input))
     default = getattr(net, "default_input_size", None)
