@@ -141,7 +141,7 @@ class Plan:
         """Return :meth:`to_dict` as JSON."""
         return json.dumps(self.to_dict(), indent=indent)
 
-    def render(self, *, width: int | None = 120) -> str:
+    def render(self, *, width: int | None = 140) -> str:
         """Return the plan as a rich table, as ``onebyone plan`` prints it."""
         return render_plan(self, width=width)
 
@@ -285,7 +285,7 @@ def _entry(
     return entry, ""
 
 
-def render_plan(p: Plan, *, width: int | None = 120) -> str:
+def render_plan(p: Plan, *, width: int | None = 140) -> str:
     """Render a :class:`Plan` as a rich table followed by the model totals."""
     import io
 
@@ -314,6 +314,7 @@ def render_plan(p: Plan, *, width: int | None = 120) -> str:
             col,
             justify="left" if col in ("Layer (type)", "Channels") else "right",
             no_wrap=True,
+            min_width=len(col),  # never cut a header to "Params n…"
         )
     for e in p.entries:
         k = "x".join(str(d) for d in e.kernel_size)
