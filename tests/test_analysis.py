@@ -251,6 +251,21 @@ def test_cat_and_functional_meta_equals_cpu():
     assert meta.rows[0].output_shape == (1, 5)
 
 
+def test_attention_counts_the_same_on_meta_and_cpu():
+    # eval + no_grad on CPU would take attention's fused fast path, which has no rule
+    d, heads, ff, n, s = 16, 2, 32, 2, 5
+    layer = nn.TransformerEncoderLayer(d, heads, ff, batch_first=True).eval()
+    in_proj, out_proj = n * s * d * 3 * d, n * s * d * d
+    scores_and_mix = 2 * n * heads * s * s * (d // heads)
+    feed_forward = 2 * n * s * d * ff
+    expected = in_proj + scores_and_mix + out_proj + feed_forward
+    for device in ("meta", "cpu"):
+        r = analyze(layer, (n, s, d), device=device)
+        assert r.total_macs == expected, device
+        assert r.by_name()["self_attn"].macs == in_proj + scores_and_mix + out_proj
+    assert torch.backends.mha.get_fastpath_enabled()  # the global switch is restored
+
+
 def test_dtype_sets_byte_counts():
     r = analyze(nn.Linear(10, 10), (1, 10), dtype=torch.float16)
     assert r.param_bytes == 2 * 110 and r.dtype == "float16"

@@ -476,16 +476,22 @@ def _analyze_impl(
         row.formula = _formula(row, call.formulas)
 
     handles = []
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         for module in {id(m): m for m in work.modules()}.values():
             handles.append(module.register_forward_pre_hook(pre_hook))
             handles.append(module.register_forward_hook(post_hook))
+        # Attention's CPU/CUDA inference fast path is one fused kernel with no counting rule
+        # (and the meta device never takes it); turn it off so that every device runs the
+        # same decomposed operators and gives the same counts.
+        torch.backends.mha.set_fastpath_enabled(False)
         try:
             with torch.no_grad(), counter:
                 work(*inputs)
         except Exception as e:
             raise _forward_error(e, stack, device) from e
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         for h in handles:
             h.remove()
         counter.flat_from.clear()
