@@ -203,3 +203,18 @@ def test_each_unmerged_pair_is_reported_once():
     assert len(report.changes) == 2
     x = torch.randn(1, 4, 9, 9)
     assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("groups", [8, 2])
+def test_bn_folds_into_depthwise_and_grouped_convs(groups):
+    # Reference: the unfused model in eval mode. The folded conv must keep its groups.
+    net = randomize_bn(nn.Sequential(
+        nn.Conv2d(8, 8, 3, padding=1, groups=groups), nn.BatchNorm2d(8), nn.ReLU(),
+    ))
+    x = torch.randn(2, 8, 6, 6)
+    fused, report = fuse(net, example_input=x)
+    assert [c.method for c in report.changes] == ["fold-bn"]
+    conv = next(m for m in fused.modules() if isinstance(m, nn.Conv2d))
+    assert conv.groups == groups and conv.in_channels == 8
+    assert conv.weight.shape == net[0].weight.shape
+    assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)

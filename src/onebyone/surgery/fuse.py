@@ -157,9 +157,11 @@ def _like(layer: nn.Module, *, bias: bool, weight_shape: tuple[int, ...] | None 
     kwargs = {"device": w.device, "dtype": w.dtype}
     if isinstance(layer, nn.Linear):
         return nn.Linear(shape[1], shape[0], bias=bias, **kwargs)
+    # A grouped (or depthwise) weight is (out, in / groups, kh, kw): keep the groups.
+    groups = layer.groups
     return nn.Conv2d(
-        shape[1], shape[0], shape[2:], stride=layer.stride, padding=layer.padding,
-        dilation=layer.dilation, padding_mode=layer.padding_mode, bias=bias, **kwargs,
+        shape[1] * groups, shape[0], shape[2:], stride=layer.stride, padding=layer.padding,
+        dilation=layer.dilation, groups=groups, padding_mode=layer.padding_mode, bias=bias, **kwargs,
     )
 
 
