@@ -173,3 +173,29 @@ def test_checkpoint_mismatch_lists_the_first_mismatches(tmp_path):
     assert "missing keys: 1.weight, 1.bias" in message
     assert "unexpected keys: extra" in message
     assert "0.weight (file (8, 3, 3, 3), model (4, 3, 3, 3))" in message
+
+
+def test_fused_googlenet_with_aux_heads_round_trips(tmp_path):
+    # fuse traces the inference graph whatever the mode, so load (whose base model is built in
+    # training mode, aux heads active) replays the same structure.
+    from onebyone.models import create_model
+
+    kwargs = {"num_classes": 7, "aux_logits": True}
+    net = create_model("googlenet", **kwargs).eval()
+    fused, _ = fuse(net)
+    assert not any(k.startswith("aux") for k in fused.state_dict())
+    again = load(save(fused, tmp_path / "g", base="googlenet", base_kwargs=kwargs)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(again(x), fused(x))
+        torch.testing.assert_close(again(x), net(x), rtol=1e-4, atol=1e-4)
+
+
+def test_fuse_of_a_training_model_is_the_inference_graph():
+    from onebyone.models import create_model
+
+    net = create_model("googlenet", num_classes=7, aux_logits=True)  # training mode
+    fused, _ = fuse(net)
+    assert fused.training
+    out = fused.eval()(torch.randn(1, 3, 64, 64))
+    assert isinstance(out, torch.Tensor) and out.shape == (1, 7)

@@ -18,6 +18,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from onebyone.errors import OneByOneError
 from onebyone.surgery._macs import model_macs
+from onebyone.surgery._modes import copy_modes, eval_mode
 from onebyone.surgery._plan import record_step
 from onebyone.surgery._trace import trace
 from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error
@@ -80,15 +81,8 @@ def convolutionalize(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.
         x = torch.randn(size, device=device)
         report.macs_before = model_macs(model, x)
         report.macs_after = model_macs(new, x)
-        was = model.training, new.training
-        model.eval()
-        new.eval()
-        try:
-            with torch.no_grad():
-                expected, scores = model(x), new(x)
-        finally:
-            model.train(was[0])
-            new.train(was[1])
+        with eval_mode(model, new), torch.no_grad():
+            expected, scores = model(x), new(x)
         logits = scores.mean(dim=(2, 3)) if mode == "gap" else scores.flatten(1)
         report.output_error = relative_error(expected, logits)
     return new, report
@@ -114,7 +108,6 @@ def _device(model: nn.Module) -> torch.device:
 
 def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
     new = copy.deepcopy(model)
-    training = new.training
     new.eval()  # trace the inference graph (aux heads and the like are training-only)
     try:
         gm = trace(new)
@@ -141,7 +134,7 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
-    gm.train(training)
+    copy_modes(model, gm)
     record_step(gm, {"op": "convolutionalize", "input_size": list(size)}, source=model)
     return gm, changes, notes, mode
 

@@ -20,6 +20,7 @@ from onebyone._checks import check_choice, check_fraction, check_int
 from onebyone.errors import OneByOneError
 from onebyone.surgery import _tucker
 from onebyone.surgery._macs import model_macs
+from onebyone.surgery._modes import eval_mode
 from onebyone.surgery._plan import record_step
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
@@ -331,15 +332,12 @@ def _capture(model: nn.Module, candidates: list[_Candidate], x: torch.Tensor, re
             c.out_pixels = output.shape[-2] * output.shape[-1]
 
     handles = [c.module.register_forward_hook(hook) for c in candidates]
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(x)
     except Exception as e:
         raise OneByOneError(f"the model's forward failed on an input of shape {tuple(x.shape)}: {e}") from e
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     for c in list(candidates):
@@ -516,11 +514,8 @@ def _layer_errors_and_times(c: _Candidate, replacement: nn.Module, change: Layer
         return
     from onebyone._timing import median_seconds
 
-    was = c.module.training, replacement.training
-    c.module.eval()
-    replacement.eval()
     try:
-        with torch.inference_mode():
+        with eval_mode(c.module, replacement), torch.inference_mode():
             x = c.inputs
             change.output_error = relative_error(c.module(x), replacement(x))
             if measure:
@@ -532,24 +527,15 @@ def _layer_errors_and_times(c: _Candidate, replacement: nn.Module, change: Layer
                 change.time_before_ms = 1000.0 * sorted(before)[1]
                 change.time_after_ms = 1000.0 * sorted(after)[1]
     finally:
-        c.module.train(was[0])
-        replacement.train(was[1])
-    c.inputs = None
+        c.inputs = None
 
 
 def _model_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
-    was = old.training, new.training
-    old.eval()
-    new.eval()
-    try:
-        with torch.no_grad():
-            a, b = old(x), new(x)
-        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-            return relative_error(a, b)
-        return None
-    finally:
-        old.train(was[0])
-        new.train(was[1])
+    with eval_mode(old, new), torch.no_grad():
+        a, b = old(x), new(x)
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return relative_error(a, b)
+    return None
 
 
 # ----------------------------------------------------------------------------- replay

@@ -16,6 +16,7 @@ import torch
 from torch import fx, nn
 
 from onebyone.surgery._macs import model_macs
+from onebyone.surgery._modes import copy_modes, eval_mode
 from onebyone.surgery._plan import record_step
 from onebyone.surgery._trace import trace
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
@@ -58,7 +59,6 @@ def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tupl
         raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
     report = SurgeryReport("fuse")
     new = _fuse_model(model, report)
-    new.train(model.training)
     report.params_before = count_params(model)
     report.params_after = count_params(new)
     x = example_input
@@ -75,6 +75,10 @@ def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tupl
 
 def _fuse_model(model: nn.Module, report: SurgeryReport) -> nn.Module:
     new = copy.deepcopy(model)
+    # Always trace the inference graph: fusing is for inference (BatchNorm folds its running
+    # statistics), and the graph, hence the saved plan, must not depend on the mode the model
+    # happened to be in (a training GoogLeNet's forward runs its aux heads).
+    new.eval()
     with torch.no_grad():
         try:
             graph_module = trace(new)
@@ -84,30 +88,21 @@ def _fuse_model(model: nn.Module, report: SurgeryReport) -> nn.Module:
                 "fused only inside nn.Sequential containers"
             )
             _fuse_sequentials(new, "", report)
-            return new
+            return copy_modes(model, new)
         bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
         _fuse_graph(graph_module, report, bottlenecks)
-        return graph_module
+        return copy_modes(model, graph_module)
 
 
 def apply_structure(model: nn.Module, step: dict) -> nn.Module:
     """Replay a recorded fuse ``step``: fusing decides from the structure alone."""
-    new = _fuse_model(model, SurgeryReport("fuse"))
-    new.train(model.training)
-    return new
+    return _fuse_model(model, SurgeryReport("fuse"))
 
 
 def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
-    was = old.training, new.training
-    old.eval()
-    new.eval()
-    try:
-        with torch.no_grad():
-            a, b = old(x), new(x)
-        return relative_error(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) else None
-    finally:
-        old.train(was[0])
-        new.train(was[1])
+    with eval_mode(old, new), torch.no_grad():
+        a, b = old(x), new(x)
+    return relative_error(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) else None
 
 
 # ----------------------------------------------------------------------------- the math
