@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -116,6 +119,41 @@ def test_grouped_depthwise_dilated_transposed_by_hand():
     assert analyze(conv1d, (1, 4, 20)).total_macs == 16 * 8 * 4 * 5
     conv3d = nn.Conv3d(2, 3, 3)
     assert analyze(conv3d, (1, 2, 5, 5, 5)).total_macs == 27 * 3 * 2 * 27
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    groups=st.sampled_from([1, 2, 4]),
+    in_per_group=st.integers(1, 3),
+    out_per_group=st.integers(1, 3),
+    kernel=st.integers(1, 4),
+    stride=st.integers(1, 3),
+    padding=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    transposed=st.booleans(),
+    bias=st.booleans(),
+    size=st.integers(6, 10),
+)
+def test_any_conv2d_matches_flop_counter_and_hand_count(
+    groups, in_per_group, out_per_group, kernel, stride, padding, dilation, transposed, bias, size
+):
+    in_channels, out_channels = groups * in_per_group, groups * out_per_group
+    common = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
+    if transposed:
+        conv = nn.ConvTranspose2d(in_channels, out_channels, kernel, **common)
+    else:
+        conv = nn.Conv2d(in_channels, out_channels, kernel, **common)
+    shape = (2, in_channels, size, size)
+    out = conv(torch.randn(*shape))
+    meta, cpu = analyze(conv, shape), analyze(conv, shape, device="cpu")
+    assert meta.rows[0].output_shape == tuple(out.shape)
+    assert meta.total_macs == cpu.total_macs
+    assert 2 * meta.total_macs == reference_flops(conv, shape)
+    # by hand: a direct conv does k*k*(in/groups) MACs per output element; a transposed one
+    # spreads every input element over k*k*(out/groups) outputs
+    per = kernel * kernel * (out_per_group if transposed else in_per_group)
+    assert meta.total_macs == per * (math.prod(shape) if transposed else out.numel())
+    assert meta.total_params == sum(p.numel() for p in conv.parameters())
 
 
 # ------------------------------------------------------------------ functional code
