@@ -97,6 +97,22 @@ class Report:
     Build it with :func:`onebyone.analyze`. The dict, JSON and CSV forms use the same names
     as the attributes.
 
+    Attributes:
+        rows: one :class:`LayerStats` per module call, in execution order.
+        total_params: every parameter of the model, each tensor once (tied weights and
+            shared modules count once); ``trainable_params + non_trainable_params``.
+        buffers: elements of registered buffers (BatchNorm running statistics); not
+            parameters.
+        total_macs: multiply-accumulates of convolutions and matrix products, bias adds
+            excluded (torchvision's convention: resnet50 at 1x3x224x224 is 4,089,184,256).
+        total_flops: ``2 * total_macs`` plus the elementwise work of bias adds, norms,
+            activations, pooling and adds, counted per element.
+        param_bytes: bytes of the parameters in the analysis ``dtype``.
+        activation_bytes: bytes of the outputs of every leaf-module call (modules without
+            children), summed: what a forward that keeps every layer's output (training)
+            would hold. It is not the peak memory of an inference pass.
+        input_bytes: bytes of the inputs.
+
     Example:
         >>> import torch
         >>> from torch import nn
