@@ -109,8 +109,9 @@ class Report:
             activations, pooling and adds, counted per element.
         param_bytes: bytes of the parameters in the analysis ``dtype``.
         activation_bytes: bytes of the outputs of every leaf-module call (modules without
-            children), summed: what a forward that keeps every layer's output (training)
-            would hold. It is not the peak memory of an inference pass.
+            children), summed: the memory a forward would need if it kept every layer's
+            output (a rough guide to training memory). It is not the peak memory of an
+            inference pass, which frees outputs as it goes.
         input_bytes: bytes of the inputs.
 
     Example:
