@@ -483,3 +483,66 @@ def test_fx_traceable(name):
     x = torch.randn(2, 3, 16 if name in CIFAR_SIZED | {"tutorial_reduce"} else 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(traced(x), model(x))
+
+
+@pytest.fixture
+def user_package(tmp_path, monkeypatch):
+    """A package ``userpkg_<id>`` on sys.path with a module per test case."""
+    import sys
+
+    name = f"userpkg_{id(tmp_path)}"
+    root = tmp_path / name
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "inst.py").write_text(
+        "from torch import nn\nNET = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())\n"
+    )
+    (root / "broken.py").write_text("def f(:\n")
+    (root / "raises.py").write_text("raise RuntimeError('no GPU here')\n")
+    (root / "needs.py").write_text(
+        "from torch import nn\n"
+        "def build(depth):\n    return nn.Linear(depth, 2)\n"
+        "def fails(num_classes=3):\n    raise RuntimeError('bad config')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    for mod in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[mod]
+
+
+def test_spec_instance_is_copied(user_package):
+    import importlib
+
+    original = importlib.import_module(f"{user_package}.inst").NET
+    a = load_model(f"{user_package}.inst:NET")
+    b = load_model(f"{user_package}.inst:NET")
+    assert a is not original and b is not a
+    a[1] = nn.Identity()  # what the surgery's load does to the model it gets
+    with torch.no_grad():
+        a[0].weight.zero_()
+    assert isinstance(original[1], nn.ReLU) and isinstance(b[1], nn.ReLU)
+    assert original[0].weight.abs().sum() > 0
+    torch.testing.assert_close(b[0].weight, original[0].weight)
+
+
+@pytest.mark.parametrize("suffix, words", [
+    ("broken:f", ["SyntaxError", "broken"]),
+    ("raises:f", ["RuntimeError", "no GPU here"]),
+    ("needs:build", ["needs:build", "depth"]),
+    ("needs:fails", ["needs:fails", "RuntimeError", "bad config"]),
+])
+def test_spec_errors_are_value_errors_naming_the_spec(user_package, suffix, words):
+    spec = f"{user_package}.{suffix}"
+    with pytest.raises(ValueError) as info:
+        load_model(spec, num_classes=3)
+    message = str(info.value)
+    assert spec.split(":")[0] in message
+    for word in words:
+        assert word in message
+
+
+def test_file_spec_callable_needing_arguments(tmp_path):
+    path = tmp_path / "needs.py"
+    path.write_text("from torch import nn\ndef build(depth):\n    return nn.Linear(depth, 2)\n")
+    with pytest.raises(ValueError, match=r"needs\.py:build.*depth"):
+        load_model(f"{path}:build")

@@ -116,3 +116,32 @@ def test_checkpoint_mismatch_is_one_line(tmp_path, spec):
     assert result.exit_code == 2
     assert "shape mismatches: 0.weight (file (4, 3, 3, 3), model (16, 3, 3, 3))" in result.output
     assert "missing keys" in result.output
+
+
+@pytest.mark.parametrize(("to", "message"), [
+    ("3x4x4", "--to 3x4x4 is smaller than the size the network accepts (3x8x8)"),
+    ("1x16x16", "--to must keep the 3 input channels of 3x8x8, got 1x16x16"),
+    ("3x16", "--to must be CxHxW"),
+])
+def test_convolutionalize_bad_to_is_one_line(spec, to, message):
+    result = runner.invoke(app, ["convolutionalize", spec, "--input", "3x8x8", "--to", to])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.output
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ("from torch import nn\ndef build(depth):\n    return nn.Linear(depth, 2)\n", ["build", "depth"]),
+    ("def build(:\n", ["SyntaxError"]),
+])
+def test_unusable_spec_is_one_line(tmp_path, source, words):
+    path = tmp_path / "user.py"
+    path.write_text(source)
+    result = runner.invoke(app, ["fuse", f"{path}:build", "--input", "3x8x8", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for word in words:
+        assert word in lines[0]

@@ -25,18 +25,41 @@ def convolutionalize(
     from onebyone.surgery import convolutionalize as convolutionalize_model
     from onebyone.surgery import save
 
+    if to is not None:
+        input_size(None, to, "--to")  # a malformed --to fails before any work
     net, kwargs = build(model, checkpoint, num_classes)
     size = input_size(net, input)
+    big = _check_to(size, input_size(net, to, "--to")) if to is not None else None
     conv_net, report = convolutionalize_model(net, size)
     typer.echo(report.to_text())
     conv_net.eval()
     with torch.no_grad():
         shape = tuple(conv_net(torch.randn(1, *size)).shape)
-        typer.echo(f"score map at {'x'.join(map(str, size))}: {shape}")
-        if to is not None:
-            big = input_size(net, to, "--to")
-            typer.echo(f"score map at {'x'.join(map(str, big))}: {tuple(conv_net(torch.randn(1, *big)).shape)}")
-    typer.echo(f"relative error of the logits (L2) at {'x'.join(map(str, size))}: {report.output_error:.3g}")
+        typer.echo(f"score map at {_text(size)}: {shape}")
+        if big is not None:
+            try:
+                scores = conv_net(torch.randn(1, *big))
+            except RuntimeError as e:
+                raise ValueError(f"--to {_text(big)}: the convolutionalized model cannot run on it ({e})") from e
+            typer.echo(f"score map at {_text(big)}: {tuple(scores.shape)}")
+    typer.echo(f"relative error of the logits (L2) at {_text(size)}: {report.output_error:.3g}")
     if out is not None:
         plan = save(conv_net, out, base=model, base_kwargs=kwargs)
         typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
+
+
+def _text(size: tuple[int, ...]) -> str:
+    return "x".join(map(str, size))
+
+
+def _check_to(size: tuple[int, ...], big: tuple[int, ...]) -> tuple[int, ...]:
+    """``--to`` keeps the channels and is at least the built size: the head's first convolution
+    has the kernel of the whole feature map at ``--input``."""
+    if big[0] != size[0]:
+        raise ValueError(f"--to must keep the {size[0]} input channels of {_text(size)}, got {_text(big)}")
+    if big[1] < size[1] or big[2] < size[2]:
+        raise ValueError(
+            f"--to {_text(big)} is smaller than the size the network accepts ({_text(size)}): "
+            f"the convolutionalized head needs at least {size[1]}x{size[2]} pixels"
+        )
+    return big

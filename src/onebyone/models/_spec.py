@@ -5,6 +5,7 @@ The last two import and run the user's code.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 import inspect
@@ -31,8 +32,11 @@ def load_model(spec: str, **kwargs: Any) -> nn.Module:
     or to a user callable where its signature accepts them. A spec with ``:`` imports and runs
     user code: only use specs you trust.
 
+    A spec naming a module-level ``nn.Module`` instance returns a deep copy of it.
+
     Raises:
-        ValueError: the spec cannot be resolved; the message says how a spec is spelled.
+        ValueError: the spec cannot be resolved (the message says how a spec is spelled), its
+            module fails to import, or its callable cannot be called or raises.
 
     Example:
         >>> load_model("tutorial_reduce").__class__.__name__
@@ -59,14 +63,36 @@ def load_model(spec: str, **kwargs: Any) -> nn.Module:
     except AttributeError:
         raise ValueError(f"{target!r} has no attribute {attr!r} (model spec {spec!r})") from None
     if isinstance(factory, nn.Module):
-        model = factory
+        # A module-level instance is shared by every caller: hand out a copy, so that the
+        # surgery's load (which rewrites the model it gets) never changes the original.
+        try:
+            model = copy.deepcopy(factory)
+        except Exception as e:
+            raise ValueError(f"model spec {spec!r} names an nn.Module that cannot be copied: {type(e).__name__}: {e}") from e
     elif callable(factory):
-        model = factory(**_accepted_kwargs(factory, kwargs))
+        model = _call(spec, factory, _accepted_kwargs(factory, kwargs))
     else:
         raise ValueError(f"{spec!r} is neither an nn.Module nor a callable returning one")
     if not isinstance(model, nn.Module):
         raise ValueError(f"{spec!r} returned {type(model).__name__}, expected an nn.Module")
     return model
+
+
+def _call(spec: str, factory, kwargs: dict[str, Any]) -> Any:
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as e:
+        given = f" with {', '.join(kwargs)}" if kwargs else " without arguments"
+        raise ValueError(
+            f"model spec {spec!r}: the callable cannot be called{given} ({e}); it must build the model "
+            "from keyword arguments with defaults (such as num_classes) or none"
+        ) from e
+    except ValueError:  # no signature (a builtin): just call it
+        pass
+    try:
+        return factory(**kwargs)
+    except Exception as e:
+        raise ValueError(f"model spec {spec!r}: building the model raised {type(e).__name__}: {e}") from e
 
 
 def _import_target(spec: str, target: str):
@@ -90,6 +116,8 @@ def _import_target(spec: str, target: str):
         return importlib.import_module(target)
     except ImportError as e:
         raise ValueError(f"cannot import module {target!r} (model spec {spec!r}): {e}") from e
+    except Exception as e:  # the user's module itself is broken (SyntaxError, a raise at import...)
+        raise ValueError(f"importing module {target!r} failed (model spec {spec!r}): {type(e).__name__}: {e}") from e
 
 
 def _accepted_kwargs(fn, kwargs: dict[str, Any]) -> dict[str, Any]:
