@@ -407,6 +407,9 @@ def test_bad_arguments():
         analyze(nn.Linear(2, 2), (1, 2), dtype=torch.int64)
     with pytest.raises(ValueError, match="device"):
         analyze(nn.Linear(2, 2), (1, 2), device="nowhere")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda' is not available"):
+            analyze(nn.Linear(2, 2), (1, 2), device="cuda")
 
 
 def test_several_inputs():

@@ -421,6 +421,14 @@ def _analyze_impl(
         device = torch.device(device)
     except (RuntimeError, TypeError) as e:
         raise ValueError(f"device must be 'meta', 'cpu' or 'cuda[:N]', got {device!r}") from e
+    if device.type not in ("meta", "cpu"):
+        try:
+            torch.empty(0, device=device)
+        except (AssertionError, RuntimeError) as e:  # torch asserts when built without CUDA
+            raise ValueError(
+                f"device {str(device)!r} is not available here ({e}); use 'meta' (the default, "
+                "no real forward) or 'cpu'"
+            ) from e
     inputs = _make_inputs(input_size, device, dtype)
     _check_rank(model, inputs)
 
