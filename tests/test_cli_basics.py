@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 import onebyone
@@ -39,3 +40,61 @@ def test_parse_shape():
             assert "--input" in str(e)
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+def run_main(monkeypatch, capsys, *args):
+    """Run the real entry point (``main``) in-process: its exit code, stdout and stderr."""
+    from onebyone.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["onebyone", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_usage_mistakes_are_one_line(monkeypatch, capsys):
+    cases = [
+        (["compress"], "Missing argument"),
+        (["compress", "tutorial_base", "--rank", "4"], "Missing option '-o' / '--out'"),
+        (["compress", "tutorial_base", "-o", "x", "--energy", "abc"], "Invalid value for '--energy'"),
+        (["nosuchcommand"], "No such command 'nosuchcommand'"),
+        (["models", "--bogus"], "No such option: --bogus"),
+    ]
+    for args, message in cases:
+        code, out, err = run_main(monkeypatch, capsys, *args)
+        assert code == 2, (args, out, err)
+        lines = err.strip().splitlines()
+        if len(lines) != 1 or not lines[0].startswith("error: ") or message not in lines[0]:
+            pytest.fail(f"{args}: expected one line with {message!r}, got {err!r}")
+        assert "Traceback" not in out + err and "╭" not in out + err
+
+
+def test_help_and_version_exit_zero(monkeypatch, capsys):
+    code, out, err = run_main(monkeypatch, capsys, "--version")
+    assert (code, out.strip(), err) == (0, f"onebyone {onebyone.__version__}", "")
+    code, out, _ = run_main(monkeypatch, capsys, "compress", "--help")
+    assert code == 0 and "--rank" in out
+
+
+def test_command_user_error_goes_through_main(monkeypatch, capsys):
+    code, _, err = run_main(monkeypatch, capsys, "fuse", "nosuchmodel", "-o", "unused")
+    assert code == 2
+    assert err.startswith("error: unknown model 'nosuchmodel'") and len(err.strip().splitlines()) == 1
+
+
+def test_interrupt_is_one_line_exit_130(monkeypatch, capsys):
+    import onebyone.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    code, _, err = run_main(monkeypatch, capsys)
+    assert code == 130 and err == "error: interrupted\n"
+
+
+def test_python_dash_m_usage_error_is_one_line():
+    out = subprocess.run([sys.executable, "-m", "onebyone", "nosuchcommand"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("error: No such command") and len(out.stderr.strip().splitlines()) == 1

@@ -56,5 +56,32 @@ app.command("train")(train)
 
 
 def main() -> None:
-    """Entry point of the ``onebyone`` console script and ``python -m onebyone``."""
-    app()
+    """Entry point of the ``onebyone`` console script and ``python -m onebyone``.
+
+    Usage mistakes (a missing option, a value of the wrong type, an unknown command) print one
+    line, ``error: ...``, on stderr and exit 2, like every other user mistake; ``--help`` and
+    ``--version`` exit 0; an interrupt exits 130.
+    """
+    import sys
+
+    try:
+        from typer._click import exceptions as click_exceptions  # typer vendors click
+    except ImportError:  # pragma: no cover - older typer, click installed beside it
+        from click import exceptions as click_exceptions
+
+    try:
+        code = app(standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as e:
+        # Building the error rendered the help already when rich is present (the message is
+        # then empty); plain click returns the text.
+        if e.format_message().strip():
+            typer.echo(e.format_message())
+        code = 2
+    except click_exceptions.ClickException as e:  # UsageError, BadParameter, NoSuchOption...
+        hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) is not None else ""
+        print(f"error: {' '.join(e.format_message().split())}{hint}", file=sys.stderr)
+        code = 2
+    except (typer.Abort, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
