@@ -182,13 +182,60 @@ def test_budget_that_cannot_be_met():
         decompose(net, budget=0.01, example_input=torch.randn(1, 3, 8, 8))
 
 
-def test_measure_reports_times_and_keeps_only_faster():
+@pytest.fixture
+def fake_timing(monkeypatch):
+    """Replace the clock: a call that runs a DecomposedConv2d "takes" times["after"] seconds,
+    any other call times["before"]. Which module ran is seen by a global forward pre-hook, so the
+    fake does not depend on the order in which decompose times the two."""
+    import onebyone._timing
+
+    times = {"before": 0.004, "after": 0.001}
+    calls = []
+
+    def fake_median_seconds(fn, *, warmup=2, repeats=7):
+        seen = []
+        handle = nn.modules.module.register_module_forward_pre_hook(lambda m, _: seen.append(type(m)))
+        try:
+            fn()
+        finally:
+            handle.remove()
+        kind = "after" if DecomposedConv2d in seen else "before"
+        calls.append(kind)
+        return times[kind]
+
+    monkeypatch.setattr(onebyone._timing, "median_seconds", fake_median_seconds)
+    return times, calls
+
+
+@pytest.mark.parametrize(("before", "after", "kept"), [(0.004, 0.001, True), (0.001, 0.004, False), (0.002, 0.002, False)])
+def test_measure_keeps_only_rewrites_measured_faster(fake_timing, before, after, kept):
+    times, calls = fake_timing
+    times.update(before=before, after=after)
     net = nn.Sequential(nn.Conv2d(64, 64, 3, padding=1)).eval()
-    _new, report = decompose(net, rank=0.25, measure=True, example_input=torch.randn(1, 64, 16, 16))
-    rows = report.changes + [s for s in report.skipped if "measured" in s.reason]
-    assert len(rows) == 1
-    for c in report.changes:
-        assert c.time_after_ms < c.time_before_ms
+    new, report = decompose(net, rank=0.25, measure=True, example_input=torch.randn(1, 64, 16, 16))
+    assert "before" in calls and "after" in calls  # both the original and the rewrite were timed
+    if kept:
+        assert isinstance(new[0], DecomposedConv2d)
+        (change,) = report.changes
+        assert change.time_before_ms == pytest.approx(1000 * before)
+        assert change.time_after_ms == pytest.approx(1000 * after)
+        assert not any("measured" in s.reason for s in report.skipped)
+    else:
+        assert type(new[0]) is nn.Conv2d and torch.equal(new[0].weight, net[0].weight)
+        assert report.changes == []
+        (skip,) = [s for s in report.skipped if s.name == "0"]
+        assert skip.reason.startswith("measured slower or equal")
+        assert report.macs_after == report.macs_before
+
+
+def test_rank_above_every_layer_is_an_error():
+    # The widest rank a layer of small_net takes: min(out, in) of its kxk convs and Linears is 32.
+    with pytest.raises(ValueError, match=r"rank 1000 is above the channels of every layer .* expected an int <= 32"):
+        decompose(small_net(), rank=1000, example_input=X)
+    # A rank some layers take is fine: the others are skipped with the reason.
+    _, report = decompose(small_net(), rank=24, example_input=X, only_if_cheaper=False)
+    assert {c.name for c in report.changes} == {"5", "11"}
+    assert any("rank 24 is above the layer's channels" in s.reason for s in report.skipped)
 
 
 def test_default_input_size_is_used():

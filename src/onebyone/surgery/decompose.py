@@ -157,7 +157,14 @@ def decompose(
 
     macs_before = model_macs(new, x)
     if rank is not None:
-        candidates = [c for c in candidates if _rank_from_int_or_fraction(c, rank, round_to, named is not None, report)]
+        fitting = [c for c in candidates if _rank_from_int_or_fraction(c, rank, round_to, named is not None, report)]
+        if candidates and not fitting:
+            largest = max(min(c.channels()) for c in candidates)
+            raise ValueError(
+                f"rank {rank} is above the channels of every layer that can be decomposed; "
+                f"expected an int <= {largest} (the largest rank any layer takes) or a fraction in (0, 1]"
+            )
+        candidates = fitting
     elif energy is not None:
         for c in candidates:
             c.ranks = _energy_ranks(c, energy, round_to)
