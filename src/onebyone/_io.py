@@ -34,10 +34,33 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp creates the file 0600; give it the mode open() would have (0666 minus umask).
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is durable once the folder is synced; not every platform allows it.
+    with contextlib.suppress(OSError):
+        _fsync(folder)
 
 
 @contextlib.contextmanager
@@ -86,4 +109,5 @@ def save_safetensors_atomic(
         clean[name] = t
     with atomic_path(path) as tmp:
         save_file(clean, str(tmp), metadata=metadata)
+        _fsync(tmp)  # on disk before the rename, like the JSON files
     return Path(path)
