@@ -148,3 +148,33 @@ def test_unusable_spec_is_one_line(tmp_path, source, words):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     for word in words:
         assert word in lines[0]
+
+
+@pytest.mark.parametrize("command", ["compress", "fuse", "convolutionalize"])
+@pytest.mark.parametrize(("make", "out", "message"), [
+    (lambda d: (d / "adir").mkdir(), "adir/", "--out '{d}/adir/' is a directory"),
+    (lambda d: (d / "adir").mkdir(), "adir", "--out '{d}/adir' is a directory"),
+    (lambda d: (d / "m.json").mkdir(), "m", "would write '{d}/m.json', which is a directory"),
+    (lambda d: (d / "afile").write_text(""), "afile/sub/m", "'{d}/afile' is a file, not a folder"),
+])
+def test_bad_out_fails_before_any_work(tmp_path, spec, command, make, out, message):
+    make(tmp_path)
+    extra = ["--rank", "0.5"] if command == "compress" else []
+    result = runner.invoke(app, [command, spec, "--input", "3x8x8", "-o", f"{tmp_path}/{out}", *extra])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    # One line and nothing else: no report, no timing, so the check ran before the work.
+    lines = result.output.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message.format(d=tmp_path) in lines[0], lines
+    assert not list(tmp_path.glob("**/*.safetensors"))
+
+
+def test_save_refuses_a_directory_target(tmp_path):
+    from torch import nn
+
+    from onebyone.surgery import fuse, save
+
+    fused, _ = fuse(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).eval())
+    (tmp_path / "x.safetensors").mkdir()
+    with pytest.raises(ValueError, match=r"x\.safetensors', which is a directory"):
+        save(fused, tmp_path / "x", base="unused")

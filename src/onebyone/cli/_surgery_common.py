@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -20,6 +21,36 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None):
     if checkpoint is not None:
         load_weights(net, checkpoint)
     return net.eval(), kwargs
+
+
+def check_out(text: str | None, option: str = "--out") -> Path | None:
+    """Validate an output prefix before any work: OUT.json and OUT.safetensors must be writable.
+
+    Raises ValueError naming ``option`` for a directory (or a path ending in '/'), a parent that
+    is a file, or a folder that cannot be written.
+    """
+    if text is None:
+        return None
+    if not text.strip():
+        raise ValueError(f"{option} must be a path prefix such as out/model, got {text!r}")
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise ValueError(
+            f"{option} {text!r} is a directory; give a path prefix inside it, e.g. {option} "
+            f"{str(Path(text) / 'model')!r} (writes model.json and model.safetensors there)"
+        )
+    out = Path(text)
+    stem = out.with_suffix("") if out.suffix in (".json", ".safetensors") else out
+    for target in (stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")):
+        if target.is_dir():
+            raise ValueError(f"{option} {text!r} would write {str(target)!r}, which is a directory")
+    ancestor = out.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{option} {text!r}: {str(ancestor)!r} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {text!r}: the folder {str(ancestor)!r} is not writable")
+    return out
 
 
 def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...]:

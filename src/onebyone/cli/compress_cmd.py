@@ -27,7 +27,7 @@ def _parse_rank(text: str | None):
 @user_errors
 def compress(
     model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
+    out: str = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
     energy: float | None = typer.Option(None, "--energy", help="Keep this fraction of the squared singular values."),
     budget: float | None = typer.Option(None, "--budget", help="Target fraction of the model's MACs, in (0, 1)."),
@@ -42,6 +42,7 @@ def compress(
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save."""
     from onebyone.cli._surgery_common import (
         build,
+        check_out,
         echo_totals,
         input_size,
         latency_pair,
@@ -52,6 +53,7 @@ def compress(
     parsed_rank = _parse_rank(rank)
     if sum(v is not None for v in (energy, budget, parsed_rank)) != 1:
         raise ValueError("give exactly one of --energy, --budget or --rank")
+    out_path = check_out(out)  # before any work
     net, kwargs = build(model, checkpoint, num_classes)
     size = input_size(net, input)
     example = torch.randn(1, *size)
@@ -68,5 +70,5 @@ def compress(
         {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
         {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
     )
-    plan = save(small, out, base=model, base_kwargs=kwargs)
+    plan = save(small, out_path, base=model, base_kwargs=kwargs)
     typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")

@@ -18,15 +18,16 @@ def convolutionalize(
     to: str | None = typer.Option(None, "--to", help="A larger CxHxW to show the score map on."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
-    out: Path | None = typer.Option(None, "-o", "--out", help="Also save: writes OUT.safetensors and OUT.json."),
+    out: str | None = typer.Option(None, "-o", "--out", help="Also save: writes OUT.safetensors and OUT.json."),
 ) -> None:
     """Rewrite the Linear head as convolutions; show the score-map shapes and the equivalence error."""
-    from onebyone.cli._surgery_common import build, input_size
+    from onebyone.cli._surgery_common import build, check_out, input_size
     from onebyone.surgery import convolutionalize as convolutionalize_model
     from onebyone.surgery import save
 
     if to is not None:
         input_size(None, to, "--to")  # a malformed --to fails before any work
+    out_path = check_out(out)  # before any work
     net, kwargs = build(model, checkpoint, num_classes)
     size = input_size(net, input)
     big = _check_to(size, input_size(net, to, "--to")) if to is not None else None
@@ -43,8 +44,8 @@ def convolutionalize(
                 raise ValueError(f"--to {_text(big)}: the convolutionalized model cannot run on it ({e})") from e
             typer.echo(f"score map at {_text(big)}: {tuple(scores.shape)}")
     typer.echo(f"relative error of the logits (L2) at {_text(size)}: {report.output_error:.3g}")
-    if out is not None:
-        plan = save(conv_net, out, base=model, base_kwargs=kwargs)
+    if out_path is not None:
+        plan = save(conv_net, out_path, base=model, base_kwargs=kwargs)
         typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
 
 

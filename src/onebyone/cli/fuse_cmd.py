@@ -14,7 +14,7 @@ from onebyone.models._spec import SPEC_HELP
 @user_errors
 def fuse(
     model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
+    out: str = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
     input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
@@ -22,6 +22,7 @@ def fuse(
     """Fold BatchNorm into convolutions and merge consecutive linear convolutions; save the result."""
     from onebyone.cli._surgery_common import (
         build,
+        check_out,
         echo_totals,
         input_size,
         latency_pair,
@@ -30,6 +31,7 @@ def fuse(
     from onebyone.surgery import fuse as fuse_model
     from onebyone.surgery import save
 
+    out_path = check_out(out)  # before any work
     net, kwargs = build(model, checkpoint, num_classes)
     size = input_size(net, input)
     fused, report = fuse_model(net, example_input=torch.randn(1, *size))
@@ -42,5 +44,5 @@ def fuse(
         {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
         {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
     )
-    plan = save(fused, out, base=model, base_kwargs=kwargs)
+    plan = save(fused, out_path, base=model, base_kwargs=kwargs)
     typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")

@@ -88,6 +88,9 @@ def save(
     except TypeError as e:
         raise ValueError(f"base_kwargs must be JSON-serialisable, got {plan['base']['kwargs']!r}: {e}") from None
     weights_path, plan_path = _paths(path)
+    for target in (weights_path, plan_path):
+        if target.is_dir():
+            raise ValueError(f"path {str(path)!r} would write {str(target)!r}, which is a directory")
     state = model.state_dict()
     save_safetensors_atomic(state, weights_path, metadata={"format": FORMAT})
     document = {
