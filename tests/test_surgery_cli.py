@@ -178,3 +178,39 @@ def test_save_refuses_a_directory_target(tmp_path):
     (tmp_path / "x.safetensors").mkdir()
     with pytest.raises(ValueError, match=r"x\.safetensors', which is a directory"):
         save(fused, tmp_path / "x", base="unused")
+
+
+def test_latency_pair_interleaves_and_takes_medians(monkeypatch):
+    from torch import nn
+
+    from onebyone import _timing
+    from onebyone.cli._surgery_common import latency_pair
+
+    order = []
+
+    class Tagged(nn.Module):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+            self.conv = nn.Conv2d(1, 1, 1)
+
+        def forward(self, x):
+            order.append((self.tag, x.shape[0]))
+            return self.conv(x)
+
+    # A fake clock: each timed call "takes" the next value of its model's sequence (seconds).
+    fake = {"b": iter([5, 1, 9, 3, 7, 2, 2, 8]), "a": iter([4, 4, 6, 1, 2, 3, 3, 1])}
+
+    def fake_median_seconds(fn, *, warmup=2, repeats=7):
+        n = len(order)
+        fn()
+        return fake[order[n][0]].__next__() / 1000
+
+    monkeypatch.setattr(_timing, "median_seconds", fake_median_seconds)
+    before, after = Tagged("b").train(), Tagged("a").train()
+    (b1, b8), (a1, a8) = latency_pair(before, after, (1, 2, 2), rounds={1: 5, 8: 3})
+    # Per batch: one untimed warm-up each, then strictly alternating rounds.
+    assert order == [("b", 1), ("a", 1)] + [("b", 1), ("a", 1)] * 5 + [("b", 8), ("a", 8)] + [("b", 8), ("a", 8)] * 3
+    assert (b1, a1) == (5.0, 4.0)  # medians of [5, 1, 9, 3, 7] and [4, 4, 6, 1, 2]
+    assert (b8, a8) == (2.0, 3.0)  # medians of [2, 2, 8] and [3, 3, 1]
+    assert before.training and after.training  # modes restored

@@ -66,11 +66,37 @@ def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...
     return tuple(size)[-3:]
 
 
-def latency_pair(net, size: tuple[int, ...]) -> tuple[float, float]:
-    """Median CPU latency in ms at batch 1 and batch 8."""
-    from onebyone._timing import latency_ms
+def latency_pair(
+    before, after, size: tuple[int, ...], *, rounds: dict[int, int] | None = None
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Median eval latency in ms of ``before`` and ``after`` at batch 1 and batch 8.
 
-    return latency_ms(net, (1, *size), repeats=7), latency_ms(net, (8, *size), repeats=5)
+    The two models are timed in alternating rounds (before, after, before, after...), so that a
+    change in the load of a shared machine hits both alike; each figure is the median of its
+    rounds. Returns ``((before_b1, before_b8), (after_b1, after_b8))``.
+    """
+    import statistics
+
+    from onebyone import _timing
+    from onebyone.surgery._modes import eval_mode
+
+    rounds = rounds or {1: 7, 8: 5}
+    param = next(before.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    times: dict[str, dict[int, float]] = {"before": {}, "after": {}}
+    with eval_mode(before, after), torch.inference_mode():
+        for batch, n in rounds.items():
+            x = torch.randn(batch, *size, device=device)
+            before(x)  # warm-up, untimed
+            after(x)
+            samples: dict[str, list[float]] = {"before": [], "after": []}
+            for _ in range(n):
+                for key, net in (("before", before), ("after", after)):
+                    samples[key].append(_timing.median_seconds(lambda net=net, x=x: net(x), warmup=0, repeats=1))
+            for key in samples:
+                times[key][batch] = 1000.0 * statistics.median(samples[key])
+    b, a = times["before"], times["after"]
+    return (b[1], b[8]), (a[1], a[8])
 
 
 def echo_totals(before: dict, after: dict) -> None:

@@ -63,8 +63,7 @@ def compress(
     )
     typer.echo(report.to_text())
     typer.echo("")
-    b1, b8 = latency_pair(net, size)
-    a1, a8 = latency_pair(small.eval(), size)
+    (b1, b8), (a1, a8) = latency_pair(net, small, size)
     typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}):")
     echo_totals(
         {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
