@@ -109,3 +109,19 @@ def test_real_vgg16_convolutionalize_is_exact_on_a_small_input():
         assert_close(conv_net(x).flatten(1), model(x), rtol=1e-5, atol=1e-6)
     assert report.changes[0].method == "linear->conv1x1"
     assert report.output_error < 1e-5
+
+
+def test_chained_surgeries_keep_the_model_description(tmp_path):
+    model = with_statistics(create_model("resnet20", num_classes=7))
+    kept = {"default_input_size": tuple(model.default_input_size), "num_classes": 7}
+    fused, _ = fuse(model)
+    conv_net, _ = convolutionalize(fused, (3, 32, 32))
+    # No example_input: decompose needs the default_input_size the chain must have kept.
+    small, report = decompose(conv_net, rank=8)
+    for net in (fused, conv_net, small):
+        assert {k: getattr(net, k, None) for k in kept} == kept
+    assert report.changes
+    x = torch.randn(1, 3, 32, 32)
+    again = load(save(small, tmp_path / "chain", base="resnet20", base_kwargs={"num_classes": 7})).eval()
+    assert torch.equal(again(x), small.eval()(x))
+    assert getattr(again, "default_input_size", None) == kept["default_input_size"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 
+import torch
 from torch import fx, nn
 
 #: ``(module, function name)`` pairs traced as opaque calls (extend with your own checks).
@@ -42,8 +43,27 @@ def trace(model: nn.Module) -> fx.GraphModule:
     tracer = fx.Tracer(autowrap_functions=_autowrap_functions())
     graph = tracer.trace(model)
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    return keep_attributes(model, gm)
+
+
+def keep_attributes(source: nn.Module, target: nn.Module) -> nn.Module:
+    """Copy the :data:`KEPT_ATTRIBUTES` that ``source`` has onto ``target``; return ``target``.
+
+    Call it with the surgery's input as ``source``: a deep copy of an ``fx.GraphModule`` (the
+    result of an earlier surgery) drops plain attributes, so a chain would lose them.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(3, 4, 3))
+        >>> net.default_input_size = (3, 8, 8)
+        >>> keep_attributes(net, nn.Sequential()).default_input_size
+        (3, 8, 8)
+    """
     for name in KEPT_ATTRIBUTES:
-        value = model.__dict__.get(name)
-        if value is not None and not isinstance(value, nn.Module):
-            setattr(gm, name, value)
-    return gm
+        try:
+            value = getattr(source, name)
+        except AttributeError:
+            continue
+        if value is None or isinstance(value, nn.Module | torch.Tensor) or callable(value):
+            continue
+        setattr(target, name, value)
+    return target

@@ -20,7 +20,7 @@ from onebyone.errors import OneByOneError
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._modes import copy_modes, eval_mode
 from onebyone.surgery._plan import record_step
-from onebyone.surgery._trace import trace
+from onebyone.surgery._trace import keep_attributes, trace
 from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error
 
 __all__ = ["ELEMENTWISE_TYPES", "convolutionalize"]
@@ -135,6 +135,7 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
     gm.recompile()
     gm.delete_all_unused_submodules()
     copy_modes(model, gm)
+    keep_attributes(model, gm)
     record_step(gm, {"op": "convolutionalize", "input_size": list(size)}, source=model)
     return gm, changes, notes, mode
 

@@ -22,6 +22,7 @@ from onebyone.surgery import _tucker
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._modes import eval_mode
 from onebyone.surgery._plan import record_step
+from onebyone.surgery._trace import keep_attributes
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
 
@@ -150,7 +151,7 @@ def decompose(
     named = _check_layers(model, layers)
     x = _example_input(model, example_input)
 
-    new = copy.deepcopy(model)
+    new = keep_attributes(model, copy.deepcopy(model))
     report = SurgeryReport("decompose")
     candidates = _candidates(new, named, method, report)
     _capture(new, candidates, x, report)

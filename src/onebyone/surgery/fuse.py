@@ -18,7 +18,7 @@ from torch import fx, nn
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._modes import copy_modes, eval_mode
 from onebyone.surgery._plan import record_step
-from onebyone.surgery._trace import trace
+from onebyone.surgery._trace import keep_attributes, trace
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
 
@@ -88,10 +88,10 @@ def _fuse_model(model: nn.Module, report: SurgeryReport) -> nn.Module:
                 "fused only inside nn.Sequential containers"
             )
             _fuse_sequentials(new, "", report)
-            return copy_modes(model, new)
+            return keep_attributes(model, copy_modes(model, new))
         bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
         _fuse_graph(graph_module, report, bottlenecks)
-        return copy_modes(model, graph_module)
+        return keep_attributes(model, copy_modes(model, graph_module))
 
 
 def apply_structure(model: nn.Module, step: dict) -> nn.Module:
