@@ -199,3 +199,18 @@ def test_fuse_of_a_training_model_is_the_inference_graph():
     assert fused.training
     out = fused.eval()(torch.randn(1, 3, 64, 64))
     assert isinstance(out, torch.Tensor) and out.shape == (1, 7)
+
+
+def test_load_moves_the_model_to_map_location(saved):
+    on_cpu = load(saved, map_location="cpu")
+    on_meta = load(saved, map_location=torch.device("meta"))  # the one other device every machine has
+    assert {p.device.type for p in on_cpu.parameters()} == {"cpu"}
+    assert {p.device.type for p in on_meta.parameters()} == {"meta"}
+    assert {b.device.type for b in on_meta.buffers()} <= {"meta"}
+    # Same structure either way.
+    assert [(k, v.shape) for k, v in on_meta.state_dict().items()] == [(k, v.shape) for k, v in on_cpu.state_dict().items()]
+
+
+def test_load_rejects_a_bad_map_location(saved):
+    with pytest.raises(ValueError, match=r"map_location must be a device .* got 'gpu0'"):
+        load(saved, map_location="gpu0")

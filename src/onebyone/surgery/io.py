@@ -115,9 +115,11 @@ def load(plan_path: str | os.PathLike, *, map_location: str | torch.device = "cp
 
     Args:
         plan_path: the ``.json`` plan (or the path given to ``save``).
-        map_location: the device for the weights.
+        map_location: the device the model is moved to once its weights are loaded
+            (e.g. ``"cuda"``).
 
     Raises:
+        ValueError: ``map_location`` is not a device.
         FileNotFoundError: the plan or its weights file does not exist.
         OneByOneError: a corrupted or truncated file, or weights that do not fit the plan.
 
@@ -130,6 +132,10 @@ def load(plan_path: str | os.PathLike, *, map_location: str | torch.device = "cp
     """
     from onebyone.models import load_model
 
+    try:
+        device = torch.device(map_location)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"map_location must be a device such as 'cpu' or 'cuda', got {map_location!r}") from e
     _, plan_path = _paths(plan_path)
     if not plan_path.is_file():
         raise FileNotFoundError(f"plan file {str(plan_path)!r} does not exist")
@@ -149,7 +155,8 @@ def load(plan_path: str | os.PathLike, *, map_location: str | torch.device = "cp
     base = document["base"]
     model = load_model(base["spec"], **base.get("kwargs", {}))
     model = replay(model, document["steps"], plan_path)
-    load_weights(model, weights_path, map_location=map_location)
+    load_weights(model, weights_path)
+    model.to(device)
     object.__setattr__(model, PLAN_ATTR, {"base": base, "steps": document["steps"]})
     return model
 
