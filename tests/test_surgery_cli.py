@@ -90,12 +90,15 @@ def test_fuse_and_convolutionalize_commands(tmp_path, spec, checkpoint):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--energy", "1.5"], "energy must be in (0, 1], got 1.5"),
-        (["--budget", "1"], "budget must be in (0, 1), got 1.0"),
-        (["--rank", "0"], "rank must be an integer >= 1, got 0"),
+        (["--energy", "1.5"], "--energy must be in (0, 1], got 1.5"),
+        (["--budget", "1"], "--budget must be in (0, 1), got 1.0"),
+        (["--rank", "0"], "--rank must be an integer >= 1, got 0"),
         (["--rank", "abc"], "--rank must be an int >= 1 or a fraction in (0, 1], got 'abc'"),
+        (["--rank", "1.5"], "--rank must be an int >= 1 or a fraction in (0, 1], got '1.5'"),
         (["--rank", "4", "--energy", "0.5"], "give exactly one of --energy, --budget or --rank"),
-        (["--rank", "4", "--method", "cp"], "method must be one of 'tucker2', 'reduce'; got 'cp'"),
+        (["--rank", "4", "--method", "cp"], "--method must be one of 'tucker2', 'reduce'; got 'cp'"),
+        (["--rank", "4", "--round-to", "0"], "--round-to must be an integer >= 1, got 0"),
+        (["--rank", "4", "--iterations", "-1"], "--iterations must be an integer >= 0, got -1"),
         (["--rank", "4", "--input", "8x8"], "--input must be CxHxW, e.g. 3x224x224, got '8x8'"),
         (["--rank", "1000"], "rank 1000 is above the channels of every layer that can be decomposed; "
                              "expected an int <= 32 (the largest rank any layer takes) or a fraction in (0, 1]"),

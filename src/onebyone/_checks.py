@@ -19,12 +19,17 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1) -> int:
     Traceback (most recent call last):
     ...
     ValueError: pool_size must be an integer >= 1, got 0
+    >>> check_int("offset", "3", minimum=None)
+    Traceback (most recent call last):
+    ...
+    ValueError: offset must be an integer, got '3'
     """
+    expected = "an integer" if minimum is None else f"an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+        raise ValueError(f"{name} must be {expected}, got {value}")
     return value
 
 

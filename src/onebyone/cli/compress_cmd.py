@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 import typer
 
+from onebyone._checks import check_choice, check_fraction, check_int
 from onebyone.cli._common import user_errors
 from onebyone.models._spec import SPEC_HELP
 
@@ -15,13 +16,30 @@ def _parse_rank(text: str | None):
     if text is None:
         return None
     try:
-        return int(text)
-    except ValueError:
-        pass
+        return check_int("--rank", int(text))
+    except ValueError as e:
+        if "--rank" in str(e):
+            raise
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        raise ValueError(f"--rank must be an int >= 1 or a fraction in (0, 1], got {text!r}") from None
+        value = None
+    if value is None or not 0.0 < value <= 1.0:
+        raise ValueError(f"--rank must be an int >= 1 or a fraction in (0, 1], got {text!r}")
+    return value
+
+
+def _check_options(energy, budget, rank, method, round_to, iterations):
+    """The flags' values, checked before any work, with the flags named."""
+    if sum(v is not None for v in (energy, budget, rank)) != 1:
+        raise ValueError("give exactly one of --energy, --budget or --rank")
+    if energy is not None:
+        check_fraction("--energy", energy)
+    if budget is not None:
+        check_fraction("--budget", budget, high_open=True)
+    check_choice("--method", method, ("tucker2", "reduce"))
+    check_int("--round-to", round_to)
+    check_int("--iterations", iterations, minimum=0)
 
 
 @user_errors
@@ -51,8 +69,7 @@ def compress(
     from onebyone.surgery import decompose, save
 
     parsed_rank = _parse_rank(rank)
-    if sum(v is not None for v in (energy, budget, parsed_rank)) != 1:
-        raise ValueError("give exactly one of --energy, --budget or --rank")
+    _check_options(energy, budget, parsed_rank, method, round_to, iterations)
     out_path = check_out(out)  # before any work
     net, kwargs = build(model, checkpoint, num_classes)
     size = input_size(net, input)

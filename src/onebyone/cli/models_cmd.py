@@ -12,5 +12,8 @@ def models(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'resne
     """List the registered models."""
     from onebyone.models import list_models
 
-    for name in list_models(pattern):
+    names = list_models(pattern)
+    if not names:
+        raise ValueError(f"no model matches {pattern!r}; `onebyone models` lists them all")
+    for name in names:
         typer.echo(name)
