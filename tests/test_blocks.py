@@ -345,3 +345,50 @@ def test_mlpconv_slices_are_plain_sequentials():
     tail = block[2:]
     assert type(tail) is nn.Sequential and isinstance(tail[0], nn.Conv2d)
     assert tail(torch.randn(1, 4, 2, 2)).shape == (1, 5, 2, 2)
+
+
+def test_mlpconv_without_activation_is_one_linear_map():
+    block = MLPConv(3, (8, 6, 4), kernel_size=3, padding=1, act_layer=None)
+    assert not any(isinstance(m, nn.ReLU) for m in block.modules())
+    convs = [m for m in block if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 3 and len(block) == 3
+    x = torch.randn(2, 3, 6, 6)
+    # Reference: the three convolutions applied by hand, nothing between them.
+    ref = F.conv2d(x, convs[0].weight, convs[0].bias, padding=1)
+    ref = F.conv2d(ref, convs[1].weight, convs[1].bias)
+    ref = F.conv2d(ref, convs[2].weight, convs[2].bias)
+    torch.testing.assert_close(block(x), ref)
+
+
+def test_residual_blocks_without_norm_and_activation():
+    x = torch.randn(2, 8, 6, 6)
+    block = BasicBlock(8, 8, norm_layer=None, act_layer=None).eval()
+    assert not any(isinstance(m, nn.BatchNorm2d | nn.ReLU) for m in block.modules())
+    c1, c2 = block.conv1, block.conv2
+    assert c1.bias is not None and c2.bias is not None  # no norm to supply the shift
+    ref = F.conv2d(F.conv2d(x, c1.weight, c1.bias, padding=1), c2.weight, c2.bias, padding=1) + x
+    torch.testing.assert_close(block(x), ref)
+
+    block = Bottleneck(8, 4, stride=2, shortcut="B", norm_layer=None, act_layer=None).eval()
+    assert not any(isinstance(m, nn.BatchNorm2d | nn.ReLU) for m in block.modules())
+    proj = block.downsample[0]
+    out = F.conv2d(x, block.conv1.weight, block.conv1.bias)
+    out = F.conv2d(out, block.conv2.weight, block.conv2.bias, stride=2, padding=1)
+    out = F.conv2d(out, block.conv3.weight, block.conv3.bias)
+    ref = out + F.conv2d(x, proj.weight, proj.bias, stride=2)
+    torch.testing.assert_close(block(x), ref)
+
+
+def test_residual_blocks_accept_activations_without_inplace():
+    block = BasicBlock(4, 4, act_layer=nn.GELU).eval()
+    assert isinstance(block.act1, nn.GELU)
+    assert block(torch.randn(1, 4, 5, 5)).shape == (1, 4, 5, 5)
+
+
+def test_resnet_without_norm():
+    from onebyone.models import create_model
+
+    net = create_model("resnet20", num_classes=7, norm_layer=None)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    out = net(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 7) and torch.isfinite(out).all()

@@ -27,7 +27,8 @@ class MLPConv(nn.Sequential):
         padding: zero padding of the first convolution.
         norm_layer: a norm built as ``norm_layer(width)`` after each convolution, or ``None``
             for none (the paper has none).
-        act_layer: the activation after each convolution (and norm).
+        act_layer: the activation after each convolution (and norm), or ``None`` for none
+            (the block is then one linear map: ``onebyone.surgery.fuse`` merges it).
 
     Example:
         >>> import torch
@@ -47,7 +48,7 @@ class MLPConv(nn.Sequential):
         stride: int = 1,
         padding: int = 0,
         norm_layer: Callable[[int], nn.Module] | None = None,
-        act_layer: Callable[..., nn.Module] = nn.ReLU,
+        act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         in_channels = check_int("in_channels", in_channels)
         if isinstance(channels, (str, bytes)) or not isinstance(channels, Sequence) or not channels:
@@ -66,7 +67,8 @@ class MLPConv(nn.Sequential):
             layers.append(conv)
             if norm_layer is not None:
                 layers.append(norm_layer(width))
-            layers.append(act_layer())
+            if act_layer is not None:
+                layers.append(act_layer())
             previous = width
         super().__init__(*layers)
         self.in_channels = in_channels

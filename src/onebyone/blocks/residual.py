@@ -73,18 +73,34 @@ class ZeroPadShortcut(nn.Module):
         return f"in_channels={self.in_channels}, out_channels={self.out_channels}, stride={self.stride}"
 
 
+def _norm(norm_layer: Callable[[int], nn.Module] | None, channels: int) -> nn.Module:
+    # None means no norm: an Identity keeps the attribute (and the forward) in place.
+    return nn.Identity() if norm_layer is None else norm_layer(channels)
+
+
+def _act(act_layer: Callable[..., nn.Module] | None) -> nn.Module:
+    if act_layer is None:
+        return nn.Identity()
+    try:
+        return act_layer(inplace=True)
+    except TypeError:  # an activation without an inplace flag (GELU, SiLU subclasses...)
+        return act_layer()
+
+
 def _shortcut(
     shortcut: str,
     in_channels: int,
     out_channels: int,
     stride: int,
-    norm_layer: Callable[[int], nn.Module],
+    norm_layer: Callable[[int], nn.Module] | None,
 ) -> nn.Module | None:
     same_shape = stride == 1 and in_channels == out_channels
     if shortcut == "A":
         return None if same_shape else ZeroPadShortcut(in_channels, out_channels, stride=stride)
     if shortcut == "B" and same_shape:
         return None
+    if norm_layer is None:
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride))
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
         norm_layer(out_channels),
@@ -100,8 +116,10 @@ class BasicBlock(nn.Module):
             ``mid_channels * expansion`` (= ``mid_channels``) channels.
         stride: stride of the first convolution (and of the shortcut).
         shortcut: ``"A"``, ``"B"`` or ``"C"`` (see the module docstring).
-        norm_layer: the norm after each convolution and in projection shortcuts.
-        act_layer: the activation, built as ``act_layer(inplace=True)``.
+        norm_layer: the norm after each convolution and in projection shortcuts, or ``None``
+            for none (the convolutions then have biases).
+        act_layer: the activation, built as ``act_layer(inplace=True)`` (or ``act_layer()``
+            when it has no ``inplace``), or ``None`` for none.
 
     Raises:
         ValueError: a width or stride < 1, an unknown ``shortcut``, or an ``"A"`` shortcut
@@ -123,8 +141,8 @@ class BasicBlock(nn.Module):
         *,
         stride: int = 1,
         shortcut: str = "B",
-        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
-        act_layer: Callable[..., nn.Module] = nn.ReLU,
+        norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
+        act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels)
@@ -137,13 +155,13 @@ class BasicBlock(nn.Module):
                 f"shortcut 'A' cannot pad {in_channels} input channels down to "
                 f"{self.out_channels}; use shortcut 'B' or 'C'"
             )
-        self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = norm_layer(mid_channels)
-        self.act1 = act_layer(inplace=True)
-        self.conv2 = nn.Conv2d(mid_channels, mid_channels, 3, padding=1, bias=False)
-        self.bn2 = norm_layer(mid_channels)
+        self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, stride=stride, padding=1, bias=norm_layer is None)
+        self.bn1 = _norm(norm_layer, mid_channels)
+        self.act1 = _act(act_layer)
+        self.conv2 = nn.Conv2d(mid_channels, mid_channels, 3, padding=1, bias=norm_layer is None)
+        self.bn2 = _norm(norm_layer, mid_channels)
         self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
-        self.act2 = act_layer(inplace=True)
+        self.act2 = _act(act_layer)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -169,8 +187,10 @@ class Bottleneck(nn.Module):
         shortcut: ``"A"``, ``"B"`` or ``"C"`` (see the module docstring).
         stride_in_1x1: put the stride in the first 1x1 convolution (ResNet v1, the paper)
             instead of the 3x3 (v1.5, torchvision).
-        norm_layer: the norm after each convolution and in projection shortcuts.
-        act_layer: the activation, built as ``act_layer(inplace=True)``.
+        norm_layer: the norm after each convolution and in projection shortcuts, or ``None``
+            for none (the convolutions then have biases).
+        act_layer: the activation, built as ``act_layer(inplace=True)`` (or ``act_layer()``
+            when it has no ``inplace``), or ``None`` for none.
 
     Raises:
         ValueError: a width or stride < 1, an unknown ``shortcut``, or an ``"A"`` shortcut
@@ -195,8 +215,8 @@ class Bottleneck(nn.Module):
         stride: int = 1,
         shortcut: str = "B",
         stride_in_1x1: bool = False,
-        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
-        act_layer: Callable[..., nn.Module] = nn.ReLU,
+        norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
+        act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
         self.in_channels = check_int("in_channels", in_channels)
@@ -213,18 +233,18 @@ class Bottleneck(nn.Module):
                 f"{self.out_channels}; use shortcut 'B' or 'C'"
             )
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, stride=stride_1x1, bias=False)
-        self.bn1 = norm_layer(mid_channels)
-        self.act1 = act_layer(inplace=True)
+        self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, stride=stride_1x1, bias=norm_layer is None)
+        self.bn1 = _norm(norm_layer, mid_channels)
+        self.act1 = _act(act_layer)
         self.conv2 = nn.Conv2d(
-            mid_channels, mid_channels, 3, stride=stride_3x3, padding=1, bias=False
+            mid_channels, mid_channels, 3, stride=stride_3x3, padding=1, bias=norm_layer is None
         )
-        self.bn2 = norm_layer(mid_channels)
-        self.act2 = act_layer(inplace=True)
-        self.conv3 = nn.Conv2d(mid_channels, self.out_channels, 1, bias=False)
-        self.bn3 = norm_layer(self.out_channels)
+        self.bn2 = _norm(norm_layer, mid_channels)
+        self.act2 = _act(act_layer)
+        self.conv3 = nn.Conv2d(mid_channels, self.out_channels, 1, bias=norm_layer is None)
+        self.bn3 = _norm(norm_layer, self.out_channels)
         self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
-        self.act3 = act_layer(inplace=True)
+        self.act3 = _act(act_layer)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)

@@ -38,7 +38,7 @@ class ResNet(nn.Module):
         stride_in_1x1: Bottleneck only: stride in the first 1x1 (v1) instead of the 3x3 (v1.5).
         zero_init_residual: zero the last norm's weight of each block, so blocks start as
             identities.
-        norm_layer: the norm layer.
+        norm_layer: the norm layer, or ``None`` for none (the convolutions then have biases).
 
     Raises:
         ValueError: bad widths, depths, stem or shortcut, or mismatched ``layers``/``widths``.
@@ -62,7 +62,7 @@ class ResNet(nn.Module):
         shortcut: str = "B",
         stride_in_1x1: bool = False,
         zero_init_residual: bool = False,
-        norm_layer: Callable[[int], nn.Module] = nn.BatchNorm2d,
+        norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         if not (isinstance(block, type) and issubclass(block, nn.Module)) or not hasattr(
@@ -100,10 +100,10 @@ class ResNet(nn.Module):
 
         stem_width = widths[0]
         if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=norm_layer is None)
         else:
-            self.conv1 = nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=False)
-        self.bn1 = norm_layer(stem_width)
+            self.conv1 = nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=norm_layer is None)
+        self.bn1 = nn.Identity() if norm_layer is None else norm_layer(stem_width)
         self.relu = nn.ReLU(inplace=True)
         if stem == "imagenet":
             self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
