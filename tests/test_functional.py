@@ -197,3 +197,111 @@ def test_channels_last_pool_compiles_with_backward():
     xr = x.detach().clone().requires_grad_()
     xr.unflatten(1, (2, 4)).amax(2).square().sum().backward()
     torch.testing.assert_close(x.grad, xr.grad)
+
+
+# ------------------------------------------------------- batch-1 GEMM path and the max backward
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, bias, dtype):
+    # Large single images take torch.mm/addmm; lower the threshold so a small one does too.
+    monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
+    x = torch.randn(1, 6, 5, 7, dtype=dtype, requires_grad=True)
+    w = torch.randn(4, 6, 1, 1, dtype=dtype, requires_grad=True)
+    b = torch.randn(4, dtype=dtype, requires_grad=True) if bias else None
+    out = OF._project_nchw(x, w, b)
+    assert out.grad_fn is not None and "Convolution" not in type(out.grad_fn).__name__
+    xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    br = b.detach().clone().requires_grad_() if bias else None
+    ref = F.conv2d(xr, wr, br)
+    tol = {"rtol": 2e-2, "atol": 5e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(out, ref, **tol)
+    assert out.is_contiguous()
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x.grad, xr.grad, **tol)
+    torch.testing.assert_close(w.grad, wr.grad, **tol)
+    if bias:
+        torch.testing.assert_close(b.grad, br.grad, **tol)
+
+
+def _amax_reference(x, k, grouping, dim):
+    """reshape + amax on a copy with the channel axis moved last (autograd's own gradient)."""
+    xm = x.movedim(dim, -1)
+    n = xm.shape[-1] // k
+    if grouping == "contiguous":
+        out = xm.unflatten(-1, (n, k)).amax(-1)
+    else:
+        out = xm.unflatten(-1, (k, n)).amax(-2)
+    return out.movedim(-1, dim)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_max_pool_gradient_equals_amax_any_rank_and_layout(data):
+    rank = data.draw(st.integers(1, 5), label="rank")
+    dim = data.draw(st.integers(-rank, rank - 1), label="dim")
+    k = data.draw(st.integers(1, 4), label="k")
+    grouping = data.draw(st.sampled_from(["contiguous", "interleaved"]), label="grouping")
+    shape = [data.draw(st.integers(1, 3)) for _ in range(rank)]
+    shape[dim] = k * data.draw(st.integers(1, 3), label="groups")
+    # Few distinct values: ties within groups are common, so the split of the gradient matters.
+    x = torch.randint(0, 3, shape).double()
+    if rank == 4 and dim % 4 == 1 and data.draw(st.booleans(), label="channels_last"):
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    xr = x.detach().clone().requires_grad_()
+    out = OF.cross_channel_pool(x, k, grouping=grouping, dim=dim)
+    ref = _amax_reference(xr, k, grouping, dim)
+    torch.testing.assert_close(out, ref)
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x.grad, xr.grad)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_nan_gradient_like_amax(channels_last):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 8, 3, 3)
+    x[0, 5, 1, 1] = float("nan")
+    x = x.contiguous(memory_format=fmt).requires_grad_()
+    xr = x.detach().clone().requires_grad_()
+    out = OF.cross_channel_pool(x, 4)
+    ref = xr.unflatten(1, (2, 4)).amax(2)
+    torch.testing.assert_close(out, ref, equal_nan=True)
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    torch.testing.assert_close(x.grad, xr.grad, equal_nan=True)
+    assert x.grad[0, 4:, 1, 1].isnan().all()  # amax's gradient: the NaN group is NaN
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_max_pool_low_precision_gradient_like_amax(channels_last, dtype):
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(2, 12, 3, 4).to(dtype).contiguous(memory_format=fmt).requires_grad_()
+    xr = x.detach().clone().requires_grad_()
+    out = OF.cross_channel_pool(x, 3)
+    ref = xr.unflatten(1, (4, 3)).amax(2)
+    assert torch.equal(out, ref)
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    assert x.grad.dtype == dtype
+    torch.testing.assert_close(x.grad, xr.grad)
+
+
+def test_nchw_max_pool_compiles_with_backward():
+    torch._dynamo.reset()
+    x = torch.randn(2, 8, 3, 3, requires_grad=True)
+    compiled = torch.compile(
+        lambda t: OF.cross_channel_pool(t, 4), fullgraph=True, backend="aot_eager"
+    )
+    compiled(x).square().sum().backward()
+    xr = x.detach().clone().requires_grad_()
+    xr.unflatten(1, (2, 4)).amax(2).square().sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)

@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -118,14 +119,22 @@ def test_bad_arguments(factory, match):
         factory()
 
 
-def test_maxout_conv_wrong_channels_raises_pytorch_error():
-    with pytest.raises(RuntimeError, match=r"expected input.*to have 3 channels, but got 5"):
-        MaxoutConv2d(3, 4, 1, pieces=2)(torch.randn(1, 5, 4, 4))
+@pytest.mark.parametrize("shape", [(1, 5, 4, 4), (5, 4, 4), (4, 4), (1, 1, 3, 4, 4)])
+def test_maxout_conv_wrong_input_names_layer_expected_and_actual(shape):
+    with pytest.raises(
+        ValueError,
+        match=rf"MaxoutConv2d\(3, 4\): expected .*\(N, 3, H, W\).*got shape {re.escape(str(shape))}",
+    ):
+        MaxoutConv2d(3, 4, 1, pieces=2)(torch.randn(shape))
 
 
-def test_maxout_wrong_features_raises():
-    with pytest.raises(RuntimeError, match="cannot be multiplied"):
-        Maxout(4, 2, pieces=2)(torch.randn(3, 5))
+@pytest.mark.parametrize("shape", [(3, 5), (5,), (2, 4, 3), ()])
+def test_maxout_wrong_features_names_layer_expected_and_actual(shape):
+    with pytest.raises(
+        ValueError,
+        match=rf"Maxout\(4, 2\): expected 4 input features .*got input of shape {re.escape(str(shape))}",
+    ):
+        Maxout(4, 2, pieces=2)(torch.randn(shape))
 
 
 def test_repr_pickle_deepcopy():

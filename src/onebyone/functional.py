@@ -12,8 +12,9 @@ Formulations (timed by ``benchmarks/bench_channel_ops.py``):
   ``F.conv2d``, whose oneDNN kernel reads NHWC in place and measured fastest there.
 * :func:`cross_channel_pool` on NCHW: reshape + a reduction over a non-innermost axis (one
   pass over memory). On channels_last: the (N*H*W, C) matrix view, ``max_pool1d`` for
-  contiguous max groups (with ``amax``'s gradient) and a reduction over the outer axis for
-  interleaved groups. Overlapping pools: ``unfold``.
+  contiguous max groups and a reduction over the outer axis for interleaved groups.
+  Overlapping pools: ``unfold``. ``"max"`` always has ``amax``'s gradient, computed by a
+  hand-written backward that makes fewer passes over memory than autograd's formula.
 
 >>> import torch
 >>> from onebyone.functional import channel_project, cross_channel_pool
@@ -378,6 +379,8 @@ def _pool(
         g, red = x.reshape((*x.shape[:d], n, k, *x.shape[d + 1 :])), d + 1
     else:
         g, red = x.reshape((*x.shape[:d], k, n, *x.shape[d + 1 :])), d
+    if mode == "max" and k > 1 and _needs_grad(x):
+        return _GroupMax.apply(g, red)
     if mode == "wta":
         m = g.amax(red, keepdim=True)
         win = (g == m) | g.isnan()
@@ -407,6 +410,39 @@ def _pool_channels_last(
     return out.view(nb, h, w, n).permute(0, 3, 1, 2)
 
 
+def _needs_grad(x: torch.Tensor) -> bool:
+    return x.requires_grad and torch.is_grad_enabled()
+
+
+def _amax_grad(g: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, red: int) -> torch.Tensor:
+    """``torch.amax``'s gradient, ``grad / count * (g == out)``, in fewer passes over memory.
+
+    Autograd's own formula materialises ``grad / count`` and the mask at full size and
+    multiplies them out of place; here the float mask is the output buffer. Same arithmetic
+    (a group with a NaN gets NaN gradients, as with ``amax``).
+    """
+    out, grad = out.unsqueeze(red), grad.unsqueeze(red)
+    win = g == out
+    share = grad / win.sum(red, keepdim=True, dtype=grad.dtype)
+    return win.to(grad.dtype).mul_(share)
+
+
+class _GroupMax(torch.autograd.Function):
+    """``g.amax(red)`` with the same gradient as ``amax``, computed with less memory traffic."""
+
+    @staticmethod
+    def forward(ctx, g: torch.Tensor, red: int):
+        out = g.amax(red)
+        ctx.save_for_backward(g, out)
+        ctx.red = red
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        g, out = ctx.saved_tensors
+        return _amax_grad(g, out, grad, ctx.red), None
+
+
 class _GroupMaxLast(torch.autograd.Function):
     """Max over consecutive groups of ``k`` columns of a (rows, C) matrix via ``max_pool1d``,
     with ``torch.amax``'s gradient (split evenly among tied maxima) instead of max_pool's
@@ -423,9 +459,7 @@ class _GroupMaxLast(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         rows, out = ctx.saved_tensors
         g = rows.view(rows.shape[0], -1, ctx.k)
-        win = g == out.unsqueeze(-1)
-        share = grad.unsqueeze(-1) / win.sum(-1, keepdim=True)
-        return torch.where(win, share, grad.new_zeros(())).view(rows.shape), None
+        return _amax_grad(g, out, grad, 2).view(rows.shape), None
 
 
 def _reduce(g: torch.Tensor, mode: str, red: int, p: float) -> torch.Tensor:

@@ -28,6 +28,10 @@ class Maxout(nn.Module):
         bias: give the linear layer a bias.
         grouping: ``"contiguous"`` or ``"interleaved"``.
 
+    Raises:
+        ValueError: on a bad size or grouping here, and at call time on an input whose last
+            dimension is not ``in_features``.
+
     Example:
         >>> m = Maxout(20, 5, pieces=3)
         >>> m(torch.randn(4, 20)).shape
@@ -54,6 +58,12 @@ class Maxout(nn.Module):
         self.pool = CrossChannelPool(self.pieces, mode="max", grouping=self.grouping, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self._get_name()}({self.in_features}, {self.out_features}): expected "
+                f"{self.in_features} input features (last dim), got input of shape "
+                f"{tuple(x.shape)}"
+            )
         # ... x in_features -> ... x out_features*pieces -> ... x out_features
         return self.pool(self.linear(x))
 
@@ -74,6 +84,10 @@ class MaxoutConv2d(nn.Module):
         pieces: feature maps per output map, >= 1.
         grouping: ``"contiguous"`` or ``"interleaved"``.
         **conv_kwargs: passed on to ``nn.Conv2d`` (``stride``, ``padding``, ``bias``, ...).
+
+    Raises:
+        ValueError: on a bad size or grouping here, and at call time on an input that is not
+            ``(N, in_channels, H, W)`` or ``(in_channels, H, W)``.
 
     Example:
         >>> m = MaxoutConv2d(3, 8, 3, pieces=2, padding=1)
@@ -103,6 +117,12 @@ class MaxoutConv2d(nn.Module):
         self.pool = CrossChannelPool(self.pieces, mode="max", grouping=self.grouping, dim=-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() not in (3, 4) or x.shape[-3] != self.in_channels:
+            raise ValueError(
+                f"{self._get_name()}({self.in_channels}, {self.out_channels}): expected a 4-D "
+                f"(N, {self.in_channels}, H, W) or 3-D ({self.in_channels}, H, W) input, got "
+                f"shape {tuple(x.shape)}"
+            )
         # N x in_channels x H x W -> N x out_channels*pieces x H' x W' -> N x out_channels x H' x W'
         return self.pool(self.conv(x))
 

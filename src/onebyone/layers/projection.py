@@ -91,10 +91,14 @@ class ChannelProjection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x in_channels x H x W -> N x out_channels x H/stride x W/stride
         x = _project(x, self.weight, self.bias, self.stride, self._who)
-        # Identity placeholders are skipped: a module call costs microseconds per layer.
-        if not isinstance(self.norm, nn.Identity):
-            x = self.norm(x)
-        return x if isinstance(self.act, nn.Identity) else self.act(x)
+        # Identity placeholders are skipped: a module call costs microseconds per layer, and so
+        # does each nn.Module.__getattr__; small layers at batch 1 are that overhead-bound.
+        # (weight and bias go through __getattr__: pruning and weight_norm hooks replace them.)
+        modules = self._modules
+        norm, act = modules["norm"], modules["act"]
+        if not isinstance(norm, nn.Identity):
+            x = norm(x)
+        return x if isinstance(act, nn.Identity) else act(x)
 
     def _who(self) -> str:
         return f"ChannelProjection({self.in_channels}, {self.out_channels})"
