@@ -218,3 +218,73 @@ def test_bn_folds_into_depthwise_and_grouped_convs(groups):
     assert conv.groups == groups and conv.in_channels == 8
     assert conv.weight.shape == net[0].weight.shape
     assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_deliberate_bottlenecks_are_not_merged_into_costlier_layers():
+    # MACs per output position, by hand: Linear 512*8 + 8*512 = 8,192 vs merged 512*512 = 262,144.
+    net = nn.Sequential(nn.Linear(512, 8), nn.Linear(8, 512)).eval()
+    _, report = fuse(net, example_input=torch.randn(1, 512))
+    assert report.changes == [] and report.params_after == report.params_before
+    (skip,) = report.skipped
+    assert skip.name == "0 + 1"
+    assert skip.reason.startswith("merging would cost more MACs (8,192 -> 262,144 per output position)")
+    merged, report = fuse(net, example_input=torch.randn(1, 512), only_if_cheaper=False)
+    assert [c.method for c in report.changes] == ["merge"]
+    x = torch.randn(3, 512)
+    assert_close(merged(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("layers", "merged"), [
+    # 1x1 64->8 then 3x3 8->64: 512 + 4,608 = 5,120 < 36,864 merged: kept apart.
+    ((nn.Conv2d(64, 8, 1, bias=False), nn.Conv2d(8, 64, 3, padding=1)), False),
+    # 3x3 8->4 then 1x1 4->64: 288 + 256 = 544 < 4,608 merged: kept apart.
+    ((nn.Conv2d(8, 4, 3, padding=1), nn.Conv2d(4, 64, 1)), False),
+    # 1x1 4->16 on 4 input positions per output, then 3x3/2 16->4: 4 * 64 + 576 = 832 > 144 merged.
+    ((nn.Conv2d(4, 16, 1, bias=False), nn.Conv2d(16, 4, 3, stride=2, padding=1)), True),
+    # 3x3 8->16 then 1x1 16->4: 1,152 + 64 > 288 merged.
+    ((nn.Conv2d(8, 16, 3), nn.Conv2d(16, 4, 1)), True),
+])
+def test_conv_pairs_merge_only_when_cheaper(layers, merged):
+    net = nn.Sequential(*layers).eval()
+    x = torch.randn(1, layers[0].in_channels, 8, 8)
+    fused, report = fuse(net, example_input=x)
+    assert bool(report.changes) == merged
+    assert (report.macs_after < report.macs_before) == merged
+    if not merged:
+        assert "would cost more MACs" in report.skipped[0].reason
+    assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_costlier_merge_on_request_round_trips(tmp_path):
+    from onebyone.surgery import load, save
+
+    net = nn.Sequential(nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1)).eval()
+    fused, _ = fuse(net, only_if_cheaper=False)
+    assert sum(isinstance(m, nn.Conv2d) for m in fused.modules()) == 1
+    path = tmp_path / "m.py"
+    path.write_text("from torch import nn\ndef build():\n    return nn.Sequential(nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1))\n")
+    again = load(save(fused, tmp_path / "f", base=f"{path}:build")).eval()
+    x = torch.randn(1, 16, 5, 5)
+    assert torch.equal(again(x), fused(x))
+
+
+def test_sequential_fallback_also_keeps_bottlenecks():
+    class Untraceable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(64, 4), nn.Linear(4, 64), nn.Linear(64, 8), nn.Linear(8, 2))
+
+        def forward(self, x):
+            if x.sum() > 1e9:  # data-dependent: torch.fx cannot trace it
+                return x
+            return self.body(x)
+
+    net = Untraceable().eval()
+    fused, report = fuse(net)
+    assert any("does not trace" in n for n in report.notes)
+    # 64->4->64 is a bottleneck (512 MACs vs 4,096 merged): kept; 4->64->8 costs 768 vs 32
+    # merged, then 4->8->2 costs 48 vs 8: both merged.
+    assert [c.name for c in report.changes] == ["body.1 + body.2", "body.1 + body.3"]
+    assert any(s.name == "body.0 + body.1" and "would cost more MACs" in s.reason for s in report.skipped)
+    x = torch.randn(3, 64)
+    assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)

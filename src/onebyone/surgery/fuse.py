@@ -29,17 +29,26 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d)
 _BOTTLENECKS = (DecomposedConv2d, DecomposedLinear)
 
 
-def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tuple[nn.Module, SurgeryReport]:
+def fuse(
+    model: nn.Module, *, example_input: torch.Tensor | None = None, only_if_cheaper: bool = True
+) -> tuple[nn.Module, SurgeryReport]:
     """Return a copy of ``model`` with BatchNorm folded and linear chains merged, and a report.
 
     Uses ``torch.fx`` when the model traces, which finds every pair in any forward; otherwise
     it fuses what the order inside ``nn.Sequential`` containers makes certain and says so.
     Eval outputs are unchanged; the report lists what was fused and what was not, and why.
+    The result is the model's inference graph (traced in eval mode) and is meant for inference.
+
+    Two layers are merged only when the merged layer costs no more multiply-accumulates than the
+    pair: a deliberate bottleneck (``Linear(512, 8)`` then ``Linear(8, 512)``) is left alone
+    with the reason, except :func:`~onebyone.surgery.decompose`'s own, which fuse undoes.
 
     Args:
         model: the model; it is deep-copied and never modified.
         example_input: an input batch for the MACs totals and the output error (default
             ``torch.randn(1, *model.default_input_size)`` where the model has one).
+        only_if_cheaper: leave alone pairs whose merge would cost more MACs. False merges
+            every mergeable pair.
 
     Returns:
         ``(new_model, report)``.
@@ -57,8 +66,10 @@ def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tupl
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if example_input is not None and not isinstance(example_input, torch.Tensor):
         raise TypeError(f"example_input must be a tensor, got {type(example_input).__name__}")
+    if not isinstance(only_if_cheaper, bool):
+        raise TypeError(f"only_if_cheaper must be a bool, got {only_if_cheaper!r}")
     report = SurgeryReport("fuse")
-    new = _fuse_model(model, report)
+    new = _fuse_model(model, report, only_if_cheaper)
     report.params_before = count_params(model)
     report.params_after = count_params(new)
     x = example_input
@@ -69,11 +80,12 @@ def fuse(model: nn.Module, *, example_input: torch.Tensor | None = None) -> tupl
         report.macs_before = model_macs(model, x)
         report.macs_after = model_macs(new, x)
         report.output_error = _output_error(model, new, x)
-    record_step(new, {"op": "fuse"}, source=model)
+    step = {"op": "fuse"} if only_if_cheaper else {"op": "fuse", "only_if_cheaper": False}
+    record_step(new, step, source=model)
     return new, report
 
 
-def _fuse_model(model: nn.Module, report: SurgeryReport) -> nn.Module:
+def _fuse_model(model: nn.Module, report: SurgeryReport, only_if_cheaper: bool = True) -> nn.Module:
     new = copy.deepcopy(model)
     # Always trace the inference graph: fusing is for inference (BatchNorm folds its running
     # statistics), and the graph, hence the saved plan, must not depend on the mode the model
@@ -87,16 +99,16 @@ def _fuse_model(model: nn.Module, report: SurgeryReport) -> nn.Module:
                 f"the model does not trace with torch.fx ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
                 "fused only inside nn.Sequential containers"
             )
-            _fuse_sequentials(new, "", report)
+            _fuse_sequentials(new, "", report, only_if_cheaper)
             return keep_attributes(model, copy_modes(model, new))
         bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
-        _fuse_graph(graph_module, report, bottlenecks)
+        _fuse_graph(graph_module, report, bottlenecks, only_if_cheaper)
         return keep_attributes(model, copy_modes(model, graph_module))
 
 
 def apply_structure(model: nn.Module, step: dict) -> nn.Module:
     """Replay a recorded fuse ``step``: fusing decides from the structure alone."""
-    return _fuse_model(model, SurgeryReport("fuse"))
+    return _fuse_model(model, SurgeryReport("fuse"), bool(step.get("only_if_cheaper", True)))
 
 
 def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
@@ -225,7 +237,26 @@ def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module | str:
 # ----------------------------------------------------------------------------- torch.fx path
 
 
-def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str]) -> None:
+def _costlier(first: nn.Module, second: nn.Module, fused: nn.Module) -> str | None:
+    """The reason not to merge when ``fused`` costs more MACs than the pair, else None.
+
+    Counted per output position of the pair; the 1x1 in front of a strided kxk runs on
+    stride_h * stride_w positions for each output position.
+    """
+    positions = 1
+    if isinstance(second, nn.Conv2d) and not _is_1x1_pointwise(second):
+        positions = second.stride[0] * second.stride[1]
+    before = first.weight.numel() * positions + second.weight.numel()
+    after = fused.weight.numel()
+    if after <= before:
+        return None
+    return (
+        f"merging would cost more MACs ({before:,} -> {after:,} per output position): "
+        "a deliberate bottleneck (only_if_cheaper=False merges it)"
+    )
+
+
+def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str], only_if_cheaper: bool = True) -> None:
     modules = dict(gm.named_modules())
     uses = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
 
@@ -282,6 +313,10 @@ def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str]
                 _skip_once(report, pair, "a layer or its output is shared")
                 continue
             fused = merge_pair(first, second)
+            if not isinstance(fused, str) and only_if_cheaper:
+                parent = prev.target.rpartition(".")[0]
+                if not (parent in bottlenecks and node.target.rpartition(".")[0] == parent):
+                    fused = _costlier(first, second, fused) or fused
             if isinstance(fused, str):
                 _skip_once(report, pair, fused)
                 continue
@@ -334,10 +369,10 @@ def _collapse_bottlenecks(gm: fx.GraphModule, modules: dict, bottlenecks: set[st
 # ----------------------------------------------------------------------------- Sequential path
 
 
-def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport) -> None:
+def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport, only_if_cheaper: bool = True) -> None:
     for name, child in list(module.named_children()):
         full = f"{prefix}{name}"
-        _fuse_sequentials(child, f"{full}.", report)
+        _fuse_sequentials(child, f"{full}.", report, only_if_cheaper)
         if isinstance(child, _BOTTLENECKS):
             remaining = [m for m in child if not isinstance(m, nn.Identity)]
             if len(remaining) == 1:
@@ -369,6 +404,8 @@ def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport) -> 
             continue
         if isinstance(child, nn.Conv2d | nn.Linear) and isinstance(prev, nn.Conv2d | nn.Linear):
             fused = merge_pair(prev, child)
+            if not isinstance(fused, str) and only_if_cheaper and not isinstance(module, _BOTTLENECKS):
+                fused = _costlier(prev, child, fused) or fused
             if isinstance(fused, str):
                 report.skipped.append(Skip(f"{prev_full} + {full}", fused))
                 last = name
