@@ -272,3 +272,15 @@ def test_bad_input(kwargs, match):
 def test_missing_example_input():
     with pytest.raises(ValueError, match="example_input is required"):
         decompose(small_net(), rank=4)
+
+
+def test_decomposed_conv2d_constructor():
+    x = torch.randn(1, 8, 6, 6)
+    m = DecomposedConv2d(8, 16, kernel_size=3, padding=1, method="reduce", ranks=(4,))
+    assert [tuple(c.weight.shape) for c in m] == [(4, 8, 1, 1), (16, 4, 3, 3)]
+    assert m(x).shape == (1, 16, 6, 6)
+    assert DecomposedConv2d(8, 16, method="reduce", ranks=4).ranks == (4,)
+    with pytest.raises(TypeError):
+        DecomposedConv2d(8, 16, method="reduce")  # the ranks are required
+    with pytest.raises(ValueError, match=r"ranks for method 'tucker2' must have 2 entries, got \(4,\)"):
+        DecomposedConv2d(8, 16, ranks=(4,))

@@ -35,12 +35,15 @@ class DecomposedConv2d(nn.Sequential):
         padding_mode: the kxk convolution's padding mode.
         bias: whether the last convolution has a bias.
         method: "tucker2" or "reduce".
-        ranks: ``(rank_out, rank_in)`` for tucker2, ``(rank,)`` for reduce.
+        ranks: ``(rank_out, rank_in)`` for tucker2, ``(rank,)`` for reduce (required: the
+            ranks are what the decomposition chose).
 
     Example:
         >>> m = DecomposedConv2d(64, 128, kernel_size=3, padding=1, ranks=(32, 16))
         >>> [tuple(c.weight.shape) for c in m]
         [(16, 64, 1, 1), (32, 16, 3, 3), (128, 32, 1, 1)]
+        >>> [tuple(c.weight.shape) for c in DecomposedConv2d(64, 128, method="reduce", ranks=(8,))]
+        [(8, 64, 1, 1), (128, 8, 3, 3)]
     """
 
     def __init__(
@@ -55,11 +58,15 @@ class DecomposedConv2d(nn.Sequential):
         padding_mode: str = "zeros",
         bias: bool = True,
         method: str = "tucker2",
-        ranks: tuple[int, ...] = (1, 1),
+        ranks: tuple[int, ...],
     ) -> None:
         in_channels = check_int("in_channels", in_channels)
         out_channels = check_int("out_channels", out_channels)
         check_choice("method", method, CONV_METHODS)
+        if isinstance(ranks, int) and not isinstance(ranks, bool):
+            ranks = (ranks,)
+        if not isinstance(ranks, tuple | list):
+            raise TypeError(f"ranks must be a tuple of ints, got {ranks!r}")
         ranks = tuple(ranks)
         expected = 2 if method == "tucker2" else 1
         if len(ranks) != expected:
