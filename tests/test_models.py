@@ -23,15 +23,7 @@ from onebyone.models import (
     load_model,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Intra-op threads only add barrier waits on these tiny tensors, and on a shared 2-core
-    # machine a descheduled worker stalls every op (10x slower). Restored afterwards.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CLASSIFIERS = [n for n in list_models() if not n.startswith("tutorial_")]

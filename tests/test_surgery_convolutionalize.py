@@ -10,14 +10,7 @@ from torch.testing import assert_close
 
 from onebyone.surgery import convolutionalize
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids oversubscription on a shared, busy CPU (100x slower otherwise).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def vgg_like(pool: int | None = 4) -> nn.Module:

@@ -11,14 +11,7 @@ from torch import nn
 
 from onebyone.surgery import DecomposedConv2d, DecomposedLinear, decompose
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids oversubscription on a shared, busy CPU (100x slower otherwise).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_net() -> nn.Sequential:

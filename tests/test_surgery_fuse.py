@@ -11,14 +11,7 @@ from torch.testing import assert_close
 
 from onebyone.surgery import decompose, fuse, merge_pair
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids oversubscription on a shared, busy CPU (100x slower otherwise).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomize_bn(model: nn.Module) -> nn.Module:

@@ -10,14 +10,7 @@ from torch.testing import assert_close
 from onebyone.models import create_model
 from onebyone.surgery import convolutionalize, decompose, fuse, load, save
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small tensors: one thread avoids oversubscription on a shared, busy CPU.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def with_statistics(model: nn.Module) -> nn.Module:
