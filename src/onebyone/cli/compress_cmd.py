@@ -74,10 +74,17 @@ def compress(
     net, kwargs = build(model, checkpoint, num_classes)
     size = input_size(net, input)
     example = torch.randn(1, *size)
-    small, report = decompose(
-        net, method=method, rank=parsed_rank, energy=energy, budget=budget, round_to=round_to,
-        example_input=example, measure=measure, iterations=iterations,
-    )
+    try:
+        small, report = decompose(
+            net, method=method, rank=parsed_rank, energy=energy, budget=budget, round_to=round_to,
+            example_input=example, measure=measure, iterations=iterations,
+        )
+    except ValueError as e:  # "rank 1000 is above...", "budget 0.01 cannot be met": name the flag
+        message = str(e)
+        for name in ("rank", "budget", "energy"):
+            if message.startswith(f"{name} "):
+                raise ValueError(f"--{message}") from e
+        raise
     typer.echo(report.to_text())
     typer.echo("")
     (b1, b8), (a1, a8) = latency_pair(net, small, size)
