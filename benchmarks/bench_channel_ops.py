@@ -174,6 +174,7 @@ def measure_ceilings(
         "matmul_gflops_by_size": gflops,
         "copy_gbps_by_size": gbps,
         "alloc_write_gbps": numel * esize / t["alloc_write"] / 1e9,
+        "alloc_write_bytes": numel * esize,
     }
 
 
@@ -466,7 +467,7 @@ def _print_tables(result) -> None:
     console.print(
         f"Ceilings: matmul {c['matmul_gflops']:.1f} GFLOP/s ({c['matmul_size']}^2 GEMM), "
         f"copy {c['copy_gbps']:.1f} GB/s (read + write, {c['copy_bytes'] // 2**20} MiB); "
-        f"writing a fresh {c['copy_bytes'] // 2**20} MiB allocation: "
+        f"writing a fresh {c['alloc_write_bytes'] // 2**20} MiB allocation: "
         f"{c['alloc_write_gbps']:.1f} GB/s",
         highlight=False,
     )
