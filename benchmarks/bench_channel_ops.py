@@ -45,8 +45,6 @@ from torch import nn
 from onebyone import ChannelProjection, CrossChannelPool
 from onebyone._io import write_json_atomic
 
-DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "channel_ops.json"
-
 # (name, batch, in_channels, out_channels, height, width)
 PROJECTION_GRID = [
     ("tutorial 256x256 512->64", 1, 512, 64, 256, 256),
@@ -555,8 +553,9 @@ def main(argv: list[str] | None = None) -> dict:
         "--out",
         dest="json",
         type=Path,
-        default=DEFAULT_JSON,
-        help=f"where to write the JSON result, atomically (default {DEFAULT_JSON})",
+        default=None,
+        help="write the full result (machine, ceilings, every time and ratio, targets) here, "
+        "atomically",
     )
     parser.add_argument(
         "--quick", action="store_true", help="two small shapes each, 3 repeats: a smoke run"
@@ -633,10 +632,11 @@ def main(argv: list[str] | None = None) -> dict:
         "pooling": pool_rows,
         "targets": evaluate_targets(proj_rows, pool_rows, device),
     }
-    write_json_atomic(args.json, result)
+    if args.json is not None:
+        write_json_atomic(args.json, result)
     if not args.no_table:
         _print_tables(result)
-        print(f"wrote {args.json}")
+        print(f"wrote {args.json}" if args.json is not None else "no --json given: not saved")
     return result
 
 
