@@ -75,9 +75,44 @@ def test_compare_cli_quick(tmp_path):
         "nin_mlpconv" in result.output and "4.40 M" in result.output and "11.07 M" in result.output
     )
     assert f"nin_mlpconv vs plain_5x5: {PLAIN_MACS / NIN_MACS:.1f}x fewer MACs" in result.output
+    assert "smoke run" in result.output and "met:" not in result.output  # no verdict on a smoke run
     variants = json.loads((tmp_path / "report.json").read_text())["variants"]
     assert [v["latency_ms_b1"] for v in variants] == [None, None]
     assert not (tmp_path / "accuracy_vs_macs.png").exists()
+
+
+def test_compare_cli_prints_the_verdict_as_text(tmp_path):
+    # Without --quick each reduced variant gets a verdict on the claim (>= 97%, >= 2x fewer
+    # MACs); one epoch on 200 digits cannot reach 97%, so it must say so, visibly.
+    result = CliRunner().invoke(app, [
+        "compare", "plain_5x5", "nin_mlpconv", "--epochs", "1", "--subset", "200",
+        "--test-subset", "100", "--no-latency", "--no-plot", "--out", str(tmp_path), "--quiet",
+        "--device", "cpu",
+    ], terminal_width=200)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (line,) = [ln for ln in result.output.splitlines() if ln.startswith("nin_mlpconv vs")]
+    acc = json.loads((tmp_path / "report.json").read_text())["variants"][1]["accuracy"]
+    verdict = "ok" if acc >= 0.97 else "NOT met"
+    assert line.endswith(f"[{verdict}: >= 97% and >= 2x]"), line
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lr", "0"], "lr must be a number > 0, got 0.0"),
+        (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
+        (["--optimizer", "lbfgs"], "optimizer must be one of"),
+        (["--data", "mnist1m"], "unknown dataset 'mnist1m'"),
+        (["--data", "/no/such/dir"], "does not exist"),
+    ],
+)
+def test_compare_cli_bad_settings_fail_before_training(tmp_path, args, message):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare", "nin_mlpconv", "--out", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error:") and message in result.output
+    assert len(result.output.splitlines()) == 1  # nothing trained or printed before the error
+    assert not out.exists()
 
 
 def test_compare_cli_bad_input(tmp_path):

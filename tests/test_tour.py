@@ -14,6 +14,9 @@ def test_tour_quick_prints_the_seeds_numbers():
     # The tutorial's layers: k*k*in*filters + filters.
     for params in (3 * 3 * 3 * 512 + 512, 512 * 512 + 512, 512 * 64 + 64, 512 * 1024 + 1024):
         assert f"{params:,} params" in out
+    # The model names print as text (rich would swallow "[tutorial_base]" as markup).
+    for name in ("tutorial_base", "tutorial_project", "tutorial_reduce", "tutorial_increase"):
+        assert f"[{name}]" in out
     assert (
         "(None, 256, 256, 512)" in out and "(1, 512, 256, 256)" in out
     )  # Keras- and PyTorch-style

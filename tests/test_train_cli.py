@@ -113,3 +113,48 @@ def test_ddp_two_processes_on_cpu(model_file, tmp_path):
         "optimizer.safetensors",
         "state.json",
     ]
+
+
+def test_ctrl_c_keeps_the_last_checkpoint_and_resume_finishes(model_file, tmp_path):
+    """A real SIGINT to a training process: the last complete checkpoint loads and resumes."""
+    import time
+
+    import torch
+
+    from onebyone.models import load_model
+    from onebyone.train import load_checkpoint, read_state
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "onebyone", "train", f"{model_file}:small", "--epochs", "500",
+           "--subset", "200", "--batch-size", "16", "--lr", "0.02", "--out", str(out),
+           "--device", "cpu", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "state.json").is_file():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.3)  # somewhere in a later epoch (or in a checkpoint write: SIGINT waits)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode != 0 and "Traceback" not in stderr, stderr[-2000:]
+    state = read_state(out)
+    done = state["epoch"]
+    assert 1 <= done < 500 and len(state["history"]) == done
+    # Weights, optimizer state and state.json belong to the same epoch (else this raises).
+    net = load_model(f"{model_file}:small", in_channels=1, num_classes=10)
+    opt = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, nesterov=True)
+    load_checkpoint(out, net, opt)
+    code, text = _run("train", f"{model_file}:small", "--epochs", done + 1, "--subset", "200",
+                      "--batch-size", "16", "--lr", "0.02", "--out", out, "--resume", "--quiet",
+                      "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    assert read_state(out)["epoch"] == done + 1 and f"done: {done + 1} epochs" in text

@@ -93,7 +93,8 @@ def _title(console: Any, i: int, text: str) -> None:
 
 
 def _say(console: Any, text: str = "") -> None:
-    console.print(text, highlight=False, soft_wrap=True)
+    # Plain text: "[tutorial_base]" or "[ok: ...]" must print as written, not as rich markup.
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _step_tutorial(i: int, console: Any, result: dict, **_: Any) -> None:
@@ -155,7 +156,8 @@ def _step_7x7(i: int, console: Any, result: dict, **_: Any) -> None:
     _say(console, f"1x1 to 64, then 7x7:    {p_1x1:,} + {p_7x7:,} = {p_1x1 + p_7x7:,} params   "
                   f"{m_reduced:>16,} MACs")  # fmt: skip
     _say(console, f"-> {p_direct / (p_1x1 + p_7x7):.1f}x fewer parameters and "
-                  f"{m_direct / m_reduced:.1f}x fewer MACs (\"about a million\" vs \"about 200,000\").")  # fmt: skip
+                  f"{m_direct / m_reduced:.1f}x fewer MACs. The tutorial's \"about a million\" is "
+                  f"{p_direct:,}; its \"about 200,000\" is the 7x7 layer alone ({p_7x7:,}).")  # fmt: skip
     result["7x7"] = {
         "direct": p_direct,
         "reduce_1x1": p_1x1,
@@ -254,9 +256,10 @@ def _step_fc_to_conv(
     else:
         _say(
             console,
-            "Training the 28x28 classifier (5x5 convs + Linear(3136, 128) + Linear(128, 10)) for 1 epoch:",
+            "Training the 28x28 classifier (5x5 convs + Linear(3136, 128) + Linear(128, 10)) "
+            "for 2 epochs on the 4,000 bundled training digits:",
         )
-        fit(model, train, None, epochs=1, batch_size=64, lr=0.05, seed=seed, device="cpu")
+        fit(model, train, None, epochs=2, batch_size=32, lr=0.05, seed=seed, device="cpu")
     model.eval()
     conv_model, report = convolutionalize(model, (1, 28, 28))
     conv_model.eval()
@@ -301,7 +304,7 @@ def _step_compare(
         return
     report = compare(["plain_5x5", "nin_mlpconv"], epochs=1, seed=seed, device="cpu", latency=True)
     console.print(report.table())
-    for line in report.summary_lines():
+    for line in report.summary_lines(verdict=False):
         _say(console, line)
     _say(console, "(1 epoch here; `onebyone compare` trains every variant longer.)")
     result["compare"] = report.to_dict()

@@ -69,8 +69,9 @@ def compare(
     )  # fmt: skip
     console = Console(width=max(Console().width, 110))
     console.print(result.table())
-    for line in result.summary_lines():
-        console.print(line, highlight=False, soft_wrap=True)
+    # markup=False: "[ok: ...]" is text, not a rich style tag.
+    for line in result.summary_lines(verdict=not quick):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     if quick:
         console.print(
             "(--quick is a smoke run: 1 epoch on 500 digits; its accuracies say little)",

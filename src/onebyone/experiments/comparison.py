@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from onebyone._checks import check_int
+from onebyone._checks import check_choice, check_int
 from onebyone.experiments.variants import VARIANTS, build_variant
 
 __all__ = ["CompareReport", "VariantResult", "compare"]
@@ -91,21 +91,30 @@ class CompareReport:
             )  # fmt: skip
         return t
 
-    def summary_lines(self, *, min_accuracy: float = 0.97, min_ratio: float = 2.0) -> list[str]:
-        """One line per reduced variant: MAC ratio, accuracy, and whether the claim holds."""
+    def summary_lines(
+        self, *, min_accuracy: float = 0.97, min_ratio: float = 2.0, verdict: bool = True
+    ) -> list[str]:
+        """One line per reduced variant: MAC ratio, accuracy, and (``verdict``) whether the
+        claim "at least ``min_accuracy`` with at least ``min_ratio``x fewer MACs" holds.
+
+        Example:
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.99, 3.0),
+            ...                    VariantResult("b", "a", 5, 100, None, None, 0.96, 2.0)])
+            >>> r.summary_lines()[0]
+            'b vs a: 4.0x fewer MACs, 2.0x fewer params, accuracy 96.00% vs 99.00%  [NOT met: >= 97% and >= 2x]'
+        """
         lines = []
         for p in self.pairs():
             ok = p["accuracy"] >= min_accuracy and p["macs_ratio"] >= min_ratio
-            lines.append(
+            line = (
                 f"{p['reduced']} vs {p['twin']}: {p['macs_ratio']:.1f}x fewer MACs, "
                 f"{p['params_ratio']:.1f}x fewer params, accuracy {100 * p['accuracy']:.2f}% vs "
-                f"{100 * p['twin_accuracy']:.2f}%  "
-                + (
-                    f"[ok: >= {100 * min_accuracy:.0f}% and >= {min_ratio:g}x]"
-                    if ok
-                    else "[claim NOT met]"
-                )
+                f"{100 * p['twin_accuracy']:.2f}%"
             )
+            if verdict:
+                target = f">= {100 * min_accuracy:g}% and >= {min_ratio:g}x"
+                line += f"  [{'ok' if ok else 'NOT met'}: {target}]"
+            lines.append(line)
         return lines
 
 
@@ -147,6 +156,10 @@ def compare(
     Returns:
         A :class:`CompareReport`.
 
+    Raises:
+        ValueError: an unknown variant or dataset, ``epochs``/``batch_size`` < 1, ``lr`` <= 0
+            or an unknown optimizer (checked before any training).
+
     Example:
         >>> r = compare(["nin_mlpconv"], epochs=1, train_subset=100, test_subset=50,
         ...             latency=False, quiet=True, device="cpu")
@@ -156,12 +169,16 @@ def compare(
     from onebyone.analysis import analyze
     from onebyone.data import load
     from onebyone.train import evaluate, fit
+    from onebyone.train.fit import OPTIMIZERS, _check_positive
 
     names = list(variants) if variants else list(VARIANTS)
     for n in names:
         if n not in VARIANTS:
             raise ValueError(f"unknown variant {n!r}; expected one of {', '.join(VARIANTS)}")
     epochs = check_int("epochs", epochs)
+    batch_size = check_int("batch_size", batch_size)
+    lr = _check_positive("lr", lr)
+    optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
     train_set, test_set = load(data, "train"), load(data, "test")
     if train_subset:
         train_set = train_set.subset(
