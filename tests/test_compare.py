@@ -125,3 +125,37 @@ def test_compare_cli_bad_input(tmp_path):
     assert result.exit_code == 2 and "--epochs must be an integer >= 1, got 0" in result.output
     result = runner.invoke(app, ["compare", "--list"])
     assert result.exit_code == 0 and all(name in result.output for name in list_variants())
+
+
+def _bottleneck_macs(c_in, mid, hw_in, stride=1):
+    hw_out = hw_in // stride
+    out = 4 * mid
+    macs = c_in * mid * hw_in**2 + 9 * mid * mid * hw_out**2 + mid * out * hw_out**2
+    if stride != 1 or c_in != out:  # projection shortcut
+        macs += c_in * out * hw_out**2
+    return macs
+
+
+def _basic_macs(c_in, c_out, hw_in, stride=1):
+    hw_out = hw_in // stride
+    macs = 9 * c_in * c_out * hw_out**2 + 9 * c_out * c_out * hw_out**2
+    if stride != 1 or c_in != c_out:
+        macs += c_in * c_out * hw_out**2
+    return macs
+
+
+def test_residual_pair_macs_by_hand():
+    from onebyone.analysis import analyze
+    from onebyone.experiments import build_variant
+
+    stem, head = 9 * 1 * 32 * 28 * 28, 128 * 10
+    basic = stem + _basic_macs(32, 64, 14) + _basic_macs(64, 64, 14) + _basic_macs(64, 128, 14, 2)
+    bottleneck = stem + head + sum(
+        _bottleneck_macs(*args)
+        for args in [(32, 16, 14), (64, 16, 14), (64, 16, 14), (64, 32, 14, 2), (128, 32, 7),
+                     (128, 32, 7)]
+    )  # fmt: skip
+    basic += head
+    got = {n: analyze(build_variant(n), (1, 1, 28, 28)).total_macs for n in ("resnet_basic", "resnet_bottleneck")}  # fmt: skip
+    assert got == {"resnet_basic": basic, "resnet_bottleneck": bottleneck}
+    assert basic / bottleneck >= 2  # the claim's cost half; compare measures the accuracy half

@@ -9,7 +9,10 @@ Each pair tells one of the seeds' stories with the same stem, depth and output w
   head vs Network in Network: mlpconv blocks (kxk then 1x1 convolutions) and global average
   pooling instead of the fully-connected layers;
 - ``resnet_basic`` / ``resnet_bottleneck``: residual stages of basic blocks (two 3x3) vs
-  bottleneck blocks (1x1 reduce, 3x3, 1x1 restore) with the same output widths;
+  bottleneck blocks (1x1 reduce, 3x3, 1x1 restore) with the same stage widths (64, then 128).
+  As in the ResNet paper, the bottleneck's savings buy depth: six bottleneck blocks (three per
+  stage) against three basic blocks, still about 6x fewer MACs. (With only three bottleneck
+  blocks, 3.7 M MACs, the net underfits the 3-epoch budget: 96.4% / 95.9% on seeds 0 / 1.)
 - ``maxout``: convolutions followed by cross-channel max pooling (maxout units), no twin.
 """
 
@@ -125,7 +128,10 @@ def resnet_bottleneck(
         *_stem(in_channels, 32),
         Bottleneck(32, 16),  # 1x1 32->16, 3x3, 1x1 16->64: 64 x 14 x 14
         Bottleneck(64, 16),
+        Bottleneck(64, 16),
         Bottleneck(64, 32, stride=2),  # 128 x 7 x 7
+        Bottleneck(128, 32),
+        Bottleneck(128, 32),
         *_head(128, num_classes),
     )
 
@@ -159,7 +165,10 @@ VARIANTS: dict[str, Variant] = {
         Variant("nin_mlpconv", nin_mlpconv, "plain_5x5", "NiN mlpconv + global average pooling"),
         Variant("resnet_basic", resnet_basic, None, "residual, basic blocks"),
         Variant(
-            "resnet_bottleneck", resnet_bottleneck, "resnet_basic", "residual, bottleneck blocks"
+            "resnet_bottleneck",
+            resnet_bottleneck,
+            "resnet_basic",
+            "residual, twice as many bottleneck blocks",
         ),
         Variant("maxout", maxout, None, "maxout: conv + cross-channel max pooling"),
     )
