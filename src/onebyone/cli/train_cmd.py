@@ -41,7 +41,7 @@ def train(
 ) -> None:
     """Train MODEL with progress bars and a checkpoint per epoch; torchrun runs it distributed.
 
-    Example: onebyone train nin_cifar10 --data mnist5k --epochs 3 --out runs/nin
+    Example: onebyone train resnet20 --data mnist5k --epochs 3 --out runs/resnet20
     """
     import os
 
