@@ -113,3 +113,25 @@ def echo_totals(before: dict, after: dict) -> None:
 
 def torch_threads_note() -> str:
     return f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+
+
+def save_and_echo(net, out_path: Path, model: str, kwargs: dict) -> None:
+    """Save ``net`` as OUT.json + OUT.safetensors (rebuilt from ``model``) and say what was written."""
+    from onebyone.surgery import save
+
+    plan = save(net, out_path, base=model, base_kwargs=kwargs)
+    typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
+
+
+def echo_report_and_save(before, after, report, size: tuple[int, ...], out_path: Path, model: str,
+                         kwargs: dict) -> None:
+    """Print the surgery report, the before/after totals (params, MACs, latency), then save ``after``."""
+    typer.echo(report.to_text())
+    typer.echo("")
+    (b1, b8), (a1, a8) = latency_pair(before, after, size)
+    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}):")
+    echo_totals(
+        {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
+        {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
+    )
+    save_and_echo(after, out_path, model, kwargs)

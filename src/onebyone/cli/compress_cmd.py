@@ -58,15 +58,8 @@ def compress(
     iterations: int = typer.Option(0, "--iterations", help="HOOI refinement iterations (tucker2)."),
 ) -> None:
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save."""
-    from onebyone.cli._surgery_common import (
-        build,
-        check_out,
-        echo_totals,
-        input_size,
-        latency_pair,
-        torch_threads_note,
-    )
-    from onebyone.surgery import decompose, save
+    from onebyone.cli._surgery_common import build, check_out, echo_report_and_save, input_size
+    from onebyone.surgery import decompose
 
     parsed_rank = _parse_rank(rank)
     _check_options(energy, budget, parsed_rank, method, round_to, iterations)
@@ -85,13 +78,4 @@ def compress(
             if message.startswith(f"{name} "):
                 raise ValueError(f"--{message}") from e
         raise
-    typer.echo(report.to_text())
-    typer.echo("")
-    (b1, b8), (a1, a8) = latency_pair(net, small, size)
-    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}):")
-    echo_totals(
-        {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
-        {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
-    )
-    plan = save(small, out_path, base=model, base_kwargs=kwargs)
-    typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
+    echo_report_and_save(net, small, report, size, out_path, model, kwargs)

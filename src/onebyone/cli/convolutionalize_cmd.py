@@ -21,9 +21,8 @@ def convolutionalize(
     out: str | None = typer.Option(None, "-o", "--out", help="Also save: writes OUT.safetensors and OUT.json."),
 ) -> None:
     """Rewrite the Linear head as convolutions; show the score-map shapes and the equivalence error."""
-    from onebyone.cli._surgery_common import build, check_out, input_size
+    from onebyone.cli._surgery_common import build, check_out, input_size, save_and_echo
     from onebyone.surgery import convolutionalize as convolutionalize_model
-    from onebyone.surgery import save
 
     if to is not None:
         input_size(None, to, "--to")  # a malformed --to fails before any work
@@ -45,8 +44,7 @@ def convolutionalize(
             typer.echo(f"score map at {_text(big)}: {tuple(scores.shape)}")
     typer.echo(f"relative error of the logits (L2) at {_text(size)}: {report.output_error:.3g}")
     if out_path is not None:
-        plan = save(conv_net, out_path, base=model, base_kwargs=kwargs)
-        typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
+        save_and_echo(conv_net, out_path, model, kwargs)
 
 
 def _text(size: tuple[int, ...]) -> str:

@@ -20,28 +20,11 @@ def fuse(
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
 ) -> None:
     """Fold BatchNorm into convolutions and merge consecutive linear convolutions; save the result."""
-    from onebyone.cli._surgery_common import (
-        build,
-        check_out,
-        echo_totals,
-        input_size,
-        latency_pair,
-        torch_threads_note,
-    )
+    from onebyone.cli._surgery_common import build, check_out, echo_report_and_save, input_size
     from onebyone.surgery import fuse as fuse_model
-    from onebyone.surgery import save
 
     out_path = check_out(out)  # before any work
     net, kwargs = build(model, checkpoint, num_classes)
     size = input_size(net, input)
     fused, report = fuse_model(net, example_input=torch.randn(1, *size))
-    typer.echo(report.to_text())
-    typer.echo("")
-    (b1, b8), (a1, a8) = latency_pair(net, fused, size)
-    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}):")
-    echo_totals(
-        {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
-        {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
-    )
-    plan = save(fused, out_path, base=model, base_kwargs=kwargs)
-    typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
+    echo_report_and_save(net, fused, report, size, out_path, model, kwargs)
