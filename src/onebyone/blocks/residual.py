@@ -107,6 +107,21 @@ def _shortcut(
     )
 
 
+def _check_block(block: nn.Module, in_channels: int, mid_channels: int, stride: int, shortcut: str) -> None:
+    # The arguments BasicBlock and Bottleneck share, checked and set on the block (with
+    # out_channels = mid_channels * expansion); an "A" shortcut cannot remove channels.
+    block.in_channels = check_int("in_channels", in_channels)
+    block.mid_channels = check_int("mid_channels", mid_channels)
+    block.stride = check_int("stride", stride)
+    block.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)
+    block.out_channels = mid_channels * block.expansion
+    if shortcut == "A" and block.out_channels < in_channels:
+        raise ValueError(
+            f"shortcut 'A' cannot pad {in_channels} input channels down to "
+            f"{block.out_channels}; use shortcut 'B' or 'C'"
+        )
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a shortcut (ResNet-18/34 and the CIFAR ResNets).
 
@@ -145,16 +160,7 @@ class BasicBlock(nn.Module):
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
-        self.in_channels = check_int("in_channels", in_channels)
-        self.mid_channels = check_int("mid_channels", mid_channels)
-        self.stride = check_int("stride", stride)
-        self.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)
-        self.out_channels = mid_channels * self.expansion
-        if shortcut == "A" and self.out_channels < in_channels:
-            raise ValueError(
-                f"shortcut 'A' cannot pad {in_channels} input channels down to "
-                f"{self.out_channels}; use shortcut 'B' or 'C'"
-            )
+        _check_block(self, in_channels, mid_channels, stride, shortcut)
         self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, stride=stride, padding=1, bias=norm_layer is None)
         self.bn1 = _norm(norm_layer, mid_channels)
         self.act1 = _act(act_layer)
@@ -219,19 +225,10 @@ class Bottleneck(nn.Module):
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
-        self.in_channels = check_int("in_channels", in_channels)
-        self.mid_channels = check_int("mid_channels", mid_channels)
-        self.stride = check_int("stride", stride)
-        self.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)
+        _check_block(self, in_channels, mid_channels, stride, shortcut)
         if not isinstance(stride_in_1x1, bool):
             raise TypeError(f"stride_in_1x1 must be a bool, got {stride_in_1x1!r}")
         self.stride_in_1x1 = stride_in_1x1
-        self.out_channels = mid_channels * self.expansion
-        if shortcut == "A" and self.out_channels < in_channels:
-            raise ValueError(
-                f"shortcut 'A' cannot pad {in_channels} input channels down to "
-                f"{self.out_channels}; use shortcut 'B' or 'C'"
-            )
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = nn.Conv2d(in_channels, mid_channels, 1, stride=stride_1x1, bias=norm_layer is None)
         self.bn1 = _norm(norm_layer, mid_channels)
