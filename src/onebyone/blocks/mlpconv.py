@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from torch import nn
 
 from onebyone._checks import check_int
+from onebyone._sequential import PlainSlicesSequential
 
 __all__ = ["MLPConv"]
 
 
-class MLPConv(nn.Sequential):
+class MLPConv(PlainSlicesSequential):
     """A kxk convolution followed by 1x1 convolutions, each followed by an activation.
 
     The 1x1 convolutions are Network in Network's *cascaded cross-channel parametric pooling*:
@@ -77,12 +77,6 @@ class MLPConv(nn.Sequential):
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
-
-    def __getitem__(self, idx):
-        # A slice is a plain Sequential: the constructor arguments no longer describe it.
-        if isinstance(idx, slice):
-            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
-        return super().__getitem__(idx)
 
     def extra_repr(self) -> str:
         return (

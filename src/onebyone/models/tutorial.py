@@ -13,6 +13,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from onebyone._checks import check_int
+from onebyone._sequential import PlainSlicesSequential
 
 from ._base import check_input
 from ._registry import register_model
@@ -20,7 +21,7 @@ from ._registry import register_model
 __all__ = ["TutorialModel"]
 
 
-class TutorialModel(nn.Sequential):
+class TutorialModel(PlainSlicesSequential):
     """A stack of ``Conv2d`` + ReLU layers with same padding, named ``conv1``, ``relu1``, ...
 
     A feature extractor, not a classifier: the output is the last layer's feature maps.
@@ -76,12 +77,6 @@ class TutorialModel(nn.Sequential):
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         # N x 3 x 256 x 256
         return super().forward(x)  # N x out_channels x 256 x 256
-
-    def __getitem__(self, idx):
-        # A slice is a plain Sequential: the constructor arguments no longer describe it.
-        if isinstance(idx, slice):
-            return nn.Sequential(OrderedDict(list(self._modules.items())[idx]))
-        return super().__getitem__(idx)
 
     def extra_repr(self) -> str:
         return (
