@@ -5,18 +5,14 @@ from __future__ import annotations
 import typer
 
 from onebyone.cli._common import user_errors
-from onebyone.models._spec import SPEC_HELP
+from onebyone.cli.summary_cmd import BATCH_OPTION, INPUT_OPTION, MODEL_ARGUMENT, _model_and_input
 
 
 @user_errors
 def plan(
-    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
-    input: str | None = typer.Option(
-        None,
-        "--input",
-        help="Input CxHxW without the batch, e.g. 3x224x224 (default: the model's own).",
-    ),
-    batch: int = typer.Option(1, "--batch", help="Batch size placed in front of --input."),
+    model: str = MODEL_ARGUMENT,
+    input: str | None = INPUT_OPTION,
+    batch: int = BATCH_OPTION,
     ratio: float = typer.Option(
         0.25, "--ratio", help="Project to this fraction of each layer's in_channels."
     ),
@@ -30,7 +26,6 @@ def plan(
     now and with a 1x1 projection in front of it, sorted by savings, and the model totals."""
     from onebyone._checks import check_choice
     from onebyone.analysis import plan as make_plan
-    from onebyone.cli.summary_cmd import _model_and_input
 
     check_choice("--format", format, ("table", "json"))
     net, size = _model_and_input(model, input, batch)

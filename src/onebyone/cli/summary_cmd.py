@@ -11,6 +11,15 @@ from onebyone.models._spec import SPEC_HELP
 
 FORMATS = ("table", "json", "csv", "markdown")
 
+# The model/input/batch parameters of ``summary`` and ``plan`` (read by ``_model_and_input``).
+MODEL_ARGUMENT = typer.Argument(..., help=f"The model: {SPEC_HELP}.")
+INPUT_OPTION = typer.Option(
+    None,
+    "--input",
+    help="Input CxHxW without the batch, e.g. 3x224x224 (default: the model's own).",
+)
+BATCH_OPTION = typer.Option(1, "--batch", help="Batch size placed in front of --input.")
+
 
 def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object, tuple[int, ...]]:
     """Load a model spec and the input size with the batch first (shared with ``plan``)."""
@@ -44,13 +53,9 @@ def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object,
 
 @user_errors
 def summary(
-    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
-    input: str | None = typer.Option(
-        None,
-        "--input",
-        help="Input CxHxW without the batch, e.g. 3x224x224 (default: the model's own).",
-    ),
-    batch: int = typer.Option(1, "--batch", help="Batch size placed in front of --input."),
+    model: str = MODEL_ARGUMENT,
+    input: str | None = INPUT_OPTION,
+    batch: int = BATCH_OPTION,
     depth: int | None = typer.Option(
         None, "--depth", help="Fold rows deeper than N into their parent (default: show all)."
     ),
