@@ -208,6 +208,9 @@ def test_nin_count():
     assert count("nin_cifar10", in_channels=1, num_classes=7) == nin_count(
         in_channels=1, num_classes=7
     )
+    # BatchNorm (weight + bias) after each of the 8 mlpconv convolutions, not the classifier.
+    bn_widths = [192, 160, 96, 192, 192, 192, 192, 192]
+    assert count("nin_cifar10_bn") == 966_986 + 2 * sum(bn_widths)
 
 
 # ---------------------------------------------------------------- the tutorial's models

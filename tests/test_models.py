@@ -28,7 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 CLASSIFIERS = [n for n in list_models() if not n.startswith("tutorial_")]
 TUTORIALS = list_models("tutorial_*")
-CIFAR_SIZED = {"nin_cifar10", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
+CIFAR_SIZED = {"nin_cifar10", "nin_cifar10_bn", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
 
 
 def small_kwargs(name: str) -> dict:
