@@ -214,3 +214,21 @@ def test_latency_pair_interleaves_and_takes_medians(monkeypatch):
     assert (b1, a1) == (5.0, 4.0)  # medians of [5, 1, 9, 3, 7] and [4, 4, 6, 1, 2]
     assert (b8, a8) == (2.0, 3.0)  # medians of [2, 2, 8] and [3, 3, 1]
     assert before.training and after.training  # modes restored
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["vgg16", "--input", "3x20x20"], "vgg16 halves the input 5 times, so it needs at least 32x32"),
+    (["resnet20", "--input", "1x32x32"], "resnet20 expects input of shape N x 3 x H x W"),
+])
+def test_convolutionalize_an_input_the_model_rejects_is_one_line(args, message):
+    import subprocess
+    import sys
+
+    # A subprocess, so that what torch.fx might print to the real stderr is seen too.
+    done = subprocess.run([sys.executable, "-m", "onebyone", "convolutionalize", *args],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: input_size (1, "), done.stderr
+    assert message in lines[0]

@@ -176,3 +176,57 @@ def test_pooling_to_1x1_that_is_not_global_is_folded_exactly():
     net = PoolThenMean().eval()
     conv_net, _ = convolutionalize(net, (3, 10, 10))
     assert_close(conv_net(x).flatten(1), net(x), rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- inputs the model rejects
+
+
+@pytest.mark.parametrize(("name", "size", "message"), [
+    ("vgg16", (1, 3, 20, 20), r"vgg16 halves the input 5 times, so it needs at least 32x32"),
+    ("googlenet", (1, 3, 10, 10), r"googlenet needs inputs of at least 15x15"),
+    ("resnet20", (1, 1, 32, 32), r"resnet20 expects input of shape N x 3 x H x W"),
+])
+def test_an_input_the_model_rejects_gives_its_own_message_and_prints_nothing(name, size, message, capfd):
+    from onebyone.models import create_model
+
+    with pytest.raises(ValueError, match=message) as info:
+        convolutionalize(create_model(name), size)
+    assert str(info.value).startswith(f"input_size {size} does not fit the model: ")
+    assert "ShapeProp" not in str(info.value)
+    assert capfd.readouterr() == ("", "")  # torch.fx printed no traceback
+
+
+def test_a_model_that_only_fails_on_the_meta_device_is_still_convolutionalized():
+    class ItemScaled(nn.Module):  # .item() cannot run on meta, but traces and runs on the CPU
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.fc = nn.Linear(4 * 4 * 4, 3)
+
+        def forward(self, x):
+            x = self.conv(x) / (x.abs().max().item() + 1.0)
+            return self.fc(torch.flatten(x, 1))
+
+    net = ItemScaled().eval()
+    conv_net, _ = convolutionalize(net, (3, 6, 6))
+    x = torch.randn(2, 3, 6, 6)
+    assert_close(conv_net(x).flatten(1), net(x), rtol=1e-5, atol=1e-6)
+
+
+def test_a_forward_that_fails_only_on_real_values_is_one_error_and_prints_nothing(capfd):
+    from onebyone.errors import OneByOneError
+
+    class Cholesky(nn.Module):  # the meta device checks shapes only; zeros are not positive-definite
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(3 * 2 * 2, 3)
+
+        def forward(self, x):
+            x = torch.linalg.cholesky(x)
+            return self.fc(torch.flatten(x, 1))
+
+    with pytest.raises(OneByOneError, match=r"forward failed on an input of shape \(1, 3, 2, 2\): "
+                                            r"_?LinAlgError: .*not positive-definite") as info:
+        convolutionalize(Cholesky(), (3, 2, 2))
+    assert "ShapeProp" not in str(info.value)
+    assert capfd.readouterr() == ("", "")

@@ -8,7 +8,9 @@ becomes a 1x1 convolution in front of the pool, and averaging the score map give
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import numbers
 
 import torch
@@ -117,11 +119,16 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
             f"convolutionalize needs a model that traces with torch.fx; {type(model).__name__} does not "
             f"({type(e).__name__}: {first})"
         ) from e
+    _check_forward(new, size)
     x = torch.zeros(size, device=_device(model))
     try:
-        ShapeProp(gm).propagate(x)
+        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback itself
+            ShapeProp(gm).propagate(x)
     except Exception as e:
-        raise OneByOneError(f"the model's forward failed on an input of shape {size}: {e}") from e
+        cause = e.__cause__ if e.__cause__ is not None else e  # the node's error, not fx's node dump
+        raise OneByOneError(
+            f"the model's forward failed on an input of shape {size}: {type(cause).__name__}: {cause}"
+        ) from cause
     modules = dict(gm.named_modules())
     chain, body = _find_head(gm, modules)
     changes, notes, mode = _rewrite(gm, modules, chain, body)
@@ -138,6 +145,37 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
     keep_attributes(model, gm)
     record_step(gm, {"op": "convolutionalize", "input_size": list(size)}, source=model)
     return gm, changes, notes, mode
+
+
+def _check_forward(model: nn.Module, size: tuple[int, ...]) -> None:
+    """Raise ValueError with the model's own message if it rejects an input of ``size``.
+
+    The model runs once on a meta copy (no memory, no arithmetic), before tracing: the traced
+    graph drops the Python checks of a forward (a minimum size, say), and ShapeProp would report
+    a later operator's error instead. A model that fails on the meta device only (data-dependent
+    code such as ``.item()``) is run for real on its own device to tell the two apart.
+    """
+    from onebyone.analysis.analyze import _analysis_copy
+
+    meta = _analysis_copy(model, torch.device("meta"), torch.float32, clone=False).eval()
+    try:
+        with torch.no_grad():
+            meta(torch.empty(size, device="meta"))
+        return
+    except Exception as e:
+        error = e
+    device = _device(model)
+    if device.type != "meta":
+        try:
+            with eval_mode(model), torch.no_grad():
+                model(torch.zeros(size, device=device))
+            return  # a limitation of the meta device, not of the input
+        except Exception as e:
+            error = e
+    message = " ".join(str(error).split()) or type(error).__name__
+    if not isinstance(error, ValueError):
+        message = f"{type(error).__name__}: {message}"
+    raise ValueError(f"input_size {size} does not fit the model: {message}") from error
 
 
 # ----------------------------------------------------------------------------- finding the head
