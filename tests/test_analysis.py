@@ -385,11 +385,76 @@ def test_forward_updating_a_buffer_in_eval_leaves_the_original():
     assert int(m.calls) == 0
 
 
-def test_channel_mismatch_error_is_one_error():
+@pytest.mark.parametrize("device", ["meta", "cpu"])
+def test_channel_mismatch_error_is_one_error(device):
     with pytest.raises(
         OneByOneError, match=r"module '0' \(Conv2d\) on input shapes \(1, 4, 8, 8\)"
     ):
-        analyze(nn.Sequential(nn.Conv2d(3, 8, 3)), (1, 4, 8, 8), device="cpu")
+        analyze(nn.Sequential(nn.Conv2d(3, 8, 3)), (1, 4, 8, 8), device=device)
+    # a mismatch inside the model, on the meta device too (its fast path checks the channels)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(5, 6, 3))
+    with pytest.raises(OneByOneError, match=r"module '1' \(Conv2d\) on input shapes \(1, 4, 6, 6\)"):
+        analyze(net, (1, 3, 8, 8), device=device)
+    with pytest.raises(OneByOneError, match=r"Kernel size can't be greater than actual input size"):
+        analyze(nn.Conv2d(3, 4, 9), (1, 3, 8, 8), device=device)
+
+
+def test_a_bug_in_a_counting_rule_is_not_reported_as_a_user_error(monkeypatch):
+    from onebyone.analysis import MAC_RULES
+    from onebyone.analysis._internal import InternalError
+
+    def broken(args, kwargs, out):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(MAC_RULES, torch.ops.aten.convolution, broken)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    for device in ("meta", "cpu"):
+        with pytest.raises(InternalError, match=r"a bug in onebyone .* RuntimeError: boom") as info:
+            analyze(net, (1, 3, 8, 8), device=device)
+        assert not isinstance(info.value, OneByOneError | ValueError)
+        assert type(info.value.__cause__) is RuntimeError and str(info.value.__cause__) == "boom"
+    # a rule that raises ValueError (a user-error type) is our bug all the same
+    monkeypatch.setitem(MAC_RULES, torch.ops.aten.convolution, lambda a, k, o: int("x"))
+    with pytest.raises(InternalError) as info:
+        analyze(net, (1, 3, 8, 8))
+    assert type(info.value.__cause__) is ValueError
+    # while a genuine shape mismatch in the model is still the one-line user error
+    monkeypatch.undo()
+    with pytest.raises(OneByOneError, match=r"forward failed in module '2' \(Linear\)"):
+        analyze(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(7, 2)), (1, 3, 8, 8))
+
+
+def test_a_bug_in_a_meta_shortcut_is_not_reported_as_a_user_error(monkeypatch):
+    import importlib
+
+    analyze_module = importlib.import_module("onebyone.analysis.analyze")
+    from onebyone.analysis._internal import InternalError
+
+    def broken(*args):
+        raise IndexError("boom")
+
+    monkeypatch.setitem(analyze_module._META_SHORTCUTS, torch.ops.aten.convolution.default, broken)
+    with pytest.raises(InternalError, match=r"meta shortcut .* IndexError: boom"):
+        analyze(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
+    # the operator itself decides when the input is wrong: the user's error, not ours
+    with pytest.raises(OneByOneError, match=r"the model \(Conv2d\) on input shapes \(1, 5, 8, 8\)"):
+        analyze(nn.Conv2d(3, 4, 3), (1, 5, 8, 8))
+
+
+def test_a_bug_in_a_counting_rule_shows_a_traceback_on_the_command_line(monkeypatch):
+    from typer.testing import CliRunner
+
+    from onebyone.analysis import MAC_RULES
+    from onebyone.analysis._internal import InternalError
+    from onebyone.cli import app
+
+    def broken(args, kwargs, out):
+        raise ValueError("boom")
+
+    monkeypatch.setitem(MAC_RULES, torch.ops.aten.convolution, broken)
+    result = CliRunner().invoke(app, ["summary", "resnet20", "--input", "3x32x32"])
+    assert result.exit_code not in (0, 2)  # not the one-line user error (exit 2)
+    assert isinstance(result.exception, InternalError) and "error: boom" not in result.output
 
 
 @pytest.mark.parametrize(

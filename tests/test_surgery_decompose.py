@@ -277,3 +277,37 @@ def test_decomposed_conv2d_constructor():
         DecomposedConv2d(8, 16, method="reduce")  # the ranks are required
     with pytest.raises(ValueError, match=r"ranks for method 'tucker2' must have 2 entries, got \(4,\)"):
         DecomposedConv2d(8, 16, ranks=(4,))
+
+
+def test_a_bug_in_our_decomposition_code_is_not_reported_as_a_user_error(monkeypatch):
+    from onebyone.analysis._internal import InternalError
+    from onebyone.errors import OneByOneError
+    from onebyone.surgery import _tucker
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    net = nn.Sequential(nn.Conv2d(32, 32, 3), nn.ReLU())
+    monkeypatch.setattr(_tucker, "tucker2", broken)
+    with pytest.raises(InternalError, match=r"decomposing '0' .* RuntimeError: boom") as info:
+        decompose(net, rank=8, example_input=torch.randn(1, 32, 8, 8))
+    assert not isinstance(info.value, OneByOneError | ValueError)
+    assert type(info.value.__cause__) is RuntimeError and str(info.value.__cause__) == "boom"
+
+    # a factorization that fails on the weights themselves stays the user's error, layer named
+    def singular(*args, **kwargs):
+        raise torch.linalg.LinAlgError("the algorithm failed to converge")
+
+    monkeypatch.setattr(_tucker, "tucker2", singular)
+    with pytest.raises(OneByOneError, match=r"decomposing '0' .* failed to converge"):
+        decompose(net, rank=8, example_input=torch.randn(1, 32, 8, 8))
+
+
+def test_a_shape_mismatch_in_the_model_is_still_one_user_error():
+    from onebyone.errors import OneByOneError
+
+    net = nn.Sequential(nn.Conv2d(8, 8, 3), nn.Conv2d(7, 8, 1))  # 8 channels reach a 7-channel conv
+    with pytest.raises(OneByOneError, match=r"forward failed on an input of shape \(1, 8, 8, 8\): .*"
+                                            r"expected input\[1, 8, 6, 6\] to have 7 channels") as info:
+        decompose(net, rank=4, example_input=torch.randn(1, 8, 8, 8))
+    assert len(str(info.value).splitlines()) == 1

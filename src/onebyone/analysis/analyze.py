@@ -25,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from onebyone.errors import OneByOneError
 
 from ._counting import count_op
+from ._internal import InternalError, ours
 from .report import LayerStats, Report
 
 __all__ = ["INPUT_RANK", "analyze"]
@@ -77,6 +78,8 @@ def analyze(
         TypeError: ``model`` is not an ``nn.Module`` or ``dtype`` is not a floating dtype.
         OneByOneError: the forward failed; the message names the module and the shapes it
             received, and the original exception is chained.
+        InternalError: onebyone's own counting code (a rule, a hook) failed: a bug to report,
+            raised with the original exception chained rather than as a user error.
 
     Example:
         >>> from torch import nn
@@ -123,23 +126,41 @@ class _Counter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        out, shortcut_error = self._shortcut(func, args, kwargs)
+        if out is NotImplemented:
+            out = func(*args, **kwargs)  # the model's operator: its errors are the user's
+            if shortcut_error is not None:  # the operator ran, so the shortcut was wrong
+                raise InternalError(
+                    f"the meta shortcut for {func} raised {type(shortcut_error).__name__}: "
+                    f"{shortcut_error}"
+                ) from shortcut_error
+        self._count(func, args, kwargs, out)
+        return out
+
+    @staticmethod
+    def _shortcut(func, args, kwargs):
+        """``(output, None)``, or ``(NotImplemented, error or None)`` to run the operator."""
         shortcut = _META_SHORTCUTS.get(func) or _META_SHORTCUTS.get(func.overloadpacket)
         first = args[0] if args else None
         if isinstance(first, (list, tuple)) and first:
             first = first[0]
         if (
-            shortcut is not None
-            and not kwargs
-            and isinstance(first, torch.Tensor)
-            and first.device.type == "meta"
+            shortcut is None
+            or kwargs
+            or not isinstance(first, torch.Tensor)
+            or first.device.type != "meta"
         ):
-            # torch's Python meta kernels for these import torch._dynamo on first use
-            # (seconds); their output shapes are simple arithmetic.
-            out = shortcut(*args)
-            if out is NotImplemented:
-                out = func(*args, **kwargs)
-        else:
-            out = func(*args, **kwargs)
+            return NotImplemented, None
+        # torch's Python meta kernels for these import torch._dynamo on first use
+        # (seconds); their output shapes are simple arithmetic. A shortcut that raises
+        # leaves the verdict to the operator: the input's fault if it raises too, else ours.
+        try:
+            return shortcut(*args), None
+        except Exception as e:
+            return NotImplemented, e
+
+    @ours("counting an operator")
+    def _count(self, func, args, kwargs, out) -> None:
         cost = count_op(func, args, kwargs, out)
         if cost is not None and self.stack:
             call = self.stack[-1]
@@ -158,12 +179,19 @@ class _Counter(TorchDispatchMode):
             if src.dim() == 4 and out.dim() == 2 and out.shape[0] == src.shape[0]:
                 # keep `out` alive so its id stays unique while the forward runs
                 self.flat_from[id(out)] = (tuple(int(d) for d in src.shape[1:]), out)
-        return out
 
 
 def _meta_convolution(
     x, weight, bias, stride, padding, dilation, transposed, output_padding, groups
 ):
+    in_channels = weight.shape[0] if transposed else weight.shape[1] * groups
+    channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    if (
+        x.dim() != weight.dim()
+        or x.shape[1] != in_channels
+        or (bias is not None and tuple(bias.shape) != (channels,))
+    ):
+        return NotImplemented  # let torch raise its own error (a channel mismatch, say)
     spatial = []
     for i, size in enumerate(x.shape[2:]):
         k = weight.shape[2 + i]
@@ -178,7 +206,8 @@ def _meta_convolution(
         else:
             size = (size + 2 * padding[i] - dilation[i] * (k - 1) - 1) // stride[i] + 1
         spatial.append(size)
-    channels = weight.shape[1] * groups if transposed else weight.shape[0]
+    if any(size < 1 for size in spatial):
+        return NotImplemented
     shape = (x.shape[0], channels, *spatial)
     if (
         x.dim() == 4
@@ -445,6 +474,7 @@ def _analyze_impl(
     times_called: dict[int, int] = {}
     counter = _Counter(stack, track_flatten)
 
+    @ours("the analyzer's pre-hook")
     def pre_hook(module: nn.Module, args: tuple) -> None:
         name, depth = names.get(id(module), (type(module).__name__, len(stack)))
         shapes = [_shape(a) for a in _tensors(args)]
@@ -472,6 +502,7 @@ def _analyze_impl(
         stack.append(call)
         calls.append(call)
 
+    @ours("the analyzer's post-hook")
     def post_hook(module: nn.Module, args: tuple, output: Any) -> None:
         if not stack or stack[-1].module is not module:
             return
@@ -496,6 +527,8 @@ def _analyze_impl(
         try:
             with torch.no_grad(), counter:
                 work(*inputs)
+        except InternalError:
+            raise  # our bug: the whole traceback, not a one-line user error
         except Exception as e:
             raise _forward_error(e, stack, device) from e
     finally:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from onebyone._checks import check_choice, check_fraction, check_int
+from onebyone.analysis._internal import InternalError, ours
 from onebyone.errors import OneByOneError
 from onebyone.surgery import _tucker
 from onebyone.surgery._macs import model_macs
@@ -123,6 +124,10 @@ def decompose(
     Raises:
         ValueError: a bad argument, a layer name that does not exist, a rank above a named
             layer's channels, or a budget that cannot be met.
+        OneByOneError: the model's forward failed on ``example_input``, or a layer's weights
+            cannot be factorized (``torch.linalg`` failed, on NaN weights say).
+        InternalError: onebyone's own decomposition code failed: a bug to report, raised with
+            the original exception chained rather than as a user error.
 
     Example:
         >>> net = nn.Sequential(nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3))
@@ -185,8 +190,12 @@ def decompose(
         for c in candidates:
             try:
                 replacement, weight_error = _build(c, iterations)
-            except Exception as e:  # torch.linalg failures and the like, with the layer named
+            except torch.linalg.LinAlgError as e:  # the weights' fault (NaN, say), with the layer named
                 raise OneByOneError(f"decomposing {c.name!r} ({c.module}) failed: {e}") from e
+            except Exception as e:  # anything else is a bug in our decomposition code
+                raise InternalError(
+                    f"decomposing {c.name!r} ({c.module}) raised {type(e).__name__}: {e}"
+                ) from e
             change = LayerChange(
                 name=c.name,
                 method=c.kind,
@@ -328,6 +337,7 @@ def _capture(model: nn.Module, candidates: list[_Candidate], x: torch.Tensor, re
     by_module = {id(c.module): c for c in candidates}
     calls: dict[int, int] = {}
 
+    @ours("decompose's input-capturing hook")
     def hook(module, inputs, output):
         c = by_module[id(module)]
         calls[id(module)] = calls.get(id(module), 0) + 1
@@ -343,6 +353,8 @@ def _capture(model: nn.Module, candidates: list[_Candidate], x: torch.Tensor, re
     try:
         with eval_mode(model), torch.no_grad():
             model(x)
+    except InternalError:
+        raise  # our bug: the whole traceback, not a one-line user error
     except Exception as e:
         raise OneByOneError(f"the model's forward failed on an input of shape {tuple(x.shape)}: {e}") from e
     finally:
