@@ -133,8 +133,12 @@ def test_spec_whose_callable_raises_is_one_line(tmp_path):
         (["summary", "missing_file.py:build"], "does not exist"),
         (["summary", "tutorial_base", "--input", "3x0x4"], "--input"),
         (["summary", "tutorial_base", "--format", "yaml"], "--format"),
-        (["summary", "tutorial_base", "--input", "4x8x8"], "(1, 4, 8, 8)"),
-        (["plan", "tutorial_7x7", "--ratio", "2"], "ratio"),
+        (["summary", "vgg16", "--input", "3x8x8"], "32x32"),
+        (["summary", "resnet50", "--input", "1x3x224x224"], "without the batch"),
+        (["summary", "tutorial_base", "--plot", "plot.txt"], "--plot"),
+        (["plan", "tutorial_7x7", "--ratio", "2"], "--ratio"),
+        (["plan", "tutorial_7x7", "--channels", "0"], "--channels"),
+        (["plan", "tutorial_7x7", "--sort", "speed"], "--sort"),
     ],
 )
 def test_user_errors_are_one_line(args, needle):
@@ -155,3 +159,21 @@ def test_help_says_a_spec_runs_user_code():
     result = invoke("summary", "--help")
     assert result.exit_code == 0
     assert "RUN" in result.stdout
+
+
+def test_zoo_model_is_built_for_the_input_channels():
+    # resnet20's first convolution: 3x3, 16 filters, no bias: 16 * C * 9 parameters.
+    result = invoke("summary", "resnet20", "--input", "1x28x28", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["rows"]}
+    assert rows["conv1"]["params"] == 16 * 1 * 9
+    assert rows["conv1"]["input_shapes"] == [[1, 1, 28, 28]]
+
+
+def test_plot_path_checked_before_any_work(tmp_path):
+    for bad, needle in ((tmp_path, "is a directory"), (tmp_path / "f.txt", "'.txt'")):
+        result = invoke("summary", "tutorial_base", "--plot", str(bad))
+        assert result.exit_code == 2
+        assert result.stdout == ""  # no table printed before the error
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--plot" in lines[0] and needle in lines[0], lines

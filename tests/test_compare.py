@@ -99,9 +99,12 @@ def test_compare_cli_prints_the_verdict_as_text(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--lr", "0"], "lr must be a number > 0, got 0.0"),
+        (["--lr", "0"], "--lr must be > 0, got 0.0"),
         (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
-        (["--optimizer", "lbfgs"], "optimizer must be one of"),
+        (["--optimizer", "lbfgs"], "--optimizer must be one of"),
+        (["--device", "tpu"], "--device 'tpu'"),
+        (["--subset", "5000"], "--subset must be 0 (all) or between 10 (one per class) and 4000"),
+        (["--test-subset", "5"], "--test-subset must be 0 (all) or between 10"),
         (["--data", "mnist1m"], "unknown dataset 'mnist1m'"),
         (["--data", "/no/such/dir"], "does not exist"),
     ],
@@ -125,6 +128,21 @@ def test_compare_cli_bad_input(tmp_path):
     assert result.exit_code == 2 and "--epochs must be an integer >= 1, got 0" in result.output
     result = runner.invoke(app, ["compare", "--list"])
     assert result.exit_code == 0 and all(name in result.output for name in list_variants())
+
+
+def test_compare_cli_checks_out_before_training(tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    (tmp_path / "busy" / "report.json").mkdir(parents=True)
+    for out, needle in (
+        (a_file, "is a file; expected a folder"),
+        (tmp_path / "busy", "report.json' is a directory"),
+    ):
+        result = CliRunner().invoke(app, ["compare", "plain_5x5", "--quick", "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("error: --out") and needle in result.output
+        assert len(result.output.splitlines()) == 1  # nothing trained before the error
+    assert a_file.read_text() == "keep me"
 
 
 def _bottleneck_macs(c_in, mid, hw_in, stride=1):

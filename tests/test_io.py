@@ -50,3 +50,35 @@ def test_failed_write_leaves_nothing(tmp_path):
         raise RuntimeError("crash")
     assert (tmp_path / "keep.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_unwritable_targets_name_the_target_not_a_temp_file(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(IsADirectoryError) as e:
+        write_text_atomic(tmp_path / "folder", "hi")
+    assert e.value.filename == str(tmp_path / "folder") and "is a directory" in e.value.strerror
+    with pytest.raises(NotADirectoryError) as e:
+        write_text_atomic(tmp_path / "a_file" / "sub" / "b.txt", "hi")
+    assert e.value.filename == str(tmp_path / "a_file" / "sub" / "b.txt")
+    assert f"{str(tmp_path / 'a_file')!r} is a file, not a folder" in e.value.strerror
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "folder"]  # no temp left
+
+
+def test_cli_prints_an_os_error_as_one_line_naming_the_file(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from onebyone.cli._common import user_errors
+
+    @user_errors
+    def write(path):
+        write_text_atomic(path, "x")
+
+    cmd = typer.Typer()
+    cmd.command()(write)
+    target = tmp_path / "x"
+    target.mkdir()
+    result = CliRunner().invoke(cmd, [str(target)])
+    assert result.exit_code == 2
+    assert result.output == f"error: {str(target)!r}: is a directory, expected a file path\n"

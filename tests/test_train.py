@@ -96,7 +96,7 @@ def test_resume_refuses_another_models_checkpoint(digits, tmp_path):
     fit(SmallNet(), train.subset(64), None, epochs=1, out_dir=tmp_path, quiet=True, device="cpu")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(
-        ValueError, match=r"another model \(features\.0\.bias: saved \[8\], given \[4\]"
+        ValueError, match=r"another model \(features\.0\.bias: saved shape \[8\], given \[4\]"
     ):
         fit(
             SmallNet(width=4),
@@ -153,3 +153,45 @@ def test_checkpoint_roundtrip_and_torn_checkpoint(tmp_path):
     )
     with pytest.raises(OneByOneError, match=r"written for epoch 2 but state\.json says 1"):
         load_checkpoint(tmp_path, other, other_opt)
+
+
+def test_model_that_cannot_take_the_data_fails_before_training(digits, tmp_path):
+    train, _ = digits
+    wrong_input = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+    with pytest.raises(ValueError, match=r"cannot run on the training samples \(1x28x28\)"):
+        fit(wrong_input, train, None, out_dir=tmp_path, quiet=True, device="cpu")
+    too_few = SmallNet(num_classes=5)
+    with pytest.raises(ValueError, match="returns 5 class scores but the data has 10 classes"):
+        fit(too_few, train, None, out_dir=tmp_path, quiet=True, device="cpu")
+    not_logits = nn.Sequential(nn.Conv2d(1, 10, 3))  # a map, not (N, classes)
+    with pytest.raises(ValueError, match=r"must return logits of shape \(N, num_classes\)"):
+        fit(not_logits, train, None, out_dir=tmp_path, quiet=True, device="cpu")
+    assert not any(tmp_path.iterdir())
+    # The check runs in eval mode (BatchNorm statistics untouched) and gives every module
+    # its own flag back.
+    from onebyone.train.fit import _check_model_fits_data
+
+    net = SmallNet()
+    net.features[1].eval()
+    stats = net.features[1].running_mean.clone()
+    _check_model_fits_data(net, train, torch.device("cpu"), torch.preserve_format)
+    assert net.training is True and net.features[1].training is False
+    assert net.features[0].training is True
+    torch.testing.assert_close(net.features[1].running_mean, stats, rtol=0, atol=0)
+
+
+def test_metadata_is_kept_in_state_json(digits, tmp_path):
+    meta = {"model": {"spec": "x", "kwargs": {"width": 8}}}
+    fit(SmallNet(), digits[0].subset(32), None, epochs=1, out_dir=tmp_path, quiet=True,
+        device="cpu", metadata=meta)  # fmt: skip
+    assert read_state(tmp_path)["metadata"] == meta
+    with pytest.raises(ValueError, match="metadata must be JSON-able"):
+        fit(SmallNet(), digits[0], None, metadata={"f": object()}, quiet=True, device="cpu")
+
+
+def test_resume_names_a_missing_parameter(tmp_path):
+    save_checkpoint(tmp_path, nn.Sequential(nn.Linear(3, 2)), None, {"epoch": 1, "metrics": {}})
+    with pytest.raises(ValueError, match=r"1\.bias of the given model is not in the checkpoint"):
+        load_checkpoint(tmp_path, nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)))
+    with pytest.raises(ValueError, match=r"0\.bias of the checkpoint is not in the given model"):
+        load_checkpoint(tmp_path, nn.Sequential(nn.Linear(3, 2, bias=False)))

@@ -26,6 +26,10 @@ MODEL_PY = textwrap.dedent(
 
     def wide(in_channels=3, num_classes=1000):
         return small(in_channels, num_classes, width=12)
+
+    def cifar_mlp(in_channels=3, num_classes=10):
+        # built for 3x32x32 whatever it is given: it cannot run on 1x28x28 digits
+        return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))
     """
 )
 
@@ -77,6 +81,11 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
         (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
         (["--lr", "0"], "--lr must be > 0"),
         (["--resume"], "holds no checkpoint"),
+        (["--optimizer", "lbfgs"], "--optimizer must be one of"),
+        (["--schedule", "step"], "--schedule must be one of"),
+        (["--device", "tpu"], "--device 'tpu'"),
+        (["--subset", "5000"], "--subset must be 0 (all) or between 10 (one per class) and 4000"),
+        (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
     ],
 )
 def test_train_cli_bad_input(model_file, tmp_path, extra, message):
@@ -84,6 +93,54 @@ def test_train_cli_bad_input(model_file, tmp_path, extra, message):
     assert code == 2, text
     assert text.startswith("error:") and message in text and len(text.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_train_cli_checks_out_before_any_work(model_file, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "state.json").mkdir()  # a folder where the checkpoint state goes
+    for out, needle in (
+        (a_file, "is a file; expected a folder"),
+        (a_file / "sub", "is a file, not a folder"),
+        (tmp_path / "d", "state.json' is a directory"),
+    ):
+        code, text = _run("train", f"{model_file}:small", "--out", out, "-q", "--epochs", "1")
+        assert code == 2, text
+        assert text.startswith("error: --out") and needle in text and len(text.splitlines()) == 1
+    assert a_file.read_text() == "keep me"
+
+
+def test_train_cli_model_that_cannot_take_the_data_fails_before_training(model_file, tmp_path):
+    out = tmp_path / "o"
+    code, text = _run("train", f"{model_file}:cifar_mlp", "--out", out, "-q", "--subset", "100")
+    assert code == 2, text
+    assert text.startswith("error: model Sequential cannot run on the training samples (1x28x28)")
+    assert len(text.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_trained_folder_feeds_compress(model_file, tmp_path):
+    """train stores how the model was built; compress reads it back from the folder."""
+    run = tmp_path / "r20"
+    code, text = _run("train", "resnet20", "--epochs", "1", "--subset", "100", "--out", run,
+                      "-q", "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    state = json.loads((run / "state.json").read_text())
+    assert state["metadata"] == {
+        "model": {"spec": "resnet20", "kwargs": {"in_channels": 1, "num_classes": 10}}
+    }
+    for checkpoint in (run, run / "model.safetensors"):
+        code, text = _run("compress", "resnet20", "--checkpoint", checkpoint, "--rank", "8",
+                          "--input", "1x28x28", "--out", tmp_path / "small")  # fmt: skip
+        assert code == 0, text
+        plan = json.loads((tmp_path / "small.json").read_text())
+        assert plan["base"]["kwargs"] == {"in_channels": 1, "num_classes": 10}
+    code, text = _run("fuse", "resnet32", "--checkpoint", run, "--out", tmp_path / "f")
+    assert code == 2
+    assert text.startswith("error: --checkpoint") and "trained from 'resnet20', not 'resnet32'" in text
+    code, text = _run("fuse", "resnet20", "--checkpoint", tmp_path, "--out", tmp_path / "f")
+    assert code == 2 and "is a folder without model.safetensors" in text
 
 
 def test_ddp_two_processes_on_cpu(model_file, tmp_path):

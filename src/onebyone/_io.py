@@ -6,6 +6,7 @@ A crash or Ctrl-C never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -28,8 +29,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     'hi'
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file path", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        # Name the file the caller asked for, not the temporary one or a parent.
+        ancestor = next((a for a in path.parents if a.exists()), None)
+        if ancestor is not None and not ancestor.is_dir():
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"cannot write: {str(ancestor)!r} is a file, not a folder", str(path)
+            ) from None
+        raise type(e)(e.errno, f"cannot write: {e.strerror}", str(path)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -18,7 +18,14 @@ from onebyone.errors import OneByOneError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USER_ERRORS = (ValueError, OneByOneError, FileNotFoundError, NotADirectoryError, PermissionError, NotImplementedError)
+# OSError: a file that cannot be read or written (missing, a directory, no permission, disk full).
+USER_ERRORS = (ValueError, OneByOneError, OSError, NotImplementedError)
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"{str(e.filename)!r}: {e.strerror}"
+    return str(e)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -35,7 +42,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as e:
-            raise fail(str(e)) from None
+            raise fail(_message(e)) from None
         except KeyboardInterrupt:
             raise fail("interrupted", code=130) from None
 
@@ -57,3 +64,34 @@ def parse_shape(text: str, option: str = "--input") -> tuple[int, ...]:
     if any(d < 1 for d in dims):
         raise ValueError(f"{option} dimensions must be >= 1, got {text!r}")
     return dims
+
+
+def check_device(device: str, option: str = "--device") -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (CUDA only where available); else a ValueError naming the option.
+
+    >>> check_device("cpu")
+    'cpu'
+    """
+    from onebyone.train.evaluate import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as e:
+        raise ValueError(f"{option} {device!r}: {e}") from None
+    return device
+
+
+def check_subset(option: str, count: int, dataset) -> int:
+    """0 (all) or a sample count between the number of classes and the dataset's size.
+
+    >>> import numpy as np
+    >>> from onebyone.data import ArrayDataset
+    >>> check_subset("--subset", 4, ArrayDataset(np.zeros((10, 8, 8), np.uint8), np.arange(10) % 2))
+    4
+    """
+    if count and not dataset.num_classes <= count <= len(dataset):
+        raise ValueError(
+            f"{option} must be 0 (all) or between {dataset.num_classes} (one per class) and "
+            f"{len(dataset)} (the data's size), got {count}"
+        )
+    return count

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -11,46 +10,23 @@ import typer
 from onebyone.cli._common import parse_shape
 
 
-def build(model: str, checkpoint: Path | None, num_classes: int | None):
-    """The model from its spec, with the checkpoint's weights loaded strictly, in eval mode."""
-    from onebyone.models import load_model
+def build(model: str, checkpoint: Path | None, num_classes: int | None, input: str | None = None):
+    """The model from its spec, with the checkpoint's weights loaded strictly, in eval mode.
+
+    A zoo model is built for ``--input``'s channels; a ``--checkpoint`` folder (or file) written
+    by ``onebyone train`` brings back the arguments the model was trained with. Returns the
+    model and the builder kwargs (saved in the plan so that ``load`` rebuilds the same model).
+    """
+    from onebyone.cli._model import build_kwargs, load_spec, resolve_checkpoint
     from onebyone.surgery import load_weights
 
-    kwargs = {} if num_classes is None else {"num_classes": num_classes}
-    net = load_model(model, **kwargs)
-    if checkpoint is not None:
-        load_weights(net, checkpoint)
+    shape = input_size(None, input) if input is not None else None
+    weights, trained = (None, {}) if checkpoint is None else resolve_checkpoint(checkpoint, model)
+    kwargs = build_kwargs(model, input_shape=shape, num_classes=num_classes, trained=trained)
+    net = load_spec(model, **kwargs)
+    if weights is not None:
+        load_weights(net, weights)
     return net.eval(), kwargs
-
-
-def check_out(text: str | None, option: str = "--out") -> Path | None:
-    """Validate an output prefix before any work: OUT.json and OUT.safetensors must be writable.
-
-    Raises ValueError naming ``option`` for a directory (or a path ending in '/'), a parent that
-    is a file, or a folder that cannot be written.
-    """
-    if text is None:
-        return None
-    if not text.strip():
-        raise ValueError(f"{option} must be a path prefix such as out/model, got {text!r}")
-    if text.endswith(("/", os.sep)) or Path(text).is_dir():
-        raise ValueError(
-            f"{option} {text!r} is a directory; give a path prefix inside it, e.g. {option} "
-            f"{str(Path(text) / 'model')!r} (writes model.json and model.safetensors there)"
-        )
-    out = Path(text)
-    stem = out.with_suffix("") if out.suffix in (".json", ".safetensors") else out
-    for target in (stem.with_name(stem.name + ".json"), stem.with_name(stem.name + ".safetensors")):
-        if target.is_dir():
-            raise ValueError(f"{option} {text!r} would write {str(target)!r}, which is a directory")
-    ancestor = out.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"{option} {text!r}: {str(ancestor)!r} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {text!r}: the folder {str(ancestor)!r} is not writable")
-    return out
 
 
 def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...]:
@@ -58,7 +34,9 @@ def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...
     if text is not None:
         size = parse_shape(text, option)
         if len(size) != 3:
-            raise ValueError(f"{option} must be CxHxW, e.g. 3x224x224, got {text!r}")
+            raise ValueError(
+                f"{option} must be CxHxW without the batch, e.g. 3x224x224, got {text!r}"
+            )
         return size
     size = getattr(net, "default_input_size", None)
     if size is None:

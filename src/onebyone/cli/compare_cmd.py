@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import user_errors
+from onebyone.cli._common import check_device, check_subset, user_errors
+from onebyone.cli._paths import check_out_dir
 
 
 @user_errors
@@ -46,9 +47,11 @@ def compare(
     """
     from rich.console import Console
 
-    from onebyone._checks import check_int
+    from onebyone._checks import check_choice, check_int
+    from onebyone.data import load
     from onebyone.experiments import VARIANTS
     from onebyone.experiments import compare as run_compare
+    from onebyone.train.fit import OPTIMIZERS
 
     if list_:
         for v in VARIANTS.values():
@@ -59,8 +62,24 @@ def compare(
     check_int("--batch-size", batch_size)
     check_int("--subset", subset, minimum=0)
     check_int("--test-subset", test_subset, minimum=0)
+    if not lr > 0:
+        raise ValueError(f"--lr must be > 0, got {lr}")
+    check_choice("--optimizer", optimizer, OPTIMIZERS)
+    check_device(device)
+    check_out_dir(out, "--out", ("report.json", "accuracy_vs_macs.png"))
+    if plot:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            plot = False
+            typer.echo("note: no plot, matplotlib is not installed (pip install 'onebyone[plot]')", err=True)
+    train_set, test_set = load(data, "train"), load(data, "test")  # a bad --data fails here
     if quick:
-        epochs, subset, test_subset = 1, subset or 500, test_subset or 200
+        epochs = 1
+        subset = subset or min(500, len(train_set))
+        test_subset = test_subset or min(200, len(test_set))
+    check_subset("--subset", subset, train_set)
+    check_subset("--test-subset", test_subset, test_set)
     result = run_compare(
         variants or None, data=data, epochs=epochs, batch_size=batch_size, lr=lr,
         optimizer=optimizer, seed=seed, train_subset=subset or None,

@@ -46,7 +46,7 @@ def _check_options(energy, budget, rank, method, round_to, iterations):
 def compress(
     model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
     out: str = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     energy: float | None = typer.Option(None, "--energy", help="Keep this fraction of the squared singular values."),
     budget: float | None = typer.Option(None, "--budget", help="Target fraction of the model's MACs, in (0, 1)."),
     rank: str | None = typer.Option(None, "--rank", help="An int rank, or a fraction of the channels in (0, 1]."),
@@ -58,13 +58,14 @@ def compress(
     iterations: int = typer.Option(0, "--iterations", help="HOOI refinement iterations (tucker2)."),
 ) -> None:
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save."""
-    from onebyone.cli._surgery_common import build, check_out, echo_report_and_save, input_size
+    from onebyone.cli._paths import check_out_prefix
+    from onebyone.cli._surgery_common import build, echo_report_and_save, input_size
     from onebyone.surgery import decompose
 
     parsed_rank = _parse_rank(rank)
     _check_options(energy, budget, parsed_rank, method, round_to, iterations)
-    out_path = check_out(out)  # before any work
-    net, kwargs = build(model, checkpoint, num_classes)
+    out_path = check_out_prefix(out)  # before any work
+    net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     example = torch.randn(1, *size)
     try:

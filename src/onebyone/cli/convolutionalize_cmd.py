@@ -16,18 +16,19 @@ def convolutionalize(
     model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
     input: str | None = typer.Option(None, "--input", help="The size the model was built for, CxHxW."),
     to: str | None = typer.Option(None, "--to", help="A larger CxHxW to show the score map on."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
     out: str | None = typer.Option(None, "-o", "--out", help="Also save: writes OUT.safetensors and OUT.json."),
 ) -> None:
     """Rewrite the Linear head as convolutions; show the score-map shapes and the equivalence error."""
-    from onebyone.cli._surgery_common import build, check_out, input_size, save_and_echo
+    from onebyone.cli._paths import check_out_prefix
+    from onebyone.cli._surgery_common import build, input_size, save_and_echo
     from onebyone.surgery import convolutionalize as convolutionalize_model
 
     if to is not None:
         input_size(None, to, "--to")  # a malformed --to fails before any work
-    out_path = check_out(out)  # before any work
-    net, kwargs = build(model, checkpoint, num_classes)
+    out_path = check_out_prefix(out)  # before any work
+    net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     big = _check_to(size, input_size(net, to, "--to")) if to is not None else None
     conv_net, report = convolutionalize_model(net, size)

@@ -15,16 +15,17 @@ from onebyone.models._spec import SPEC_HELP
 def fuse(
     model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
     out: str = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
-    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights (.safetensors)."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
 ) -> None:
     """Fold BatchNorm into convolutions and merge consecutive linear convolutions; save the result."""
-    from onebyone.cli._surgery_common import build, check_out, echo_report_and_save, input_size
+    from onebyone.cli._paths import check_out_prefix
+    from onebyone.cli._surgery_common import build, echo_report_and_save, input_size
     from onebyone.surgery import fuse as fuse_model
 
-    out_path = check_out(out)  # before any work
-    net, kwargs = build(model, checkpoint, num_classes)
+    out_path = check_out_prefix(out)  # before any work
+    net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     fused, report = fuse_model(net, example_input=torch.randn(1, *size))
     echo_report_and_save(net, fused, report, size, out_path, model, kwargs)

@@ -24,10 +24,15 @@ def plan(
 ) -> None:
     """For each convolution with kernel > 1 (and Linear over a flattened map), show the cost
     now and with a 1x1 projection in front of it, sorted by savings, and the model totals."""
-    from onebyone._checks import check_choice
+    from onebyone._checks import check_choice, check_fraction, check_int
     from onebyone.analysis import plan as make_plan
 
     check_choice("--format", format, ("table", "json"))
+    check_choice("--sort", sort, ("macs", "params"))
+    if channels is None:
+        check_fraction("--ratio", ratio)
+    else:
+        check_int("--channels", channels)
     net, size = _model_and_input(model, input, batch)
     result = make_plan(net, size, ratio=ratio, channels=channels, sort=sort)
     typer.echo(result.to_json() if format == "json" else result.render(), nl=format == "json")

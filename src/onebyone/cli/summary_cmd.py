@@ -7,9 +7,11 @@ from pathlib import Path
 import typer
 
 from onebyone.cli._common import parse_shape, user_errors
+from onebyone.cli._paths import check_out_file
 from onebyone.models._spec import SPEC_HELP
 
 FORMATS = ("table", "json", "csv", "markdown")
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 # The model/input/batch parameters of ``summary`` and ``plan`` (read by ``_model_and_input``).
 MODEL_ARGUMENT = typer.Argument(..., help=f"The model: {SPEC_HELP}.")
@@ -22,28 +24,24 @@ BATCH_OPTION = typer.Option(1, "--batch", help="Batch size placed in front of --
 
 
 def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object, tuple[int, ...]]:
-    """Load a model spec and the input size with the batch first (shared with ``plan``)."""
+    """Load a model spec and the input size with the batch first (shared with ``plan``).
+
+    A zoo model is built for ``--input``'s channels (``--input 1x28x28``: ``in_channels=1``).
+    """
     from onebyone._checks import check_int
-    from onebyone.models import load_model
+    from onebyone.cli._model import build_kwargs, load_spec
 
     batch = check_int("--batch", batch, minimum=1)
-    try:
-        net = load_model(model)
-    except (ValueError, FileNotFoundError) as e:
-        message = str(e)
-        if "expected a zoo name" not in message:
-            message += f"; expected {SPEC_HELP}"
-        raise ValueError(message) from e
-    except Exception as e:
-        # the spec's callable ran and raised: the model cannot be loaded, say so on one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(
-            f"cannot load model {model!r}: calling it raised {type(e).__name__}: {first}; "
-            f"expected {SPEC_HELP}"
-        ) from e
-    if input is not None:
-        return net, (batch, *parse_shape(input))
+    shape = parse_shape(input) if input is not None else None
+    net = load_spec(model, **build_kwargs(model, input_shape=shape))
     default = getattr(net, "default_input_size", None)
+    if shape is not None:
+        if default is not None and len(shape) == len(default):
+            raise ValueError(
+                f"--input takes the shape without the batch (the batch is --batch), e.g. "
+                f"--input {'x'.join(map(str, tuple(default)[1:]))}; got {input!r}"
+            )
+        return net, (batch, *shape)
     if default is None:
         raise ValueError(
             f"{model!r} has no default_input_size; pass --input CxHxW, e.g. --input 3x224x224"
@@ -69,7 +67,8 @@ def summary(
     plot: Path | None = typer.Option(
         None,
         "--plot",
-        help="Also save a bar chart of MACs and params per layer (needs matplotlib).",
+        help="Also save a bar chart of MACs and params per layer: .png, .pdf, .svg or .jpg "
+        "(needs matplotlib).",
     ),
     device: str = typer.Option("meta", "--device", help="meta (no real forward), cpu or cuda."),
 ) -> None:
@@ -85,6 +84,8 @@ def summary(
     check_choice("--format", format, FORMATS)
     if depth is not None and depth < 0:
         raise ValueError(f"--depth must be >= 0, got {depth}")
+    if plot is not None:
+        check_out_file(plot, "--plot", PLOT_SUFFIXES)  # before any work
     net, size = _model_and_input(model, input, batch)
     report = analyze(net, size, device=device)
     if format == "json":

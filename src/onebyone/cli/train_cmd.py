@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import user_errors
+from onebyone.cli._common import check_device, check_subset, user_errors
+from onebyone.cli._paths import check_out_dir
 
 
 @user_errors
@@ -47,16 +48,25 @@ def train(
 
     import torch
 
-    from onebyone._checks import check_int
+    from onebyone._checks import check_choice, check_int
+    from onebyone.cli._model import load_spec, trained_with
     from onebyone.data import load
-    from onebyone.models import load_model
     from onebyone.train import fit, has_checkpoint, read_state
+    from onebyone.train.checkpoint import MODEL_FILE, OPTIM_FILE, STATE_FILE
+    from onebyone.train.fit import OPTIMIZERS, SCHEDULES
 
     check_int("--epochs", epochs)
     check_int("--batch-size", batch_size)
     check_int("--subset", subset, minimum=0)
     if not lr > 0:
         raise ValueError(f"--lr must be > 0, got {lr}")
+    if not weight_decay >= 0:
+        raise ValueError(f"--weight-decay must be >= 0, got {weight_decay}")
+    check_int("--seed", seed, minimum=0)
+    check_choice("--optimizer", optimizer, OPTIMIZERS)
+    check_choice("--schedule", schedule, SCHEDULES)
+    check_device(device)
+    check_out_dir(out, "--out", (MODEL_FILE, OPTIM_FILE, STATE_FILE))
     if resume and not has_checkpoint(out):
         raise FileNotFoundError(
             f"--resume: {str(out)!r} holds no checkpoint (state.json) to resume"
@@ -66,14 +76,17 @@ def train(
             f"{str(out)!r} already holds a checkpoint; add --resume or choose another --out"
         )
     train_set, test_set = load(data, "train"), load(data, "test")
-    if subset:
-        train_set = train_set.subset(min(subset, len(train_set)), seed=seed)
+    if check_subset("--subset", subset, train_set):
+        train_set = train_set.subset(subset, seed=seed)
     torch.manual_seed(seed)
-    net = load_model(model, in_channels=train_set.in_channels, num_classes=train_set.num_classes)
+    # Every builder (zoo or the user's callable) gets the data's channels and classes.
+    kwargs = {"in_channels": train_set.in_channels, "num_classes": train_set.num_classes}
+    net = load_spec(model, **kwargs)
     history = fit(
         net, train_set, test_set, epochs=epochs, batch_size=batch_size, lr=lr,
         optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, seed=seed,
         device=device, channels_last=channels_last, out_dir=out, resume=resume, quiet=quiet,
+        metadata=trained_with(model, kwargs),
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         state = read_state(out)

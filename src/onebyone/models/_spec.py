@@ -98,6 +98,8 @@ def _call(spec: str, factory, kwargs: dict[str, Any]) -> Any:
 def _import_target(spec: str, target: str):
     if target.endswith(".py"):
         path = Path(target)
+        if path.is_dir():
+            raise ValueError(f"model file {str(path)!r} is a directory, expected a .py file (model spec {spec!r})")
         if not path.is_file():
             raise ValueError(f"model file {str(path)!r} does not exist (model spec {spec!r})")
         name = f"_onebyone_user_{abs(hash(str(path.resolve())))}"

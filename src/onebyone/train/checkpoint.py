@@ -216,6 +216,10 @@ def _describe_difference(saved: dict, mine: dict) -> str:
         return f"saved {saved.get('class')}, given {mine.get('class')}"
     a, b = saved.get("shapes", {}), mine.get("shapes", {})
     for k in sorted(set(a) | set(b)):
-        if a.get(k) != b.get(k):
-            return f"{k}: saved {a.get(k)}, given {b.get(k)}"
+        if k not in a:
+            return f"{k} of the given model is not in the checkpoint"
+        if k not in b:
+            return f"{k} of the checkpoint is not in the given model"
+        if a[k] != b[k]:
+            return f"{k}: saved shape {a[k]}, given {b[k]}"
     return "different signature"

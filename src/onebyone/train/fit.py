@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import numbers
 import os
@@ -184,6 +185,7 @@ def fit(
     resume: str | os.PathLike | bool | None = None,
     quiet: bool = False,
     num_workers: int = 0,
+    metadata: dict[str, Any] | None = None,
 ) -> History:
     """Train ``model`` in place on ``train`` with cross-entropy; validate on ``val`` each epoch.
 
@@ -214,14 +216,17 @@ def fit(
             continues with the checkpoint's seed and stops after ``epochs`` epochs in all.
         quiet: no progress bars and no printing.
         num_workers: DataLoader workers, for datasets without ``get_batch``.
+        metadata: JSON-able entries kept under ``"metadata"`` in each checkpoint's
+            ``state.json`` (``onebyone train`` stores how to rebuild the model there).
 
     Returns:
         The :class:`History`, one record per completed epoch (resumed epochs included).
 
     Raises:
-        ValueError: bad arguments; ``out_dir`` already holds a checkpoint and ``resume`` is
-            not set; the resume directory holds another model's checkpoint (nothing is
-            written in either case).
+        ValueError: bad arguments; the model cannot run on the data's samples or returns
+            fewer class scores than the data has classes (checked on two samples before any
+            training); ``out_dir`` already holds a checkpoint and ``resume`` is not set; the
+            resume directory holds another model's checkpoint (nothing is written in any case).
         KeyboardInterrupt: passed on after Ctrl-C; the last complete checkpoint is intact.
 
     Example:
@@ -247,6 +252,13 @@ def fit(
     schedule = check_choice("schedule", schedule, SCHEDULES)
     if len(train) == 0:
         raise ValueError("train is empty; expected at least one sample")
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict of JSON-able values, got {type(metadata).__name__}")
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"metadata must be JSON-able: {e}") from None
     out = Path(out_dir) if out_dir is not None else None
     if resume is True:
         if out is None:
@@ -272,7 +284,7 @@ def fit(
             model, train, val, info=info, dev=dev, epochs=epochs, batch_size=batch_size, lr=lr,
             optimizer_name=optimizer, schedule=schedule, weight_decay=weight_decay,
             momentum=momentum, seed=seed, channels_last=channels_last, out=out,
-            resume_dir=resume_dir, quiet=quiet, num_workers=num_workers,
+            resume_dir=resume_dir, quiet=quiet, num_workers=num_workers, metadata=metadata,
         )  # fmt: skip
     finally:
         _distributed.teardown(info)
@@ -298,11 +310,13 @@ def _run(
     resume_dir: Path | None,
     quiet: bool,
     num_workers: int,
+    metadata: dict[str, Any] | None,
 ) -> History:
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     model.to(dev)
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    _check_model_fits_data(model, train, dev, memory_format)
     opt = _make_optimizer(optimizer_name, model, lr, weight_decay, momentum)
     config = {
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer_name,
@@ -377,11 +391,47 @@ def _run(
                         model,
                         opt,
                         {"epoch": epoch + 1, "epochs": epochs, "metrics": metrics, "seed": seed,
-                         "config": config, "history": history.records},
+                         "config": config, "history": history.records,
+                         **({"metadata": metadata} if metadata is not None else {})},
                     )  # fmt: skip
             if info.enabled:
                 torch.distributed.barrier()
     return history
+
+
+def _check_model_fits_data(
+    model: nn.Module, train: Dataset, dev: torch.device, memory_format: torch.memory_format
+) -> None:
+    """One forward of two training samples (eval mode, no grad) before any training, so that a
+    model built for other inputs fails at once with one clear line instead of after setup."""
+    from onebyone.surgery._modes import eval_mode
+
+    x, _ = next(iter(iter_batches(train, list(range(min(2, len(train)))), 2)))
+    x = x.to(dev)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=memory_format)
+    sample = "x".join(map(str, x.shape[1:]))
+    try:
+        with eval_mode(model), torch.no_grad():
+            logits = model(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"model {type(model).__name__} cannot run on the training samples ({sample}): "
+            f"{type(e).__name__}: {first}"
+        ) from None
+    classes = getattr(train, "num_classes", None)
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(
+            f"model {type(model).__name__} must return logits of shape (N, num_classes) for "
+            f"N samples of {sample}; it returned {shape} for N={x.shape[0]}"
+        )
+    if isinstance(classes, int) and logits.shape[1] < classes:
+        raise ValueError(
+            f"model {type(model).__name__} returns {logits.shape[1]} class scores but the data "
+            f"has {classes} classes; build it with num_classes={classes}"
+        )
 
 
 def _train_epoch(
