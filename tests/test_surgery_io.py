@@ -90,7 +90,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, spec, operations):
     plan = json.loads(plan_path.read_text())
     assert [s["op"] for s in plan["steps"]] == [o.replace("_budget", "") for o in operations]
     assert plan["base"] == {"spec": spec, "kwargs": {"num_classes": 7}}
-    again = load(plan_path).eval()
+    again = load(plan_path, trust_code=True).eval()
     with torch.no_grad():
         assert torch.equal(again(X), model(X))
     assert again.state_dict().keys() == model.state_dict().keys()
@@ -145,7 +145,7 @@ def test_plan_that_does_not_fit_its_base(saved):
     plan["steps"][0]["layers"]["features.99"] = {"method": "tucker2", "ranks": [8, 8]}
     saved.write_text(json.dumps(plan))
     with pytest.raises(OneByOneError, match=r"step 0 \(decompose\) .* does not apply"):
-        load(saved)
+        load(saved, trust_code=True)
 
 
 def test_missing_files(saved, tmp_path):
@@ -196,8 +196,8 @@ def test_fuse_of_a_training_model_is_the_inference_graph():
 
 
 def test_load_moves_the_model_to_map_location(saved):
-    on_cpu = load(saved, map_location="cpu")
-    on_meta = load(saved, map_location=torch.device("meta"))  # the one other device every machine has
+    on_cpu = load(saved, map_location="cpu", trust_code=True)
+    on_meta = load(saved, map_location=torch.device("meta"), trust_code=True)  # the one other device every machine has
     assert {p.device.type for p in on_cpu.parameters()} == {"cpu"}
     assert {p.device.type for p in on_meta.parameters()} == {"meta"}
     assert {b.device.type for b in on_meta.buffers()} <= {"meta"}
@@ -208,3 +208,62 @@ def test_load_moves_the_model_to_map_location(saved):
 def test_load_rejects_a_bad_map_location(saved):
     with pytest.raises(ValueError, match=r"map_location must be a device .* got 'gpu0'"):
         load(saved, map_location="gpu0")
+
+
+MARKED_SOURCE = textwrap.dedent(
+    """
+    import pathlib
+    from torch import nn
+
+    pathlib.Path(__file__).with_name("imported.marker").write_text("this module was imported")
+
+    def build():
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    """
+)
+
+
+def test_a_plan_whose_base_is_code_is_refused_unless_trusted(tmp_path):
+    import sys
+
+    (tmp_path / "marked.py").write_text(MARKED_SOURCE)
+    spec = f"{tmp_path / 'marked.py'}:build"
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5)).eval()
+    conv_net, _ = convolutionalize(net, (3, 8, 8))  # built here, not from the file
+    plan = save(conv_net, tmp_path / "conv", base=spec)
+    marker = tmp_path / "imported.marker"
+    modules_before = set(sys.modules)
+
+    for attempt in (lambda: load(plan), lambda: load(plan, trust_code=False)):
+        with pytest.raises(ValueError, match="would import and run that code; pass trust_code=True") as info:
+            attempt()
+        assert repr(spec) in str(info.value)
+    assert not marker.exists()  # refused before importing anything
+    assert set(sys.modules) == modules_before
+
+    # The same plan naming a package module is refused the same way.
+    document = json.loads(plan.read_text())
+    document["base"] = {"spec": "os:system", "kwargs": {"command": f"touch {marker}"}}
+    plan.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="'os:system', which is not a zoo model"):
+        load(plan)
+    assert not marker.exists()
+
+    # Trusted, the file is imported (the marker proves it) and the model comes back exactly.
+    plan = save(conv_net, tmp_path / "conv", base=spec)
+    again = load(plan, trust_code=True).eval()
+    assert marker.read_text() == "this module was imported"
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(again(x), conv_net(x))
+    with pytest.raises(TypeError, match="trust_code must be a bool"):
+        load(plan, trust_code="yes")
+
+
+def test_a_plan_whose_base_is_a_zoo_model_loads_without_trust_code(tmp_path):
+    from onebyone.models import create_model
+
+    fused, _ = fuse(create_model("resnet20", num_classes=3).eval())
+    again = load(save(fused, tmp_path / "r20", base="resnet20", base_kwargs={"num_classes": 3})).eval()
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(again(x), fused(x))

@@ -3,7 +3,8 @@
 ``save(model, "out/vgg_small", base="vgg16")`` writes ``out/vgg_small.safetensors`` (the
 weights) and ``out/vgg_small.json`` (the plan: the base model's spec, then each rewrite with its
 ranks) and never pickles anything. ``load("out/vgg_small.json")`` builds the base model, replays
-the rewrites structurally (no SVD) and loads the weights with ``strict=True``.
+the rewrites structurally (no SVD) and loads the weights with ``strict=True``. A plan whose base
+is code (``file.py:callable``) rather than a zoo name loads only with ``trust_code=True``.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def save(
         >>> plan = save(net, pathlib.Path(tempfile.mkdtemp()) / "small", base="onebyone.surgery.io:load_doc_model")
         >>> plan.name, sorted(p.name for p in plan.parent.iterdir())
         ('small.json', ['small.json', 'small.safetensors'])
-        >>> again = load(plan)
+        >>> again = load(plan, trust_code=True)  # the base is code (ours): trust it explicitly
         >>> x = torch.randn(1, 16, 8, 8)
         >>> torch.equal(again(x), net(x))
         True
@@ -106,32 +107,57 @@ def save(
     return plan_path
 
 
-def load(plan_path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
+def load(
+    plan_path: str | os.PathLike,
+    *,
+    map_location: str | torch.device = "cpu",
+    trust_code: bool = False,
+) -> nn.Module:
     """Rebuild a model saved by :func:`save`: base model, rewrites replayed, weights loaded strictly.
 
-    The base spec is resolved by :func:`onebyone.models.load_model`; a ``package.module:callable``
-    or ``file.py:callable`` spec imports and runs that code, so load only plans you trust.
+    A plan whose base is a zoo model (``"vgg16"``) loads as is: reading the JSON and the
+    safetensors runs no code of the file's author. A base spec ``package.module:callable`` or
+    ``file.py:callable`` would import and run that code, so it is refused unless
+    ``trust_code=True``: pass it only for plans you wrote or trust.
     The model comes back in the mode its builder gives (usually training): call ``.eval()``.
 
     Args:
         plan_path: the ``.json`` plan (or the path given to ``save``).
         map_location: the device the model is moved to once its weights are loaded
             (e.g. ``"cuda"``).
+        trust_code: allow a base spec that is not a zoo model, which imports and runs the
+            code it names (default: refuse it, before importing anything).
 
     Raises:
-        ValueError: ``map_location`` is not a device.
+        ValueError: ``map_location`` is not a device, or the base spec would run code and
+            ``trust_code`` is False.
         FileNotFoundError: the plan or its weights file does not exist.
         OneByOneError: a corrupted or truncated file, or weights that do not fit the plan.
 
     Example:
         >>> import tempfile, pathlib
-        >>> load(pathlib.Path(tempfile.mkdtemp()) / "missing.json")
+        >>> from onebyone.models import create_model
+        >>> from onebyone.surgery import fuse
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> fused, _ = fuse(create_model("tutorial_reduce").eval())
+        >>> again = load(save(fused, folder / "zoo", base="tutorial_reduce")).eval()  # a zoo base
+        >>> x = torch.randn(1, 3, 32, 32)
+        >>> torch.equal(again(x), fused(x))
+        True
+        >>> plan = save(fused, folder / "code", base="onebyone.models:create_model")
+        >>> load(plan)
+        Traceback (most recent call last):
+        ...
+        ValueError: plan ... has the base model 'onebyone.models:create_model', which is not a zoo model: loading it would import and run that code; pass trust_code=True only for plans you trust
+        >>> load(folder / "missing.json")
         Traceback (most recent call last):
         ...
         FileNotFoundError: plan file ... does not exist
     """
-    from onebyone.models import load_model
+    from onebyone.models import is_model, load_model
 
+    if not isinstance(trust_code, bool):
+        raise TypeError(f"trust_code must be a bool, got {trust_code!r}")
     try:
         device = torch.device(map_location)
     except (RuntimeError, TypeError) as e:
@@ -153,6 +179,12 @@ def load(plan_path: str | os.PathLike, *, map_location: str | torch.device = "cp
             "(corrupted, truncated or replaced)"
         )
     base = document["base"]
+    if not trust_code and not is_model(base["spec"]):
+        # Checked before anything is imported: a spec with ':' names code to run.
+        raise ValueError(
+            f"plan {str(plan_path)!r} has the base model {base['spec']!r}, which is not a zoo model: "
+            "loading it would import and run that code; pass trust_code=True only for plans you trust"
+        )
     model = load_model(base["spec"], **base.get("kwargs", {}))
     model = replay(model, document["steps"], plan_path)
     load_weights(model, weights_path)
