@@ -35,6 +35,15 @@ class PlanEntry:
     """One layer's cost now and with a 1x1 projection to ``mid_channels`` in front of it.
 
     ``params_after = projection_params + layer_params_after`` and likewise for MACs.
+
+    Example:
+        >>> from torch import nn
+        >>> m = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1))
+        >>> e = plan(m, (1, 3, 8, 8), channels=16).entries[0]  # a 64 -> 16 1x1 in front of '1'
+        >>> e.name, e.params_before, e.projection_params, e.layer_params_after
+        ('1', 36928, 1040, 9280)
+        >>> e.macs_before, e.macs_after, e.applied
+        (2359296, 655360, True)
     """
 
     name: str
@@ -101,6 +110,15 @@ class Plan:
 
     ``*_after`` totals apply every entry marked ``applied``: those that save MACs (or
     parameters, when sorted by parameters).
+
+    Example:
+        >>> from torch import nn
+        >>> m = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1))
+        >>> p = plan(m, (1, 3, 8, 8), channels=16)
+        >>> p.total_params_before, p.total_params_after
+        (38720, 12112)
+        >>> p.skipped
+        [('0', 'projecting 3 to 16 channels would not reduce them')]
     """
 
     model: str

@@ -265,10 +265,20 @@ def plot_report(
 ) -> Path:
     """Save a bar chart of MACs and parameters per layer (the ``top`` largest by MACs).
 
-    Needs matplotlib (the ``plot`` extra); the file is written atomically.
+    Needs matplotlib (the ``plot`` extra); the file is written atomically. The format follows
+    the suffix (``.png``, ``.svg``, ``.pdf``...).
 
     Raises:
         ImportError: matplotlib is not installed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from torch import nn
+        >>> from onebyone.analysis import analyze
+        >>> report = analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 16, 16))
+        >>> path = plot_report(report, pathlib.Path(tempfile.mkdtemp()) / "layers.png")
+        >>> path.name, path.read_bytes()[:4]
+        ('layers.png', b'\\x89PNG')
     """
     try:
         import matplotlib

@@ -223,7 +223,17 @@ class Report:
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        """Return :meth:`to_dict` as a JSON string."""
+        """Return :meth:`to_dict` as a JSON string (``indent=None`` for one line).
+
+        Example:
+            >>> import json
+            >>> from torch import nn
+            >>> import onebyone
+            >>> r = onebyone.analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 10, 10))
+            >>> d = json.loads(r.to_json())
+            >>> d["total_macs"], [(row["name"], row["macs"]) for row in d["rows"]]
+            (13824, [('', 0), ('0', 13824), ('1', 0)])
+        """
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
@@ -270,7 +280,18 @@ class Report:
         return buf.getvalue()
 
     def to_markdown(self, *, depth: int | None = None) -> str:
-        """Return a Markdown table of the rows (folded to ``depth``) and the totals."""
+        """Return a Markdown table of the rows (folded to ``depth``) and the totals.
+
+        Example:
+            >>> from torch import nn
+            >>> import onebyone
+            >>> r = onebyone.analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 10, 10))
+            >>> print("\\n".join(r.to_markdown().splitlines()[:4]))
+            | Layer (type) | Output Shape | Param # | MACs |
+            |---|---|---:|---:|
+            | 0 (Conv2d) | (1, 8, 8, 8) | 224 | 13,824 |
+            | 1 (ReLU) | (1, 8, 8, 8) | 0 | 0 |
+        """
         from .render import render_markdown
 
         return render_markdown(self, depth=depth)

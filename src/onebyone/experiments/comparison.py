@@ -27,7 +27,16 @@ REPORT_KEYS = (
 
 @dataclass
 class VariantResult:
-    """One row of the comparison: the keys of ``report.json``."""
+    """One row of the comparison: the keys of ``report.json``.
+
+    ``latency_ms_*`` are ``None`` when latency was not measured; ``accuracy`` is in [0, 1].
+
+    Example:
+        >>> row = VariantResult("nin_mlpconv", twin="plain_5x5", params=30_000, macs=5_000_000,
+        ...                     latency_ms_b1=0.5, latency_ms_b64=9.0, accuracy=0.98, train_seconds=40.0)
+        >>> row.twin, f"{row.macs / row.params:.0f} MACs per parameter"
+        ('plain_5x5', '167 MACs per parameter')
+    """
 
     name: str
     twin: str | None

@@ -28,7 +28,17 @@ __all__ = ["VARIANTS", "Variant", "build_variant", "list_variants"]
 
 @dataclass(frozen=True)
 class Variant:
-    """A named network builder, and the name of the naive twin it is compared with."""
+    """A named network builder, and the name of the naive twin it is compared with.
+
+    ``build(in_channels, num_classes, input_size=(H, W))`` returns a fresh model.
+
+    Example:
+        >>> v = VARIANTS["nin_mlpconv"]
+        >>> v.twin, v.description
+        ('plain_5x5', 'NiN mlpconv + global average pooling')
+        >>> v.build(1, 10, input_size=(28, 28))[-1]
+        Flatten(start_dim=1, end_dim=-1)
+    """
 
     name: str
     build: Callable[..., nn.Module]

@@ -52,7 +52,12 @@ def list_models(pattern: str = "*") -> list[str]:
 
 
 def is_model(name: str) -> bool:
-    """Return True if ``name`` is a registered model."""
+    """Return True if ``name`` is a registered model.
+
+    Example:
+        >>> is_model("resnet20"), is_model("resnet21"), is_model("file.py:build")
+        (True, False, False)
+    """
     _ensure_loaded()
     return name in _MODELS
 

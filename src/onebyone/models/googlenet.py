@@ -36,7 +36,20 @@ _INCEPTIONS = (
 
 
 class GoogLeNetOutputs(NamedTuple):
-    """What GoogLeNet returns in training mode when it has auxiliary heads (torchvision's order)."""
+    """What GoogLeNet returns in training mode when it has auxiliary heads (torchvision's order).
+
+    Train on ``loss(logits) + 0.3 * (loss(aux_logits1) + loss(aux_logits2))`` as in the paper;
+    in eval mode the model returns the logits alone.
+
+    Example:
+        >>> import torch.nn.functional as F
+        >>> scores = torch.tensor([[2.0, 0.0]])
+        >>> out = GoogLeNetOutputs(scores, aux_logits2=scores, aux_logits1=scores)
+        >>> y = torch.tensor([0])
+        >>> aux = sum(F.cross_entropy(a, y) for a in (out.aux_logits1, out.aux_logits2))
+        >>> round((F.cross_entropy(out.logits, y) + 0.3 * aux).item(), 4)  # 1.6 * log(1 + e^-2)
+        0.2031
+    """
 
     logits: Tensor
     aux_logits2: Tensor | None

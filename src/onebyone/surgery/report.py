@@ -18,6 +18,16 @@ class LayerChange:
     ``macs_*`` are per example (batch 1) and ``None`` when no input shape was known.
     ``weight_error`` is ||W - W_hat|| / ||W|| (Frobenius); ``output_error`` is the same ratio on
     the layer's output for the example input; ``time_*_ms`` are measured CPU medians.
+
+    Example:
+        >>> from onebyone.surgery import decompose
+        >>> net = nn.Sequential(nn.Conv2d(32, 64, 3, padding=1), nn.ReLU())
+        >>> _, report = decompose(net, rank=0.25, example_input=torch.randn(1, 32, 8, 8))
+        >>> c = report.changes[0]  # 1x1 32->8, 3x3 8->16, 1x1 16->64 (+ bias)
+        >>> c.name, c.method, c.ranks, c.params_before, c.params_after
+        ('0', 'tucker2', (16, 8), 18496, 2496)
+        >>> c.macs_before, c.macs_after  # per 8x8 example
+        (1179648, 155648)
     """
 
     name: str
@@ -35,7 +45,15 @@ class LayerChange:
 
 @dataclass
 class Skip:
-    """A layer the surgery left alone, and why."""
+    """A layer the surgery left alone, and why.
+
+    Example:
+        >>> from onebyone.surgery import decompose
+        >>> net = nn.Sequential(nn.Conv2d(8, 8, 1))
+        >>> _, report = decompose(net, rank=4, example_input=torch.randn(1, 8, 4, 4))
+        >>> report.skipped
+        [Skip(name='0', reason='1x1 convolution (already a channel projection)')]
+    """
 
     name: str
     reason: str
@@ -67,11 +85,31 @@ class SurgeryReport:
         return asdict(self)
 
     def to_json(self) -> str:
-        """The report as a JSON string."""
+        """The report as a JSON string (tuples become lists).
+
+        Example:
+            >>> import json
+            >>> r = SurgeryReport("decompose", [LayerChange("conv", "tucker2", ranks=(16, 8))])
+            >>> json.loads(r.to_json())["changes"][0]["ranks"]
+            [16, 8]
+        """
         return json.dumps(self.to_dict(), indent=2)
 
     def to_text(self) -> str:
-        """A plain-text table: one line per change, the skips, then totals before and after."""
+        """A plain-text table: one line per change, the skips, then totals before and after.
+
+        Example:
+            >>> r = SurgeryReport("decompose", params_before=36928, params_after=10320)
+            >>> r.changes.append(LayerChange("features.3", "tucker2", ranks=(16, 16), params_before=36928,
+            ...                              params_after=10320, macs_before=2359296, macs_after=655360,
+            ...                              weight_error=0.412))
+            >>> r.skipped.append(Skip("features.0", "3 input channels: nothing to reduce"))
+            >>> print(r.to_text())
+            layer       method   ranks  params            MACs                  w err
+            features.3  tucker2  16x16  36,928 -> 10,320  2,359,296 -> 655,360  0.412
+            skipped features.0: 3 input channels: nothing to reduce
+            params: 36,928 -> 10,320  (0.279x)
+        """
         header = ["layer", "method", "ranks", "params", "MACs", "w err", "out err", "ms before/after"]
         lines = [header]
         for c in self.changes:
