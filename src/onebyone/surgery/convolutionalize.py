@@ -150,20 +150,19 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
 def _check_forward(model: nn.Module, size: tuple[int, ...]) -> None:
     """Raise ValueError with the model's own message if it rejects an input of ``size``.
 
-    The model runs once on a meta copy (no memory, no arithmetic), before tracing: the traced
-    graph drops the Python checks of a forward (a minimum size, say), and ShapeProp would report
-    a later operator's error instead. A model that fails on the meta device only (data-dependent
-    code such as ``.item()``) is run for real on its own device to tell the two apart.
+    The model runs once on a meta copy (no memory, no arithmetic: the analyzer's, which the
+    MAC count reuses), before tracing: the traced graph drops the Python checks of a forward
+    (a minimum size, say), and ShapeProp would report a later operator's error instead. A model
+    that fails on the meta device only (data-dependent code such as ``.item()``) is run for real
+    on its own device to tell the two apart.
     """
-    from onebyone.analysis.analyze import _analysis_copy
+    from onebyone.analysis import analyze
 
-    meta = _analysis_copy(model, torch.device("meta"), torch.float32, clone=False).eval()
     try:
-        with torch.no_grad():
-            meta(torch.empty(size, device="meta"))
+        analyze(model, size)
         return
-    except Exception as e:
-        error = e
+    except OneByOneError as e:  # the forward failed: the model's exception is chained
+        error = e.__cause__ if e.__cause__ is not None else e
     device = _device(model)
     if device.type != "meta":
         try:
