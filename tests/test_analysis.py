@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -137,6 +137,8 @@ def test_grouped_depthwise_dilated_transposed_by_hand():
 def test_any_conv2d_matches_flop_counter_and_hand_count(
     groups, in_per_group, out_per_group, kernel, stride, padding, dilation, transposed, bias, size
 ):
+    # a direct convolution needs its dilated kernel to fit in the padded input
+    assume(transposed or dilation * (kernel - 1) + 1 <= size + 2 * padding)
     in_channels, out_channels = groups * in_per_group, groups * out_per_group
     common = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
     if transposed:
@@ -401,7 +403,7 @@ def test_channel_mismatch_error_is_one_error(device):
 
 def test_a_bug_in_a_counting_rule_is_not_reported_as_a_user_error(monkeypatch):
     from onebyone.analysis import MAC_RULES
-    from onebyone.analysis._internal import InternalError
+    from onebyone.errors import InternalError
 
     def broken(args, kwargs, out):
         raise RuntimeError("boom")
@@ -428,7 +430,7 @@ def test_a_bug_in_a_meta_shortcut_is_not_reported_as_a_user_error(monkeypatch):
     import importlib
 
     analyze_module = importlib.import_module("onebyone.analysis.analyze")
-    from onebyone.analysis._internal import InternalError
+    from onebyone.errors import InternalError
 
     def broken(*args):
         raise IndexError("boom")
@@ -445,8 +447,8 @@ def test_a_bug_in_a_counting_rule_shows_a_traceback_on_the_command_line(monkeypa
     from typer.testing import CliRunner
 
     from onebyone.analysis import MAC_RULES
-    from onebyone.analysis._internal import InternalError
     from onebyone.cli import app
+    from onebyone.errors import InternalError
 
     def broken(args, kwargs, out):
         raise ValueError("boom")
@@ -454,7 +456,7 @@ def test_a_bug_in_a_counting_rule_shows_a_traceback_on_the_command_line(monkeypa
     monkeypatch.setitem(MAC_RULES, torch.ops.aten.convolution, broken)
     result = CliRunner().invoke(app, ["summary", "resnet20", "--input", "3x32x32"])
     assert result.exit_code not in (0, 2)  # not the one-line user error (exit 2)
-    assert isinstance(result.exception, InternalError) and "error: boom" not in result.output
+    assert isinstance(result.exception, InternalError) and "boom" not in result.output
 
 
 @pytest.mark.parametrize(

@@ -177,3 +177,32 @@ def test_plot_path_checked_before_any_work(tmp_path):
         assert result.stdout == ""  # no table printed before the error
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "--plot" in lines[0] and needle in lines[0], lines
+
+
+def test_user_model_with_a_chw_default_input_size(tmp_path):
+    # A user's model may give default_input_size without the batch, (C, H, W).
+    spec = tmp_path / "um.py"
+    spec.write_text(
+        "from torch import nn\n"
+        "def make(in_channels=3):\n"
+        "    net = nn.Sequential(nn.Conv2d(in_channels, 4, 3), nn.Flatten())\n"
+        "    net.default_input_size = (in_channels, 28, 28)\n"
+        "    return net\n",
+        encoding="utf-8",
+    )
+    for extra in ([], ["--input", "3x28x28"]):
+        result = invoke("summary", f"{spec}:make", "--format", "json", *extra)
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)["rows"]
+        assert rows[0]["input_shapes"] == [[1, 3, 28, 28]] and rows[1]["params"] == 4 * 3 * 9 + 4
+    result = invoke("summary", f"{spec}:make", "--input", "1x3x28x28")
+    assert result.exit_code == 2 and "without the batch" in result.stderr
+
+
+def test_plot_without_matplotlib_is_one_line_before_any_work(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.backend_bases", None)  # import fails
+    result = invoke("summary", "tutorial_base", "--plot", str(tmp_path / "p.png"))
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.strip() == "error: --plot needs matplotlib: pip install 'onebyone[plot]'"

@@ -99,7 +99,9 @@ def test_compare_cli_prints_the_verdict_as_text(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--lr", "0"], "--lr must be > 0, got 0.0"),
+        (["--lr", "0"], "--lr must be a number > 0, got 0.0"),
+        (["--lr", "inf"], "--lr must be a number > 0, got inf"),
+        (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
         (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
         (["--optimizer", "lbfgs"], "--optimizer must be one of"),
         (["--device", "tpu"], "--device 'tpu'"),

@@ -66,7 +66,10 @@ def test_equals_linear_and_conv_with_gradients(n, cin, cout, h, w, stride, bias,
     conv = _conv_reference(proj)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(n, cin, h, w).contiguous(memory_format=fmt).requires_grad_()
-    x_ref = x.detach().clone().requires_grad_()
+    # The reference runs on NCHW: torch 2.13's CPU nn.Conv2d(kernel_size=1, stride > 1) on
+    # channels_last input with fewer than 8 input channels returns wrong weight gradients (and
+    # can corrupt the heap); see test_strided_channels_last_weight_grad_vs_einsum.
+    x_ref = x.detach().contiguous().requires_grad_()
 
     out = proj(x)
     ref_conv = conv(x_ref)
@@ -87,6 +90,21 @@ def test_equals_linear_and_conv_with_gradients(n, cin, cout, h, w, stride, bias,
     torch.testing.assert_close(proj.weight.grad, conv.weight.grad, rtol=1e-4, atol=1e-5)
     if bias:
         torch.testing.assert_close(proj.bias.grad, conv.bias.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("in_channels", [2, 3, 5, 7, 8])
+def test_strided_channels_last_weight_grad_vs_einsum(in_channels):
+    # The case where nn.Conv2d(kernel_size=1, stride=2) on channels_last gets the weight
+    # gradient wrong on the CPU (torch 2.13, in_channels < 8): ours subsamples first and must
+    # be right every time. Reference: the gradient written out as one einsum, in float64.
+    for _ in range(10):
+        proj = ChannelProjection(in_channels, 8, stride=2, bias=False, act_layer=None)
+        x = torch.randn(4, in_channels, 14, 14).contiguous(memory_format=torch.channels_last)
+        out = proj(x)
+        g = torch.randn_like(out)
+        out.backward(g)
+        expected = torch.einsum("nohw,nchw->oc", g.double(), x[:, :, ::2, ::2].double())
+        torch.testing.assert_close(proj.weight.grad[:, :, 0, 0].double(), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

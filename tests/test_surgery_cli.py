@@ -230,5 +230,6 @@ def test_convolutionalize_an_input_the_model_rejects_is_one_line(args, message):
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: input_size (1, "), done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: --input 3x"), done.stderr
+    assert "input_size (1, 3, " in lines[0], done.stderr
     assert message in lines[0]

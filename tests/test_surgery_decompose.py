@@ -280,8 +280,7 @@ def test_decomposed_conv2d_constructor():
 
 
 def test_a_bug_in_our_decomposition_code_is_not_reported_as_a_user_error(monkeypatch):
-    from onebyone.analysis._internal import InternalError
-    from onebyone.errors import OneByOneError
+    from onebyone.errors import InternalError, OneByOneError
     from onebyone.surgery import _tucker
 
     def broken(*args, **kwargs):
@@ -311,3 +310,10 @@ def test_a_shape_mismatch_in_the_model_is_still_one_user_error():
                                             r"expected input\[1, 8, 6, 6\] to have 7 channels") as info:
         decompose(net, rank=4, example_input=torch.randn(1, 8, 8, 8))
     assert len(str(info.value).splitlines()) == 1
+
+
+def test_meta_weights_are_refused_before_any_work():
+    with torch.device("meta"):
+        net = nn.Sequential(nn.Conv2d(8, 8, 3))
+    with pytest.raises(ValueError, match=r"weights on the meta device \('0\.weight'"):
+        decompose(net, rank=4)

@@ -167,6 +167,18 @@ def test_model_that_cannot_take_the_data_fails_before_training(digits, tmp_path)
     with pytest.raises(ValueError, match=r"must return logits of shape \(N, num_classes\)"):
         fit(not_logits, train, None, out_dir=tmp_path, quiet=True, device="cpu")
     assert not any(tmp_path.iterdir())
+
+    class AuxInTraining(nn.Module):  # GoogLeNet-like: a tuple of logits in training mode
+        def __init__(self):
+            super().__init__()
+            self.net = SmallNet()
+
+        def forward(self, x):
+            out = self.net(x)
+            return (out, out) if self.training else out
+
+    with pytest.raises(ValueError, match="returned tuple in training mode"):
+        fit(AuxInTraining(), train, None, quiet=True, device="cpu")
     # The check runs in eval mode (BatchNorm statistics untouched) and gives every module
     # its own flag back.
     from onebyone.train.fit import _check_model_fits_data

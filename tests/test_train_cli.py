@@ -27,6 +27,13 @@ MODEL_PY = textwrap.dedent(
     def wide(in_channels=3, num_classes=1000):
         return small(in_channels, num_classes, width=12)
 
+    def asserting(in_channels=3, num_classes=10):
+        class Net(nn.Module):
+            def forward(self, x):
+                assert x.shape[1] == 3, "need RGB"
+                return x
+        return Net()
+
     def cifar_mlp(in_channels=3, num_classes=10):
         # built for 3x32x32 whatever it is given: it cannot run on 1x28x28 digits
         return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))
@@ -79,7 +86,8 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
         (["--data", "/no/such/dir"], "does not exist"),
         (["--epochs", "0"], "--epochs must be an integer >= 1, got 0"),
         (["--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
-        (["--lr", "0"], "--lr must be > 0"),
+        (["--lr", "0"], "--lr must be a number > 0"),
+        (["--lr", "inf"], "--lr must be a number > 0, got inf"),
         (["--resume"], "holds no checkpoint"),
         (["--optimizer", "lbfgs"], "--optimizer must be one of"),
         (["--schedule", "step"], "--schedule must be one of"),
@@ -117,6 +125,9 @@ def test_train_cli_model_that_cannot_take_the_data_fails_before_training(model_f
     assert code == 2, text
     assert text.startswith("error: model Sequential cannot run on the training samples (1x28x28)")
     assert len(text.splitlines()) == 1
+    code, text = _run("train", f"{model_file}:asserting", "--out", out, "-q", "--subset", "100")
+    assert code == 2, text
+    assert text == "error: model Net cannot run on the training samples (1x28x28): AssertionError: need RGB\n"
     assert not out.exists()
 
 
@@ -136,11 +147,38 @@ def test_trained_folder_feeds_compress(model_file, tmp_path):
         assert code == 0, text
         plan = json.loads((tmp_path / "small.json").read_text())
         assert plan["base"]["kwargs"] == {"in_channels": 1, "num_classes": 10}
+    # As the README shows it: the folder alone says how the model was built (1 channel).
+    code, text = _run("compress", "resnet20", "--checkpoint", run, "--budget", "0.5",
+                      "--out", tmp_path / "readme")  # fmt: skip
+    assert code == 0, text
+    assert json.loads((tmp_path / "readme.json").read_text())["base"]["kwargs"]["in_channels"] == 1
+    code, text = _run("compress", "resnet20", "--checkpoint", run, "--rank", "8",
+                      "--input", "3x32x32", "--out", tmp_path / "x")  # fmt: skip
+    assert code == 2
+    assert "--input '3x32x32' has 3 channels but --checkpoint" in text and "in_channels=1" in text
     code, text = _run("fuse", "resnet32", "--checkpoint", run, "--out", tmp_path / "f")
     assert code == 2
     assert text.startswith("error: --checkpoint") and "trained from 'resnet20', not 'resnet32'" in text
     code, text = _run("fuse", "resnet20", "--checkpoint", tmp_path, "--out", tmp_path / "f")
     assert code == 2 and "is a folder without model.safetensors" in text
+    state["metadata"] = {"model": "resnet20"}  # hand-edited: not the {"spec", "kwargs"} entry
+    (run / "state.json").write_text(json.dumps(state))
+    code, text = _run("fuse", "resnet20", "--checkpoint", run, "--out", tmp_path / "f")
+    assert code == 2 and "malformed metadata.model entry" in text and len(text.splitlines()) == 1
+
+
+def test_trained_user_model_matches_its_spec_however_the_path_is_spelled(model_file, tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.chdir(model_file.parent)
+    code, text = _run("train", "nets.py:small", "--epochs", "1", "--subset", "100", "--out",
+                      tmp_path / "run", "-q", "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    code, text = _run("fuse", "./nets.py:small", "--checkpoint", tmp_path / "run",
+                      "--input", "1x28x28", "--out", tmp_path / "f")  # fmt: skip
+    assert code == 0, text
+    code, text = _run("fuse", "nets.py:wide", "--checkpoint", tmp_path / "run",
+                      "--input", "1x28x28", "--out", tmp_path / "g")  # fmt: skip
+    assert code == 2 and "trained from 'nets.py:small', not 'nets.py:wide'" in text
 
 
 def test_ddp_two_processes_on_cpu(model_file, tmp_path):

@@ -9,7 +9,7 @@ from onebyone import data, surgery, train
 from onebyone._version import __version__
 from onebyone.analysis import LayerStats, Report, analyze, plan
 from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
-from onebyone.errors import OneByOneError
+from onebyone.errors import InternalError, OneByOneError
 from onebyone.experiments import compare
 from onebyone.layers import (
     ChannelMean,
@@ -42,6 +42,7 @@ __all__ = [
     "CrossChannelPool",
     "GoogLeNet",
     "Inception",
+    "InternalError",
     "LayerStats",
     "MLPConv",
     "Maxout",

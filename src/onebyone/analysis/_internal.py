@@ -13,24 +13,11 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from onebyone.errors import InternalError
+
 __all__ = ["InternalError", "ours"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class InternalError(Exception):
-    """A bug in onebyone, not in the user's model or input; ``__cause__`` is the original.
-
-    Example:
-        >>> try:
-        ...     raise InternalError("the counting rule for aten.mm failed") from KeyError("m")
-        ... except InternalError as e:
-        ...     print(e, "<-", repr(e.__cause__))
-        a bug in onebyone (please report it): the counting rule for aten.mm failed <- KeyError('m')
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(f"a bug in onebyone (please report it): {message}")
 
 
 def ours(what: str) -> Callable[[F], F]:
@@ -43,7 +30,7 @@ def ours(what: str) -> Callable[[F], F]:
         >>> hook()
         Traceback (most recent call last):
         ...
-        onebyone.analysis._internal.InternalError: a bug in onebyone (please report it): the pre-hook raised KeyError: 'x'
+        onebyone.errors.InternalError: a bug in onebyone (please report it): the pre-hook raised KeyError: 'x'
     """
 
     def decorate(fn: F) -> F:

@@ -12,8 +12,38 @@ from pathlib import Path
 from typing import Any
 
 from onebyone.models._spec import SPEC_HELP
+from onebyone.train.checkpoint import MODEL_FILE, STATE_FILE
 
-MODEL_FILE, STATE_FILE = "model.safetensors", "state.json"
+
+def default_shape(net: Any) -> tuple[int, ...] | None:
+    """The model's ``default_input_size`` without the batch, or None if it has none.
+
+    The zoo gives ``(1, C, H, W)``; a user's model may give ``(C, H, W)``, taken as is (the
+    surgery reads it the same way).
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Identity()
+        >>> net.default_input_size = (1, 3, 32, 32)
+        >>> default_shape(net)
+        (3, 32, 32)
+        >>> net.default_input_size = (3, 28, 28)
+        >>> default_shape(net)
+        (3, 28, 28)
+    """
+    size = getattr(net, "default_input_size", None)
+    if size is None:
+        return None
+    size = tuple(int(d) for d in size)
+    return size if len(size) == 3 else size[1:]
+
+
+def _normalized(spec: str) -> str:
+    """A spec with its file path resolved, so that ./nets.py:make and nets.py:make match."""
+    path, sep, name = spec.rpartition(":")
+    if sep and path.endswith(".py"):
+        return f"{Path(path).resolve()}:{name}"
+    return spec
 
 
 def trained_with(spec: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -63,14 +93,21 @@ def resolve_checkpoint(
         state = read_state(weights.parent)
     except (ValueError, FileNotFoundError):
         return weights, {}  # not a onebyone train folder: the weights alone
-    model = (state.get("metadata") or {}).get("model") or {}
-    trained_spec, kwargs = model.get("spec"), model.get("kwargs") or {}
-    if trained_spec is None:
+    metadata = state.get("metadata")
+    model = metadata.get("model") if isinstance(metadata, dict) else None
+    if model is None:
         return weights, {}
-    if trained_spec != spec:
+    trained_spec = model.get("spec") if isinstance(model, dict) else None
+    kwargs = model.get("kwargs", {}) if isinstance(model, dict) else None
+    if not isinstance(trained_spec, str) or not isinstance(kwargs, dict):
+        raise ValueError(
+            f"{option} {text!r}: {str(state_path)!r} has a malformed metadata.model entry; "
+            'expected {"spec": "<model spec>", "kwargs": {...}}'
+        )
+    if _normalized(trained_spec) != _normalized(spec):
         raise ValueError(
             f"{option} {text!r} holds weights trained from {trained_spec!r}, not {spec!r}; "
-            f"run with MODEL {trained_spec!r}"
+            f"give the model it was trained from"
         )
     return weights, dict(kwargs)
 

@@ -22,6 +22,12 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
 
     shape = input_size(None, input) if input is not None else None
     weights, trained = (None, {}) if checkpoint is None else resolve_checkpoint(checkpoint, model)
+    channels = trained.get("in_channels")
+    if shape is not None and isinstance(channels, int) and shape[0] != channels:
+        raise ValueError(
+            f"--input {input!r} has {shape[0]} channels but --checkpoint {str(checkpoint)!r} was "
+            f"trained with in_channels={channels}; use --input {channels}x{shape[1]}x{shape[2]}"
+        )
     kwargs = build_kwargs(model, input_shape=shape, num_classes=num_classes, trained=trained)
     net = load_spec(model, **kwargs)
     if weights is not None:
@@ -38,10 +44,12 @@ def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...
                 f"{option} must be CxHxW without the batch, e.g. 3x224x224, got {text!r}"
             )
         return size
-    size = getattr(net, "default_input_size", None)
+    from onebyone.cli._model import default_shape
+
+    size = default_shape(net)
     if size is None:
         raise ValueError(f"{option} is required: the model has no default_input_size (e.g. {option} 3x224x224)")
-    return tuple(size)[-3:]
+    return size
 
 
 def latency_pair(

@@ -26,7 +26,7 @@ def compare(
         0, "--test-subset", help="Evaluate on a subset of this many samples."
     ),
     quick: bool = typer.Option(
-        False, "--quick", help="A smoke run: 1 epoch on 500 digits, 200 test digits."
+        False, "--quick", help="A smoke run: 1 epoch on 500 samples (or --subset), 200 test samples."
     ),
     out: Path = typer.Option(
         Path("runs/compare"), "--out", help="Where report.json and the plot go."
@@ -51,7 +51,7 @@ def compare(
     from onebyone.data import load
     from onebyone.experiments import VARIANTS
     from onebyone.experiments import compare as run_compare
-    from onebyone.train.fit import OPTIMIZERS
+    from onebyone.train.fit import OPTIMIZERS, _check_positive
 
     if list_:
         for v in VARIANTS.values():
@@ -62,8 +62,8 @@ def compare(
     check_int("--batch-size", batch_size)
     check_int("--subset", subset, minimum=0)
     check_int("--test-subset", test_subset, minimum=0)
-    if not lr > 0:
-        raise ValueError(f"--lr must be > 0, got {lr}")
+    _check_positive("--lr", lr)
+    check_int("--seed", seed, minimum=0)
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     check_device(device)
     check_out_dir(out, "--out", ("report.json", "accuracy_vs_macs.png"))
@@ -93,7 +93,7 @@ def compare(
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     if quick:
         console.print(
-            "(--quick is a smoke run: 1 epoch on 500 digits; its accuracies say little)",
+            f"(--quick is a smoke run: 1 epoch on {subset} samples; its accuracies say little)",
             highlight=False, soft_wrap=True,
         )  # fmt: skip
     written = "report.json" + (", accuracy_vs_macs.png" if plot else "")

@@ -31,7 +31,12 @@ def convolutionalize(
     net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     big = _check_to(size, input_size(net, to, "--to")) if to is not None else None
-    conv_net, report = convolutionalize_model(net, size)
+    try:
+        conv_net, report = convolutionalize_model(net, size)
+    except ValueError as e:
+        if str(e).startswith("input_size "):  # the model rejects the input: name the option
+            raise ValueError(f"--input {_text(size)}: {e}") from e
+        raise
     typer.echo(report.to_text())
     conv_net.eval()
     with torch.no_grad():

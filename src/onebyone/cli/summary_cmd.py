@@ -11,7 +11,15 @@ from onebyone.cli._paths import check_out_file
 from onebyone.models._spec import SPEC_HELP
 
 FORMATS = ("table", "json", "csv", "markdown")
-PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _plot_suffixes() -> tuple[str, ...]:
+    """The file types matplotlib can write; a ValueError naming --plot if it is not installed."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'onebyone[plot]'") from None
+    return tuple(sorted(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes()))
 
 # The model/input/batch parameters of ``summary`` and ``plan`` (read by ``_model_and_input``).
 MODEL_ARGUMENT = typer.Argument(..., help=f"The model: {SPEC_HELP}.")
@@ -29,24 +37,24 @@ def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object,
     A zoo model is built for ``--input``'s channels (``--input 1x28x28``: ``in_channels=1``).
     """
     from onebyone._checks import check_int
-    from onebyone.cli._model import build_kwargs, load_spec
+    from onebyone.cli._model import build_kwargs, default_shape, load_spec
 
     batch = check_int("--batch", batch, minimum=1)
     shape = parse_shape(input) if input is not None else None
     net = load_spec(model, **build_kwargs(model, input_shape=shape))
-    default = getattr(net, "default_input_size", None)
+    default = default_shape(net)
     if shape is not None:
-        if default is not None and len(shape) == len(default):
+        if default is not None and len(shape) == len(default) + 1:
             raise ValueError(
                 f"--input takes the shape without the batch (the batch is --batch), e.g. "
-                f"--input {'x'.join(map(str, tuple(default)[1:]))}; got {input!r}"
+                f"--input {'x'.join(map(str, default))}; got {input!r}"
             )
         return net, (batch, *shape)
     if default is None:
         raise ValueError(
             f"{model!r} has no default_input_size; pass --input CxHxW, e.g. --input 3x224x224"
         )
-    return net, (batch, *tuple(default)[1:])
+    return net, (batch, *default)
 
 
 @user_errors
@@ -67,7 +75,7 @@ def summary(
     plot: Path | None = typer.Option(
         None,
         "--plot",
-        help="Also save a bar chart of MACs and params per layer: .png, .pdf, .svg or .jpg "
+        help="Also save a bar chart of MACs and params per layer, e.g. plot.png or plot.svg "
         "(needs matplotlib).",
     ),
     device: str = typer.Option("meta", "--device", help="meta (no real forward), cpu or cuda."),
@@ -85,7 +93,7 @@ def summary(
     if depth is not None and depth < 0:
         raise ValueError(f"--depth must be >= 0, got {depth}")
     if plot is not None:
-        check_out_file(plot, "--plot", PLOT_SUFFIXES)  # before any work
+        check_out_file(plot, "--plot", _plot_suffixes())  # before any work
     net, size = _model_and_input(model, input, batch)
     report = analyze(net, size, device=device)
     if format == "json":

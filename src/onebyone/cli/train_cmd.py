@@ -53,13 +53,12 @@ def train(
     from onebyone.data import load
     from onebyone.train import fit, has_checkpoint, read_state
     from onebyone.train.checkpoint import MODEL_FILE, OPTIM_FILE, STATE_FILE
-    from onebyone.train.fit import OPTIMIZERS, SCHEDULES
+    from onebyone.train.fit import OPTIMIZERS, SCHEDULES, _check_positive
 
     check_int("--epochs", epochs)
     check_int("--batch-size", batch_size)
     check_int("--subset", subset, minimum=0)
-    if not lr > 0:
-        raise ValueError(f"--lr must be > 0, got {lr}")
+    _check_positive("--lr", lr)
     if not weight_decay >= 0:
         raise ValueError(f"--weight-decay must be >= 0, got {weight_decay}")
     check_int("--seed", seed, minimum=0)

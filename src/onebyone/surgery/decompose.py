@@ -122,8 +122,8 @@ def decompose(
         ``(new_model, report)``.
 
     Raises:
-        ValueError: a bad argument, a layer name that does not exist, a rank above a named
-            layer's channels, or a budget that cannot be met.
+        ValueError: a bad argument, weights on the meta device, a layer name that does not
+            exist, a rank above a named layer's channels, or a budget that cannot be met.
         OneByOneError: the model's forward failed on ``example_input``, or a layer's weights
             cannot be factorized (``torch.linalg`` failed, on NaN weights say).
         InternalError: onebyone's own decomposition code failed: a bug to report, raised with
@@ -139,6 +139,12 @@ def decompose(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    on_meta = next((n for n, p in model.named_parameters() if p.is_meta), None)
+    if on_meta is not None:
+        raise ValueError(
+            f"model has weights on the meta device ({on_meta!r}, ...): decompose factorizes real "
+            "weights; build or load the model on a real device (cpu, cuda)"
+        )
     check_choice("method", method, METHODS)
     given = [n for n, v in (("rank", rank), ("energy", energy), ("budget", budget)) if v is not None]
     if len(given) != 1:

@@ -414,12 +414,12 @@ def _check_model_fits_data(
     try:
         with eval_mode(model), torch.no_grad():
             logits = model(x)
-    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+    except Exception as e:  # the user's forward failed on the user's data
         first = (str(e).strip().splitlines() or [""])[0]
         raise ValueError(
             f"model {type(model).__name__} cannot run on the training samples ({sample}): "
             f"{type(e).__name__}: {first}"
-        ) from None
+        ) from e
     classes = getattr(train, "num_classes", None)
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -473,6 +473,11 @@ def _train_epoch(
             x = x.contiguous(memory_format=memory_format)
         y = y.to(dev, non_blocking=True)
         logits = net(x)
+        if not isinstance(logits, torch.Tensor):
+            raise ValueError(
+                f"the model returned {type(logits).__name__} in training mode; fit needs a tensor "
+                "of logits (N, num_classes) (e.g. build GoogLeNet with aux_logits=False)"
+            )
         loss = F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
