@@ -93,7 +93,7 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
         (["--schedule", "step"], "--schedule must be one of"),
         (["--device", "tpu"], "--device 'tpu'"),
         (["--subset", "5000"], "--subset must be 0 (all) or between 10 (one per class) and 4000"),
-        (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
+        (["--weight-decay", "-1"], "--weight-decay must be a number >= 0, got -1.0"),
     ],
 )
 def test_train_cli_bad_input(model_file, tmp_path, extra, message):

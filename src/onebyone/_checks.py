@@ -5,6 +5,7 @@ Every message names the argument, the value and what was expected.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -64,3 +65,27 @@ def check_fraction(name: str, value: Any, *, low_open: bool = True, high_open: b
         interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
         raise ValueError(f"{name} must be in {interval}, got {value}")
     return value
+
+
+def check_number(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool = False) -> float:
+    """Return ``value`` as a finite float above ``minimum`` (or at it, with ``inclusive``).
+
+    >>> check_number("lr", 0.05)
+    0.05
+    >>> check_number("weight_decay", 0, inclusive=True)
+    0.0
+    >>> check_number("--lr", float("inf"))
+    Traceback (most recent call last):
+    ...
+    ValueError: --lr must be a number > 0, got inf
+    """
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Real)
+        and math.isfinite(value)
+        and (value >= minimum if inclusive else value > minimum)
+    )
+    if not ok:
+        bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+    return float(value)

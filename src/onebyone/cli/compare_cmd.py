@@ -47,11 +47,11 @@ def compare(
     """
     from rich.console import Console
 
-    from onebyone._checks import check_choice, check_int
+    from onebyone._checks import check_choice, check_int, check_number
     from onebyone.data import load
     from onebyone.experiments import VARIANTS
     from onebyone.experiments import compare as run_compare
-    from onebyone.train.fit import OPTIMIZERS, _check_positive
+    from onebyone.train.fit import OPTIMIZERS
 
     if list_:
         for v in VARIANTS.values():
@@ -62,7 +62,7 @@ def compare(
     check_int("--batch-size", batch_size)
     check_int("--subset", subset, minimum=0)
     check_int("--test-subset", test_subset, minimum=0)
-    _check_positive("--lr", lr)
+    check_number("--lr", lr)
     check_int("--seed", seed, minimum=0)
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     check_device(device)

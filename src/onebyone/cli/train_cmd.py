@@ -48,19 +48,18 @@ def train(
 
     import torch
 
-    from onebyone._checks import check_choice, check_int
+    from onebyone._checks import check_choice, check_int, check_number
     from onebyone.cli._model import load_spec, trained_with
     from onebyone.data import load
     from onebyone.train import fit, has_checkpoint, read_state
     from onebyone.train.checkpoint import MODEL_FILE, OPTIM_FILE, STATE_FILE
-    from onebyone.train.fit import OPTIMIZERS, SCHEDULES, _check_positive
+    from onebyone.train.fit import OPTIMIZERS, SCHEDULES
 
     check_int("--epochs", epochs)
     check_int("--batch-size", batch_size)
     check_int("--subset", subset, minimum=0)
-    _check_positive("--lr", lr)
-    if not weight_decay >= 0:
-        raise ValueError(f"--weight-decay must be >= 0, got {weight_decay}")
+    check_number("--lr", lr)
+    check_number("--weight-decay", weight_decay, inclusive=True)
     check_int("--seed", seed, minimum=0)
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     check_choice("--schedule", schedule, SCHEDULES)

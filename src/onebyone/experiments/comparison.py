@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from onebyone._checks import check_choice, check_int
+from onebyone._checks import check_choice, check_int, check_number
 from onebyone.experiments.variants import VARIANTS, build_variant
 
 __all__ = ["CompareReport", "VariantResult", "compare"]
@@ -178,7 +178,7 @@ def compare(
     from onebyone.analysis import analyze
     from onebyone.data import load
     from onebyone.train import evaluate, fit
-    from onebyone.train.fit import OPTIMIZERS, _check_positive
+    from onebyone.train.fit import OPTIMIZERS
 
     names = list(variants) if variants else list(VARIANTS)
     for n in names:
@@ -186,7 +186,7 @@ def compare(
             raise ValueError(f"unknown variant {n!r}; expected one of {', '.join(VARIANTS)}")
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
-    lr = _check_positive("lr", lr)
+    lr = check_number("lr", lr)
     optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
     train_set, test_set = load(data, "train"), load(data, "test")
     if train_subset:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import numbers
 import os
 import signal
 import threading
@@ -20,7 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from onebyone._checks import check_choice, check_int
+from onebyone._checks import check_choice, check_int, check_number
 from onebyone.train import _distributed
 from onebyone.train.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from onebyone.train.evaluate import iter_batches, resolve_device
@@ -30,28 +29,6 @@ __all__ = ["OPTIMIZERS", "SCHEDULES", "fit"]
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("cosine", "constant")
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    return float(value)
-
-
-def _check_nonnegative(name: str, value: Any) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
 
 
 def _make_optimizer(
@@ -243,9 +220,9 @@ def fit(
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
-    lr = _check_positive("lr", lr)
-    weight_decay = _check_nonnegative("weight_decay", weight_decay)
-    momentum = _check_nonnegative("momentum", momentum)
+    lr = check_number("lr", lr)
+    weight_decay = check_number("weight_decay", weight_decay, inclusive=True)
+    momentum = check_number("momentum", momentum, inclusive=True)
     seed = check_int("seed", seed, minimum=0)
     num_workers = check_int("num_workers", num_workers, minimum=0)
     optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
