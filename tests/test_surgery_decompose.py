@@ -317,3 +317,12 @@ def test_meta_weights_are_refused_before_any_work():
         net = nn.Sequential(nn.Conv2d(8, 8, 3))
     with pytest.raises(ValueError, match=r"weights on the meta device \('0\.weight'"):
         decompose(net, rank=4)
+
+
+def test_non_finite_weights_are_refused_with_the_layer_named():
+    net = nn.Sequential(nn.Conv2d(8, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3))
+    with torch.no_grad():
+        net[2].weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"layer '2' has non-finite weights"):
+        decompose(net, rank=4, example_input=torch.randn(1, 8, 10, 10))
+    assert torch.isnan(net[2].weight).any()  # the input model is left as it was

@@ -122,10 +122,11 @@ def decompose(
         ``(new_model, report)``.
 
     Raises:
-        ValueError: a bad argument, weights on the meta device, a layer name that does not
-            exist, a rank above a named layer's channels, or a budget that cannot be met.
+        ValueError: a bad argument, weights on the meta device, a candidate layer with NaN or
+            inf weights, a layer name that does not exist, a rank above a named layer's
+            channels, or a budget that cannot be met.
         OneByOneError: the model's forward failed on ``example_input``, or a layer's weights
-            cannot be factorized (``torch.linalg`` failed, on NaN weights say).
+            cannot be factorized (``torch.linalg`` failed).
         InternalError: onebyone's own decomposition code failed: a bug to report, raised with
             the original exception chained rather than as a user error.
 
@@ -165,6 +166,12 @@ def decompose(
     new = keep_attributes(model, copy.deepcopy(model))
     report = SurgeryReport("decompose")
     candidates = _candidates(new, named, method, report)
+    broken = next((c.name for c in candidates if not torch.isfinite(c.module.weight).all()), None)
+    if broken is not None:
+        raise ValueError(
+            f"layer {broken!r} has non-finite weights (NaN or inf); decompose factorizes finite "
+            "trained weights"
+        )
     _capture(new, candidates, x, report)
 
     macs_before = model_macs(new, x)
