@@ -215,6 +215,33 @@ def _projection_variants(n, cin, cout, h, w, device, dtype):
     return variants, params
 
 
+def _forward_and_train_medians(variants, params, *, repeats, device, min_sample):
+    """Interleaved median seconds of each variant ``(fn, input)``: forward in no_grad, then
+    forward + backward from a fresh leaf copy of the input (``params``' grads reset each step)."""
+    with torch.no_grad():
+        fwd = interleaved_medians(
+            {k: (lambda f=f, t=t: f(t)) for k, (f, t) in variants.items()},
+            repeats=repeats,
+            warmup=2,
+            device=device,
+            min_sample=min_sample,
+        )
+    train = {}
+    for k, (f, t) in variants.items():
+        xt = t.detach().clone(memory_format=torch.preserve_format).requires_grad_()
+        grad = torch.randn_like(f(t.detach()).detach())
+
+        def step(f=f, xt=xt, grad=grad):
+            xt.grad = None
+            for p in params:
+                p.grad = None
+            f(xt).backward(grad)
+
+        train[k] = step
+    fb = interleaved_medians(train, repeats=repeats, warmup=2, device=device, min_sample=min_sample)
+    return fwd, fb
+
+
 def bench_projection(grid, *, repeats, device, dtype, ceilings, log, min_sample):
     rows = []
     for name, n, cin, cout, h, w in grid:
@@ -223,28 +250,8 @@ def bench_projection(grid, *, repeats, device, dtype, ceilings, log, min_sample)
         with torch.no_grad():
             _check_same(name, variants, conv_fn(x), dtype)
         flops = 2 * n * cin * cout * h * w
-        with torch.no_grad():
-            fwd = interleaved_medians(
-                {k: (lambda f=f, t=t: f(t)) for k, (f, t) in variants.items()},
-                repeats=repeats,
-                warmup=2,
-                device=device,
-                min_sample=min_sample,
-            )
-        train = {}
-        for k, (f, t) in variants.items():
-            xt = t.detach().clone(memory_format=torch.preserve_format).requires_grad_()
-            grad = torch.randn_like(f(t.detach()).detach())
-
-            def step(f=f, xt=xt, grad=grad, params=params):
-                xt.grad = None
-                for p in params:
-                    p.grad = None
-                f(xt).backward(grad)
-
-            train[k] = step
-        fb = interleaved_medians(
-            train, repeats=repeats, warmup=2, device=device, min_sample=min_sample
+        fwd, fb = _forward_and_train_medians(
+            variants, params, repeats=repeats, device=device, min_sample=min_sample
         )
         for pass_name, t, mult in (("forward", fwd, 1), ("forward+backward", fb, 3)):
             row = {
@@ -318,26 +325,8 @@ def bench_pool(grid, *, repeats, device, dtype, ceilings, log, min_sample):
         _check_same(name, variants, x.unflatten(1, (c // k, k)).amax(2), dtype)
         esize = torch.empty((), dtype=dtype).element_size()
         nbytes = n * c * h * w * esize * (1 + 1 / k)  # read the input, write the output
-        with torch.no_grad():
-            fwd = interleaved_medians(
-                {kk: (lambda f=f, t=t: f(t)) for kk, (f, t) in variants.items()},
-                repeats=repeats,
-                warmup=2,
-                device=device,
-                min_sample=min_sample,
-            )
-        train = {}
-        for kk, (f, t) in variants.items():
-            xt = t.detach().clone(memory_format=torch.preserve_format).requires_grad_()
-            grad = torch.randn_like(f(t.detach()))
-
-            def step(f=f, xt=xt, grad=grad):
-                xt.grad = None
-                f(xt).backward(grad)
-
-            train[kk] = step
-        fb = interleaved_medians(
-            train, repeats=repeats, warmup=2, device=device, min_sample=min_sample
+        fwd, fb = _forward_and_train_medians(
+            variants, (), repeats=repeats, device=device, min_sample=min_sample
         )
         for pass_name, t in (("forward", fwd), ("forward+backward", fb)):
             row = {
