@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "save_safetensors_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "nearest_existing_parent", "save_safetensors_atomic", "write_json_atomic", "write_text_atomic"]
 
 
 @contextlib.contextmanager
@@ -36,7 +36,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         # Name the file the caller asked for, not the temporary one or a parent.
-        ancestor = next((a for a in path.parents if a.exists()), None)
+        ancestor = nearest_existing_parent(path)
         if ancestor is not None and not ancestor.is_dir():
             raise NotADirectoryError(
                 errno.ENOTDIR, f"cannot write: {str(ancestor)!r} is a file, not a folder", str(path)
@@ -53,6 +53,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
+
+
+def nearest_existing_parent(path: str | os.PathLike) -> Path | None:
+    """The closest ancestor of ``path`` that exists (a folder, or a file in the way), or None.
+
+    >>> nearest_existing_parent("/no/such/dir/file.txt")
+    PosixPath('/')
+    """
+    return next((a for a in Path(path).parents if a.exists()), None)
 
 
 def _umask() -> int:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 def _writable_parent(path: Path, option: str, text: str) -> None:
     """The nearest existing ancestor of ``path`` must be a writable folder."""
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    from onebyone._io import nearest_existing_parent
+
+    ancestor = nearest_existing_parent(path) or Path(".")
     if not ancestor.is_dir():
         raise ValueError(f"{option} {text!r}: {str(ancestor)!r} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
