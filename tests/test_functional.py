@@ -203,16 +203,33 @@ def test_max_pool_compiles_with_backward(fmt):
 # ------------------------------------------------------- batch-1 GEMM path and the max backward
 
 
+def _backward_nodes(t):
+    """The class names of every node in ``t``'s autograd graph."""
+    names, todo = set(), [t.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None:
+            names.add(type(node).__name__)
+            todo.extend(nxt for nxt, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("blocked", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, bias, dtype):
+def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, blocked, bias, dtype):
     # Large single images take torch.mm/addmm; lower the threshold so a small one does too.
     monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
+    if blocked:
+        # Wide images go in column blocks: 35 pixels in blocks of 3 (the last one partial).
+        monkeypatch.setattr(OF, "_WIDE_PIXELS", 1)
+        monkeypatch.setattr(OF, "_GEMM_BLOCK", 3)
     x = torch.randn(1, 6, 5, 7, dtype=dtype, requires_grad=True)
     w = torch.randn(4, 6, 1, 1, dtype=dtype, requires_grad=True)
     b = torch.randn(4, dtype=dtype, requires_grad=True) if bias else None
     out = OF._project_nchw(x, w, b)
-    assert out.grad_fn is not None and "Convolution" not in type(out.grad_fn).__name__
+    kinds = _backward_nodes(out)
+    assert ("_WideProjectBackward" in kinds) == blocked and "ConvolutionBackward0" not in kinds
     xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
     br = b.detach().clone().requires_grad_() if bias else None
     ref = F.conv2d(xr, wr, br)
@@ -226,6 +243,48 @@ def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, bias, dtype)
     torch.testing.assert_close(w.grad, wr.grad, **tol)
     if bias:
         torch.testing.assert_close(b.grad, br.grad, **tol)
+
+
+def test_blocked_gemm_gradcheck_and_real_thresholds(monkeypatch):
+    x = torch.randn(1, 64, 128, 128)  # 16,384 pixels and 2**27 multiply-adds: blocked
+    w, b = torch.randn(128, 64, 1, 1), torch.randn(128)
+    out = channel_project(x.requires_grad_(), w, b)
+    assert "_WideProjectBackward" in _backward_nodes(out)
+    torch.testing.assert_close(out, F.conv2d(x, w, b), rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(channel_project(x, w, b), out)
+    monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
+    monkeypatch.setattr(OF, "_WIDE_PIXELS", 1)
+    monkeypatch.setattr(OF, "_GEMM_BLOCK", 4)
+    args = (
+        torch.randn(1, 3, 2, 5, dtype=torch.float64, requires_grad=True),
+        torch.randn(2, 3, dtype=torch.float64, requires_grad=True),
+        torch.randn(2, dtype=torch.float64, requires_grad=True),
+    )
+    assert torch.autograd.gradcheck(channel_project, args)
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "h", "w", "k"),
+    [
+        (1, 6, 3, 5, 2),  # 15 pixels: odd, one pixel per max_pool1d row
+        (2, 6, 2, 2, 3),  # 8 pixels in one row of 48 channels
+        (4, 50, 2, 3, 10),  # the seed's 50 -> 5: 4 pixels per row
+        (2, 300, 2, 2, 3),  # wider than a row: one pixel per row
+    ],
+)
+def test_channels_last_max_pool_rows_of_several_pixels(n, c, h, w, k):
+    x = torch.randn(n, c, h, w, dtype=torch.float64)
+    xcl = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = OF.cross_channel_pool(xcl, k)
+    ref = x.unflatten(1, (c // k, k)).amax(2)
+    assert torch.equal(out, ref)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(ref)
+    out.backward(g)
+    xr = x.clone().requires_grad_()
+    xr.unflatten(1, (c // k, k)).amax(2).backward(g)
+    torch.testing.assert_close(xcl.grad, xr.grad)
 
 
 def _amax_reference(x, k, grouping, dim):
