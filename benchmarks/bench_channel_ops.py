@@ -21,9 +21,12 @@ The ceilings are the best medians over a few sizes: square float GEMMs (matmul G
 ``copy_`` between two preallocated buffers (GB/s, bytes read + written). The run also records
 ``alloc_write_gbps``: writing a freshly allocated buffer of the same size, which includes the
 operating system's page faults that a large fresh output tensor pays (glibc returns big blocks
-to the OS on free; every peer pays this too).
+to the OS on free; every peer pays this too). On Linux, PyTorch's ``THP_MEM_ALLOC_ENABLE=1``
+(set before Python starts) backs large tensors with 2 MiB pages and makes those faults far
+cheaper; the run records it and the kernel's huge-page mode.
 
     flock /tmp/onebyone-bench.lock python benchmarks/bench_channel_ops.py --json out.json
+    THP_MEM_ALLOC_ENABLE=1 python benchmarks/bench_channel_ops.py --json out-thp.json
     python benchmarks/bench_channel_ops.py --quick --json /tmp/x.json   # smoke run
 """
 
@@ -448,7 +451,8 @@ def _print_tables(result) -> None:
         f"Machine: {m['platform']}, {m['cpu_count']} CPUs, torch {m['torch']}, "
         f"{m['threads']} thread(s), {m['device']}, {m['dtype']}; {result['repeats']} interleaved "
         f"repeats (medians), samples >= {result['min_sample_s']} s"
-        + (f"; {m['malloc_env']}" if m["malloc_env"] else ""),
+        + (f"; {m['allocator_env']}" if m["allocator_env"] else "")
+        + (f"; transparent huge pages: {m['thp_mode']}" if m["thp_mode"] else ""),
         highlight=False,
     )
     console.print(
@@ -535,6 +539,16 @@ def _print_tables(result) -> None:
     console.print(t)
 
 
+def _thp_mode() -> str | None:
+    """The kernel's transparent-huge-page mode (the bracketed word), or None off Linux."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return None
+    chosen = [w.strip("[]") for w in text.split() if w.startswith("[")]
+    return chosen[0] if chosen else text.strip()
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -590,13 +604,22 @@ def main(argv: list[str] | None = None) -> dict:
         "device": str(device)
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "dtype": args.dtype,
-        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+        # What decides the cost of a fresh large output (see alloc_write_gbps): glibc's
+        # MALLOC_* tunables, PyTorch's THP_MEM_ALLOC_ENABLE (2 MiB-aligned allocations with
+        # madvise(MADV_HUGEPAGE), torch >= 2.2, read once at startup) and the kernel's mode.
+        "allocator_env": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith("MALLOC_") or k == "THP_MEM_ALLOC_ENABLE"
+        },
+        "thp_mode": _thp_mode(),
     }
     log(
         f"machine: {machine['platform']}, {machine['cpu_count']} CPUs, torch {machine['torch']}, "
         f"{machine['threads']} thread(s), {machine['device']}, {args.dtype}; {repeats} "
         f"interleaved repeats, samples >= {args.min_sample} s"
-        + (f"; {machine['malloc_env']}" if machine["malloc_env"] else "")
+        + (f"; {machine['allocator_env']}" if machine["allocator_env"] else "")
+        + (f"; transparent huge pages: {machine['thp_mode']}" if machine["thp_mode"] else "")
         + ("; QUICK smoke run" if args.quick else "")
     )
     common = dict(repeats=repeats, device=device, dtype=dtype, min_sample=args.min_sample)
