@@ -18,6 +18,24 @@ def _formulations():
     ]
 
 
+def _assert_equals_conv2d(out, x, w, b, fmt):
+    """``out`` (in memory format ``fmt``) and the gradients it sends to ``x``, ``w`` and ``b``
+    equal ``F.conv2d``'s on detached copies; ``w`` is (out, in) or (out, in, 1, 1)."""
+    xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
+    br = None if b is None else b.detach().clone().requires_grad_()
+    ref = F.conv2d(xr, wr.view(wr.shape[0], -1, 1, 1), br)
+    bf16 = x.dtype == torch.bfloat16
+    tol = {"rtol": 2e-2, "atol": 5e-2} if bf16 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(out, ref, **tol)
+    assert out.is_contiguous(memory_format=fmt)
+    g = torch.randn_like(ref)
+    out.backward(g)
+    ref.backward(g)
+    for got, want in ((x, xr), (w, wr), (b, br)):
+        if got is not None:
+            torch.testing.assert_close(got.grad, want.grad, **tol)
+
+
 @pytest.mark.parametrize(("name", "fn", "fmt"), _formulations())
 @pytest.mark.parametrize("n", [1, 3])
 @pytest.mark.parametrize("bias", [False, True])
@@ -26,20 +44,7 @@ def test_each_formulation_equals_conv2d_with_gradients(name, fn, fmt, n, bias, d
     x = torch.randn(n, 6, 5, 7, dtype=dtype).contiguous(memory_format=fmt).requires_grad_()
     w = torch.randn(4, 6, dtype=dtype, requires_grad=True)
     b = torch.randn(4, dtype=dtype, requires_grad=True) if bias else None
-    out = fn(x, w[:, :, None, None], b)
-    xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
-    br = b.detach().clone().requires_grad_() if bias else None
-    ref = F.conv2d(xr, wr[:, :, None, None], br)
-    tol = {"rtol": 2e-2, "atol": 5e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-5}
-    torch.testing.assert_close(out, ref, **tol)
-    assert out.is_contiguous(memory_format=fmt)
-    g = torch.randn_like(ref)
-    out.backward(g)
-    ref.backward(g)
-    torch.testing.assert_close(x.grad, xr.grad, **tol)
-    torch.testing.assert_close(w.grad, wr.grad, **tol)
-    if bias:
-        torch.testing.assert_close(b.grad, br.grad, **tol)
+    _assert_equals_conv2d(fn(x, w[:, :, None, None], b), x, w, b, fmt)
 
 
 @settings(max_examples=25, deadline=None)
@@ -230,19 +235,7 @@ def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, blocked, bia
     out = OF._project_nchw(x, w, b)
     kinds = _backward_nodes(out)
     assert ("_WideProjectBackward" in kinds) == blocked and "ConvolutionBackward0" not in kinds
-    xr, wr = x.detach().clone().requires_grad_(), w.detach().clone().requires_grad_()
-    br = b.detach().clone().requires_grad_() if bias else None
-    ref = F.conv2d(xr, wr, br)
-    tol = {"rtol": 2e-2, "atol": 5e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-5}
-    torch.testing.assert_close(out, ref, **tol)
-    assert out.is_contiguous()
-    g = torch.randn_like(ref)
-    out.backward(g)
-    ref.backward(g)
-    torch.testing.assert_close(x.grad, xr.grad, **tol)
-    torch.testing.assert_close(w.grad, wr.grad, **tol)
-    if bias:
-        torch.testing.assert_close(b.grad, br.grad, **tol)
+    _assert_equals_conv2d(out, x, w, b, torch.contiguous_format)
 
 
 def test_blocked_gemm_gradcheck_and_real_thresholds(monkeypatch):
