@@ -12,10 +12,11 @@ forms users reach for today:
 Forward (``no_grad``, real Parameters) and forward + backward (training: the input requires
 grad, the backward gets a dense gradient). Before timing, every variant's output is checked
 against ``nn.Conv2d`` (projection) or reshape + ``amax`` (pooling), so that all compute the same
-thing. Variants are timed in interleaved repeats (one sample of each per round, the order
-rotating; a sample runs a variant enough times to last ``--min-sample`` seconds, the same count
-for every variant of a shape), and the median of each is reported. The table shows the fraction
-of the ceiling and ``peer time / our time`` (above 1: ours is faster).
+thing. Variants are timed in interleaved repeats (one sample of each per round, in a seeded
+shuffled order; a sample runs a variant enough times to last ``--min-sample`` seconds, the same
+count for every variant of a shape), and the median of each is reported. The table shows the
+fraction of the ceiling (from the medians) and ``peer time / our time`` (above 1: ours is
+faster) as the median over rounds of the ratio within each round.
 
 The ceilings are the best medians over a few sizes: square float GEMMs (matmul GFLOP/s) and
 ``copy_`` between two preallocated buffers (GB/s, bytes read + written). The run also records
@@ -36,6 +37,7 @@ import argparse
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -91,20 +93,23 @@ def _sync(device: torch.device) -> Callable[[], None]:
 MIN_SAMPLE_S = 0.05
 
 
-def interleaved_medians(
+def interleaved_samples(
     fns: dict[str, Callable[[], object]],
     *,
     repeats: int,
     warmup: int,
     device: torch.device,
     min_sample: float | None = None,
-) -> dict[str, float]:
-    """Median seconds per call of each function.
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, one sample per round, ``repeats`` rounds.
 
-    Each round takes one sample of every function, the order rotating from round to round.
-    A sample is ``calls`` back-to-back calls, with ``calls`` chosen once (from the fastest
-    function's warm-up time) so that a sample lasts about ``min_sample`` seconds, and the
-    same for every function. Up to ``warmup`` untimed calls each (one when a call is long).
+    Each round takes one sample of every function in a fresh shuffled order (seeded, so runs
+    repeat): a fixed or merely rotated order gives every function the same predecessor in every
+    round, and what that predecessor leaves behind (caches, the allocator's free lists) then
+    biases the comparison. A sample is ``calls`` back-to-back calls, with ``calls`` chosen once
+    (from the fastest function's warm-up time) so that a sample lasts about ``min_sample``
+    seconds, and the same for every function. Up to ``warmup`` untimed calls each (one when a
+    call is long).
     """
     min_sample = MIN_SAMPLE_S if min_sample is None else min_sample
     sync = _sync(device)
@@ -119,10 +124,11 @@ def interleaved_medians(
             if took > 2 * min_sample:
                 break  # a call this long is warm after one run; keep the full run short
     calls = max(1, math.ceil(min_sample / max(fastest, 1e-7)))
-    names = list(fns)
-    times: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(repeats):
-        order = names[r % len(names) :] + names[: r % len(names)]
+    rng = random.Random(0)
+    order = list(fns)
+    times: dict[str, list[float]] = {k: [] for k in order}
+    for _ in range(repeats):
+        rng.shuffle(order)
         for name in order:
             fn = fns[name]
             start = time.perf_counter()
@@ -130,7 +136,21 @@ def interleaved_medians(
                 fn()
             sync()
             times[name].append((time.perf_counter() - start) / calls)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], **kwargs) -> dict[str, float]:
+    """Median seconds per call of each function (see :func:`interleaved_samples`)."""
+    return {k: statistics.median(v) for k, v in interleaved_samples(fns, **kwargs).items()}
+
+
+def paired_ratio(samples: dict[str, list[float]], peer: str, ours: str) -> float:
+    """Median over rounds of ``peer time / our time`` within the same round.
+
+    Pairing by round cancels the machine's slow drifts (other users' load) that a ratio of two
+    medians taken over different moments keeps.
+    """
+    return statistics.median(p / o for p, o in zip(samples[peer], samples[ours], strict=True))
 
 
 # ------------------------------------------------------------------------------------ ceilings
@@ -218,11 +238,11 @@ def _projection_variants(n, cin, cout, h, w, device, dtype):
     return variants, params
 
 
-def _forward_and_train_medians(variants, params, *, repeats, device, min_sample):
-    """Interleaved median seconds of each variant ``(fn, input)``: forward in no_grad, then
+def _forward_and_train_samples(variants, params, *, repeats, device, min_sample):
+    """Interleaved per-round seconds of each variant ``(fn, input)``: forward in no_grad, then
     forward + backward from a fresh leaf copy of the input (``params``' grads reset each step)."""
     with torch.no_grad():
-        fwd = interleaved_medians(
+        fwd = interleaved_samples(
             {k: (lambda f=f, t=t: f(t)) for k, (f, t) in variants.items()},
             repeats=repeats,
             warmup=2,
@@ -241,7 +261,7 @@ def _forward_and_train_medians(variants, params, *, repeats, device, min_sample)
             f(xt).backward(grad)
 
         train[k] = step
-    fb = interleaved_medians(train, repeats=repeats, warmup=2, device=device, min_sample=min_sample)
+    fb = interleaved_samples(train, repeats=repeats, warmup=2, device=device, min_sample=min_sample)
     return fwd, fb
 
 
@@ -253,10 +273,11 @@ def bench_projection(grid, *, repeats, device, dtype, ceilings, log, min_sample)
         with torch.no_grad():
             _check_same(name, variants, conv_fn(x), dtype)
         flops = 2 * n * cin * cout * h * w
-        fwd, fb = _forward_and_train_medians(
+        fwd, fb = _forward_and_train_samples(
             variants, params, repeats=repeats, device=device, min_sample=min_sample
         )
-        for pass_name, t, mult in (("forward", fwd, 1), ("forward+backward", fb, 3)):
+        for pass_name, samples, mult in (("forward", fwd, 1), ("forward+backward", fb, 3)):
+            t = {k: statistics.median(v) for k, v in samples.items()}
             row = {
                 "shape": name,
                 "batch": n,
@@ -280,10 +301,10 @@ def bench_projection(grid, *, repeats, device, dtype, ceilings, log, min_sample)
                 / t["ours_cl"]
                 / 1e9
                 / ceilings["matmul_gflops"],
-                "ratio_vs_conv_nchw": t["conv_nchw"] / t["ours_nchw"],
-                "ratio_vs_linear_perm": t["linear_perm"] / t["ours_nchw"],
-                "ratio_vs_einsum": t["einsum"] / t["ours_nchw"],
-                "ratio_vs_conv_cl": t["conv_cl"] / t["ours_cl"],
+                "ratio_vs_conv_nchw": paired_ratio(samples, "conv_nchw", "ours_nchw"),
+                "ratio_vs_linear_perm": paired_ratio(samples, "linear_perm", "ours_nchw"),
+                "ratio_vs_einsum": paired_ratio(samples, "einsum", "ours_nchw"),
+                "ratio_vs_conv_cl": paired_ratio(samples, "conv_cl", "ours_cl"),
             }
             rows.append(row)
             log(
@@ -328,10 +349,11 @@ def bench_pool(grid, *, repeats, device, dtype, ceilings, log, min_sample):
         _check_same(name, variants, x.unflatten(1, (c // k, k)).amax(2), dtype)
         esize = torch.empty((), dtype=dtype).element_size()
         nbytes = n * c * h * w * esize * (1 + 1 / k)  # read the input, write the output
-        fwd, fb = _forward_and_train_medians(
+        fwd, fb = _forward_and_train_samples(
             variants, (), repeats=repeats, device=device, min_sample=min_sample
         )
-        for pass_name, t in (("forward", fwd), ("forward+backward", fb)):
+        for pass_name, samples in (("forward", fwd), ("forward+backward", fb)):
+            t = {k: statistics.median(v) for k, v in samples.items()}
             row = {
                 "shape": name,
                 "batch": n,
@@ -345,11 +367,13 @@ def bench_pool(grid, *, repeats, device, dtype, ceilings, log, min_sample):
                 "seconds": t,
                 "copy_fraction_nchw": nbytes / t["ours_nchw"] / 1e9 / ceilings["copy_gbps"],
                 "copy_fraction_cl": nbytes / t["ours_cl"] / 1e9 / ceilings["copy_gbps"],
-                "ratio_vs_amax_nchw": t["amax_nchw"] / t["ours_nchw"],
-                "ratio_vs_maxpool3d": t["maxpool3d"] / t["ours_nchw"],
-                "ratio_vs_einops": t["einops"] / t["ours_nchw"] if "einops" in t else None,
-                "ratio_vs_amax_cl": t["amax_cl"] / t["ours_cl"],
-                "ratio_cl_vs_maxpool3d": t["maxpool3d_cl"] / t["ours_cl"],
+                "ratio_vs_amax_nchw": paired_ratio(samples, "amax_nchw", "ours_nchw"),
+                "ratio_vs_maxpool3d": paired_ratio(samples, "maxpool3d", "ours_nchw"),
+                "ratio_vs_einops": (
+                    paired_ratio(samples, "einops", "ours_nchw") if "einops" in t else None
+                ),
+                "ratio_vs_amax_cl": paired_ratio(samples, "amax_cl", "ours_cl"),
+                "ratio_cl_vs_maxpool3d": paired_ratio(samples, "maxpool3d_cl", "ours_cl"),
             }
             rows.append(row)
             log(
