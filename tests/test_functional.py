@@ -257,6 +257,15 @@ def test_blocked_gemm_gradcheck_and_real_thresholds(monkeypatch):
     assert torch.autograd.gradcheck(channel_project, args)
 
 
+@pytest.mark.parametrize("hw", [8, 128])  # 128x128: the column-blocked path without autocast
+def test_projection_under_cpu_autocast_has_conv2d_dtype(hw):
+    x, w, b = torch.randn(1, 64, hw, hw), torch.randn(128, 64, 1, 1), torch.randn(128)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = channel_project(x, w, b), F.conv2d(x, w, b)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=0.1)
+
+
 @pytest.mark.parametrize(
     ("n", "c", "h", "w", "k"),
     [

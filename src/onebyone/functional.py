@@ -157,7 +157,12 @@ def _project_nchw(x: torch.Tensor, w4: torch.Tensor, bias: torch.Tensor | None) 
             # Small single images: the same speed, and one op has the least per-call overhead.
             return F.conv2d(x, w4, bias)
         x2, w2 = x.view(c, h * w), w4.view(-1, c)
-        if h * w >= _WIDE_PIXELS and x.device.type == "cpu" and not torch.compiler.is_compiling():
+        if (
+            h * w >= _WIDE_PIXELS
+            and x.device.type == "cpu"
+            and not torch.compiler.is_compiling()
+            and not torch.is_autocast_enabled("cpu")  # mm(out=...) would skip autocast's cast
+        ):
             # A wide, short GEMM: column blocks that stay in cache (see _WideProject).
             return _WideProject.apply(x2, w2, bias).view(1, -1, h, w)
         # One GEMM; autograd's mm backward is already two dense GEMMs.
