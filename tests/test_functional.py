@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.autograd import forward_ad
 
 from onebyone import functional as OF
 from onebyone.functional import channel_project
@@ -219,42 +220,90 @@ def _backward_nodes(t):
     return names
 
 
-@pytest.mark.parametrize("blocked", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, blocked, bias, dtype):
+def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, bias, dtype):
     # Large single images take torch.mm/addmm; lower the threshold so a small one does too.
     monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
-    if blocked:
-        # Wide images go in column blocks: 35 pixels in blocks of 3 (the last one partial).
-        monkeypatch.setattr(OF, "_WIDE_PIXELS", 1)
-        monkeypatch.setattr(OF, "_GEMM_BLOCK", 3)
     x = torch.randn(1, 6, 5, 7, dtype=dtype, requires_grad=True)
     w = torch.randn(4, 6, 1, 1, dtype=dtype, requires_grad=True)
     b = torch.randn(4, dtype=dtype, requires_grad=True) if bias else None
     out = OF._project_nchw(x, w, b)
-    kinds = _backward_nodes(out)
-    assert ("_WideProjectBackward" in kinds) == blocked and "ConvolutionBackward0" not in kinds
+    assert "ConvolutionBackward0" not in _backward_nodes(out)
     _assert_equals_conv2d(out, x, w, b, torch.contiguous_format)
 
 
-def test_blocked_gemm_gradcheck_and_real_thresholds(monkeypatch):
-    x = torch.randn(1, 64, 128, 128)  # 16,384 pixels and 2**27 multiply-adds: blocked
-    w, b = torch.randn(128, 64, 1, 1), torch.randn(128)
-    out = channel_project(x.requires_grad_(), w, b)
-    assert "_WideProjectBackward" in _backward_nodes(out)
-    torch.testing.assert_close(out, F.conv2d(x, w, b), rtol=1e-4, atol=1e-4)
-    with torch.no_grad():
-        torch.testing.assert_close(channel_project(x, w, b), out)
+@pytest.fixture
+def blocked_calls(monkeypatch):
+    """Send every batch-1 NCHW image to the column-blocked forward (blocks of 3 pixels, so
+    5x7 images end in a partial block) and record each call of it."""
     monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
     monkeypatch.setattr(OF, "_WIDE_PIXELS", 1)
-    monkeypatch.setattr(OF, "_GEMM_BLOCK", 4)
-    args = (
-        torch.randn(1, 3, 2, 5, dtype=torch.float64, requires_grad=True),
-        torch.randn(2, 3, dtype=torch.float64, requires_grad=True),
-        torch.randn(2, dtype=torch.float64, requires_grad=True),
-    )
-    assert torch.autograd.gradcheck(channel_project, args)
+    monkeypatch.setattr(OF, "_GEMM_BLOCK", 3)
+    calls, real = [], OF._blocked_mm
+    monkeypatch.setattr(OF, "_blocked_mm", lambda *args: calls.append(1) or real(*args))
+    return calls
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_blocked_forward_equals_conv2d(blocked_calls, bias, dtype):
+    x, w = torch.randn(1, 6, 5, 7, dtype=dtype), torch.randn(4, 6, 1, 1, dtype=dtype)
+    b = torch.randn(4, dtype=dtype) if bias else None
+    ref = F.conv2d(x, w, b)
+    tol = {"rtol": 2e-2, "atol": 5e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-5}
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            out = channel_project(x, w, b)
+        torch.testing.assert_close(out, ref, **tol)
+        assert out.is_contiguous()
+    x.requires_grad_()
+    with torch.no_grad():  # a leaf that requires grad, but no graph is being recorded
+        channel_project(x, w, b)
+    assert len(blocked_calls) == 3
+    out = channel_project(x, w, b)  # training: autograd's own mm, not the blocked path
+    assert len(blocked_calls) == 3 and out.grad_fn is not None
+
+
+def test_blocked_forward_at_the_real_thresholds():
+    x = torch.randn(1, 64, 128, 128)  # 16,384 pixels and 2**27 multiply-adds
+    w, b = torch.randn(128, 64, 1, 1), torch.randn(128)
+    calls, real = [], OF._blocked_mm
+    OF._blocked_mm = lambda *args: calls.append(1) or real(*args)
+    try:
+        with torch.no_grad():
+            out = channel_project(x, w, b)
+    finally:
+        OF._blocked_mm = real
+    assert calls == [1]
+    torch.testing.assert_close(out, F.conv2d(x, w, b), rtol=1e-4, atol=1e-4)
+
+
+def test_autograd_transforms_never_take_the_blocked_forward(blocked_calls):
+    # out= writes would escape them: double backward, torch.func and forward-mode AD must see
+    # differentiable ops and agree with F.conv2d.
+    x = torch.randn(1, 6, 5, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    v = torch.randn_like(x)
+
+    def conv(t, weight=w):
+        return F.conv2d(t, weight[:, :, None, None], b)
+
+    assert torch.autograd.gradgradcheck(channel_project, (x, w, b))
+    loss = lambda f: (lambda t: f(t).square().sum())  # noqa: E731
+    got = torch.func.grad(loss(lambda t: channel_project(t, w, b)))(x.detach())
+    torch.testing.assert_close(got, torch.func.grad(loss(conv))(x.detach()))
+    images = torch.randn(3, 6, 5, 7, dtype=torch.float64)
+    with torch.no_grad():
+        got = torch.vmap(lambda t: channel_project(t, w, b))(images)
+        torch.testing.assert_close(got, conv(images))
+        _, got = torch.func.jvp(lambda t: channel_project(t, w, b), (x,), (v,))
+        torch.testing.assert_close(got, conv(v) - conv(torch.zeros_like(v)))
+        with forward_ad.dual_level():
+            dual = channel_project(forward_ad.make_dual(x, v), w, b)
+            torch.testing.assert_close(forward_ad.unpack_dual(dual).tangent, got)
+    assert blocked_calls == []
 
 
 @pytest.mark.parametrize("hw", [8, 128])  # 128x128: the column-blocked path without autocast

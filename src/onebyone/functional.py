@@ -7,8 +7,8 @@ PyTorch reference (``nn.Conv2d(kernel_size=1)``, reshape + ``amax``) within floa
 Formulations (timed by ``benchmarks/bench_channel_ops.py``):
 
 * :func:`channel_project` on contiguous NCHW: one GEMM per image over the (C, H*W) matrix the
-  memory already is (``mm`` at batch 1, in column blocks that stay in cache for images of
-  16,384 pixels or more on the CPU; ``bmm`` with a broadcast weight and a hand-written backward
+  memory already is (``mm`` at batch 1, its forward in column blocks that stay in cache for
+  images of 16,384 pixels or more on the CPU; ``bmm`` with a broadcast weight and a hand-written backward
   of dense GEMMs at batch > 1). On channels_last (and any other layout):
   ``F.conv2d``, whose oneDNN kernel reads NHWC in place and measured fastest there.
 * :func:`cross_channel_pool` on NCHW: reshape + a reduction over a non-innermost axis (one
@@ -34,6 +34,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.autograd import forward_ad
 
 from onebyone._checks import check_choice, check_int
 
@@ -157,14 +158,9 @@ def _project_nchw(x: torch.Tensor, w4: torch.Tensor, bias: torch.Tensor | None) 
             # Small single images: the same speed, and one op has the least per-call overhead.
             return F.conv2d(x, w4, bias)
         x2, w2 = x.view(c, h * w), w4.view(-1, c)
-        if (
-            h * w >= _WIDE_PIXELS
-            and x.device.type == "cpu"
-            and not torch.compiler.is_compiling()
-            and not torch.is_autocast_enabled("cpu")  # mm(out=...) would skip autocast's cast
-        ):
-            # A wide, short GEMM: column blocks that stay in cache (see _WideProject).
-            return _WideProject.apply(x2, w2, bias).view(1, -1, h, w)
+        if h * w >= _WIDE_PIXELS and x.device.type == "cpu" and _plain_forward(x2, w2, bias):
+            # A wide, short GEMM: column blocks that stay in cache (see _blocked_mm).
+            return _blocked_mm(w2, x2, bias).view(1, -1, h, w)
         # One GEMM; autograd's mm backward is already two dense GEMMs.
         out = torch.mm(w2, x2) if bias is None else torch.addmm(bias.unsqueeze(1), w2, x2)
         return out.view(1, -1, h, w)
@@ -182,16 +178,38 @@ def _project_nchw(x: torch.Tensor, w4: torch.Tensor, bias: torch.Tensor | None) 
 _BATCH1_GEMM_MACS = 2**27
 
 
-#: On the CPU, a batch-1 NCHW image with at least this many pixels is projected in column blocks
-#: of ``_GEMM_BLOCK`` pixels (one (out, C) x (C, block) GEMM each, written in place into the
-#: output): the BLAS library's own blocking of such a wide, short product measured 1.1-1.5x
-#: slower here (e.g. 512 -> 64 over 256x256 pixels).
+#: On the CPU, the forward pass of a batch-1 NCHW image with at least this many pixels runs in
+#: column blocks of ``_GEMM_BLOCK`` pixels (one (out, C) x (C, block) GEMM each, written in place
+#: into the output): the BLAS library's own blocking of such a wide, short product measured
+#: 1.1-1.5x slower here (e.g. 512 -> 64 over 256x256 pixels). Training measured no faster
+#: blocked, so it keeps autograd's own mm (which also keeps double backward, torch.func and
+#: forward-mode AD working).
 _WIDE_PIXELS = 16384
 _GEMM_BLOCK = 2048
 
 
+def _plain_forward(*tensors: torch.Tensor | None) -> bool:
+    """True when a plain, graph-free computation may stand in for autograd-visible ops: no
+    tensor needs a gradient, and no autocast, torch.compile, torch.func transform or
+    forward-mode AD is looking (``out=`` writes would bypass them)."""
+    present = [t for t in tensors if t is not None]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in present):
+        return False
+    if torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
+        return False
+    return not any(
+        _is_functorch_wrapped(t) or forward_ad.unpack_dual(t).tangent is not None for t in present
+    )
+
+
+def _is_functorch_wrapped(t: torch.Tensor) -> bool:
+    check = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
+    return check is not None and check(t)
+
+
 def _blocked_mm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``a @ b (+ bias[:, None])`` for ``b`` of shape (K, P), computed ``_GEMM_BLOCK`` columns at a time."""
+    """``a @ b (+ bias[:, None])`` for ``b`` of shape (K, P), ``_GEMM_BLOCK`` columns at a time
+    (no autograd: see :func:`_plain_forward`)."""
     out = a.new_empty((a.shape[0], b.shape[1]))
     col = None if bias is None else bias.unsqueeze(1)
     for start in range(0, b.shape[1], _GEMM_BLOCK):
@@ -201,34 +219,6 @@ def _blocked_mm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None) -> 
         else:
             torch.addmm(col, a, b[:, cols], out=out[:, cols])
     return out
-
-
-class _WideProject(torch.autograd.Function):
-    """``W @ x (+ b)`` for one wide (C, P) image on the CPU, in column blocks both ways.
-
-    Forward and the input gradient (``W^T @ grad``, as wide and short) run in column blocks;
-    the weight gradient ``grad @ x^T`` is one GEMM with a long inner dimension, which BLAS
-    handles well as it is.
-    """
-
-    @staticmethod
-    def forward(ctx, x2: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None):
-        ctx.save_for_backward(x2, w2)
-        ctx.has_bias = bias is not None
-        return _blocked_mm(w2, x2, bias)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x2, w2 = ctx.saved_tensors
-        grad = grad.contiguous()
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = _blocked_mm(w2.t(), grad, None)
-        if ctx.needs_input_grad[1]:
-            gw = torch.mm(grad, x2.t())
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = grad.sum(1)
-        return gx, gw, gb
 
 
 def _bmm_project(x3: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
