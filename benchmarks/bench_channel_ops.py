@@ -88,6 +88,10 @@ def _sync(device: torch.device) -> Callable[[], None]:
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
+#: Shuffles the order of every round; one generator for the whole run, so that each shape
+#: gets its own sequence of orders and a run repeats exactly.
+_ORDER_RNG = random.Random(0)
+
 #: Each timed sample lasts at least this long (calls per sample are calibrated), so that
 #: sub-millisecond shapes are not measured at the clock's and the scheduler's resolution.
 MIN_SAMPLE_S = 0.05
@@ -124,11 +128,10 @@ def interleaved_samples(
             if took > 2 * min_sample:
                 break  # a call this long is warm after one run; keep the full run short
     calls = max(1, math.ceil(min_sample / max(fastest, 1e-7)))
-    rng = random.Random(0)
     order = list(fns)
     times: dict[str, list[float]] = {k: [] for k in order}
     for _ in range(repeats):
-        rng.shuffle(order)
+        _ORDER_RNG.shuffle(order)
         for name in order:
             fn = fns[name]
             start = time.perf_counter()
