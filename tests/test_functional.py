@@ -279,6 +279,8 @@ def test_blocked_forward_at_the_real_thresholds():
     torch.testing.assert_close(out, F.conv2d(x, w, b), rtol=1e-4, atol=1e-4)
 
 
+# torch.func's first use scripts helpers with torch.jit.script, which torch 2.13 deprecates.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_autograd_transforms_never_take_the_blocked_forward(blocked_calls):
     # out= writes would escape them: double backward, torch.func and forward-mode AD must see
     # differentiable ops and agree with F.conv2d.
