@@ -7,10 +7,10 @@ PyTorch reference (``nn.Conv2d(kernel_size=1)``, reshape + ``amax``) within floa
 Formulations (timed by ``benchmarks/bench_channel_ops.py``):
 
 * :func:`channel_project` on contiguous NCHW: one GEMM per image over the (C, H*W) matrix the
-  memory already is (``mm`` at batch 1, its forward in column blocks that stay in cache for
-  images of 16,384 pixels or more on the CPU; ``bmm`` with a broadcast weight and a hand-written backward
-  of dense GEMMs at batch > 1). On channels_last (and any other layout):
-  ``F.conv2d``, whose oneDNN kernel reads NHWC in place and measured fastest there.
+  memory already is (``mm`` at batch 1, its graph-free forward in column blocks that stay in
+  cache for images of 16,384 pixels or more on the CPU; ``bmm`` with a broadcast weight and a
+  hand-written backward of dense GEMMs at batch > 1). On channels_last (and any other
+  layout): ``F.conv2d``, whose oneDNN kernel reads NHWC in place and measured fastest there.
 * :func:`cross_channel_pool` on NCHW: reshape + a reduction over a non-innermost axis (one
   pass over memory). On channels_last: the (N*H*W, C) matrix view, ``max_pool1d`` for
   contiguous max groups (several pixels per row when channels are few) and a reduction over
