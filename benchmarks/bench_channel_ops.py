@@ -142,9 +142,14 @@ def interleaved_samples(
     return times
 
 
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
+    """The median of each function's samples."""
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
 def interleaved_medians(fns: dict[str, Callable[[], object]], **kwargs) -> dict[str, float]:
     """Median seconds per call of each function (see :func:`interleaved_samples`)."""
-    return {k: statistics.median(v) for k, v in interleaved_samples(fns, **kwargs).items()}
+    return medians(interleaved_samples(fns, **kwargs))
 
 
 def paired_ratio(samples: dict[str, list[float]], peer: str, ours: str) -> float:
@@ -280,7 +285,7 @@ def bench_projection(grid, *, repeats, device, dtype, ceilings, log, min_sample)
             variants, params, repeats=repeats, device=device, min_sample=min_sample
         )
         for pass_name, samples, mult in (("forward", fwd, 1), ("forward+backward", fb, 3)):
-            t = {k: statistics.median(v) for k, v in samples.items()}
+            t = medians(samples)
             row = {
                 "shape": name,
                 "batch": n,
@@ -356,7 +361,7 @@ def bench_pool(grid, *, repeats, device, dtype, ceilings, log, min_sample):
             variants, (), repeats=repeats, device=device, min_sample=min_sample
         )
         for pass_name, samples in (("forward", fwd), ("forward+backward", fb)):
-            t = {k: statistics.median(v) for k, v in samples.items()}
+            t = medians(samples)
             row = {
                 "shape": name,
                 "batch": n,

@@ -240,6 +240,11 @@ def blocked_calls(monkeypatch):
     monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
     monkeypatch.setattr(OF, "_WIDE_PIXELS", 1)
     monkeypatch.setattr(OF, "_GEMM_BLOCK", 3)
+    return _record_blocked_calls(monkeypatch)
+
+
+def _record_blocked_calls(monkeypatch):
+    """A list that gets one entry per call of the column-blocked forward."""
     calls, real = [], OF._blocked_mm
     monkeypatch.setattr(OF, "_blocked_mm", lambda *args: calls.append(1) or real(*args))
     return calls
@@ -265,16 +270,12 @@ def test_blocked_forward_equals_conv2d(blocked_calls, bias, dtype):
     assert len(blocked_calls) == 3 and out.grad_fn is not None
 
 
-def test_blocked_forward_at_the_real_thresholds():
+def test_blocked_forward_at_the_real_thresholds(monkeypatch):
     x = torch.randn(1, 64, 128, 128)  # 16,384 pixels and 2**27 multiply-adds
     w, b = torch.randn(128, 64, 1, 1), torch.randn(128)
-    calls, real = [], OF._blocked_mm
-    OF._blocked_mm = lambda *args: calls.append(1) or real(*args)
-    try:
-        with torch.no_grad():
-            out = channel_project(x, w, b)
-    finally:
-        OF._blocked_mm = real
+    calls = _record_blocked_calls(monkeypatch)
+    with torch.no_grad():
+        out = channel_project(x, w, b)
     assert calls == [1]
     torch.testing.assert_close(out, F.conv2d(x, w, b), rtol=1e-4, atol=1e-4)
 
