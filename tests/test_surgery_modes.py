@@ -58,7 +58,7 @@ def test_result_keeps_each_module_mode(name):
 
 
 def test_eval_mode_restores_each_flag_after_an_error():
-    from onebyone.surgery._modes import eval_mode
+    from onebyone._modes import eval_mode
 
     net = mixed_modes()
     before = flags(net)

@@ -1,11 +1,14 @@
-"""The library's own exception.
+"""The library's own exceptions, and the one error policy every entry point follows.
 
-Failures inside the analyzer, the surgery and the trainer are re-raised as
-:class:`OneByOneError` with the context (module name, shapes, file) added and the
-original exception chained, so users see one error that says where things went wrong.
-Bad argument values raise ``ValueError`` and bad types ``TypeError`` as in PyTorch.
-A failure of onebyone's own code (a bug) raises :class:`InternalError`, which the command
-line shows with its whole traceback.
+* A bad argument value raises ``ValueError`` and a bad type ``TypeError``, as in PyTorch,
+  naming the argument, the value and what was expected.
+* The user's own code failing inside onebyone (a model whose forward raises in
+  :func:`~onebyone.analyze`, ``surgery.decompose``, ``surgery.convolutionalize`` or
+  :func:`~onebyone.fit`) raises :class:`OneByOneError`, with the context (the module, the
+  input shapes, the file) in the message and the original exception chained as
+  ``__cause__``. The same mistake raises the same type whichever function met it.
+* A failure of onebyone's own code (a bug) raises :class:`InternalError`, which the command
+  line shows with its whole traceback; every other error is one line there.
 """
 
 from __future__ import annotations

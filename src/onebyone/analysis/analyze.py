@@ -22,10 +22,10 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from onebyone._internal import InternalError, ours
 from onebyone.errors import OneByOneError
 
 from ._counting import count_op
-from ._internal import InternalError, ours
 from .report import LayerStats, Report
 
 __all__ = ["INPUT_RANK", "analyze"]

@@ -64,7 +64,7 @@ def latency_pair(
     import statistics
 
     from onebyone import _timing
-    from onebyone.surgery._modes import eval_mode
+    from onebyone._modes import eval_mode
 
     rounds = rounds or {1: 7, 8: 5}
     param = next(before.parameters(), None)

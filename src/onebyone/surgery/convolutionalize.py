@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
+from onebyone._modes import copy_modes, eval_mode
 from onebyone.errors import OneByOneError
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._modes import copy_modes, eval_mode
 from onebyone.surgery._plan import record_step
 from onebyone.surgery._trace import keep_attributes, trace
 from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error

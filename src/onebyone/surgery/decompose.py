@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from onebyone._checks import check_choice, check_fraction, check_int
-from onebyone.analysis._internal import InternalError, ours
+from onebyone._internal import InternalError, ours
+from onebyone._modes import eval_mode
 from onebyone.errors import OneByOneError
 from onebyone.surgery import _tucker
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._modes import eval_mode
 from onebyone.surgery._plan import record_step
 from onebyone.surgery._trace import keep_attributes
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear

@@ -15,8 +15,8 @@ from collections import Counter
 import torch
 from torch import fx, nn
 
+from onebyone._modes import copy_modes, eval_mode
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._modes import copy_modes, eval_mode
 from onebyone.surgery._plan import record_step
 from onebyone.surgery._trace import keep_attributes, trace
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear

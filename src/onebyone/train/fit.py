@@ -381,7 +381,7 @@ def _check_model_fits_data(
 ) -> None:
     """One forward of two training samples (eval mode, no grad) before any training, so that a
     model built for other inputs fails at once with one clear line instead of after setup."""
-    from onebyone.surgery._modes import eval_mode
+    from onebyone._modes import eval_mode
 
     x, _ = next(iter(iter_batches(train, list(range(min(2, len(train)))), 2)))
     x = x.to(dev)
