@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from onebyone.surgery import decompose, fuse, merge_pair
+from onebyone.surgery import NotFusable, decompose, fold_norm, fuse, merge_pair
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -113,6 +113,25 @@ def test_two_kxk_convolutions_are_not_merged():
     assert not report.changes and "grow the kernel" in report.skipped[0].reason
 
 
+@pytest.mark.parametrize(("layer", "norm", "reason"), [
+    (nn.Conv2d(3, 4, 3), nn.BatchNorm2d(5), "BatchNorm has 5 features, the layer 4 outputs"),
+    (nn.ReLU(), nn.BatchNorm2d(4), "the layer before it is a ReLU, not a Conv2d or Linear"),
+    (nn.Conv2d(3, 4, 3), nn.LayerNorm(4), "LayerNorm is not a BatchNorm"),
+])
+def test_fold_norm_raises_not_fusable_with_the_reason(layer, norm, reason):
+    with pytest.raises(NotFusable) as info:
+        fold_norm(layer, norm.eval())
+    assert str(info.value) == reason
+    assert isinstance(info.value, ValueError)  # callers that catch ValueError still do
+
+
+def test_merge_pair_raises_not_fusable_with_the_reason():
+    with pytest.raises(NotFusable, match=r"^grouped convolutions are not merged$"):
+        merge_pair(nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 4, 1))
+    with pytest.raises(NotFusable, match="is not a pair of convolutions or Linears"):
+        merge_pair(nn.Linear(4, 4), nn.Conv2d(4, 4, 1))
+
+
 def test_batchnorm_without_running_stats_is_reported():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)).eval()
     _, report = fuse(net)
@@ -161,10 +180,11 @@ def test_merge_pair_is_exact_or_explains(k, stride, padding, dilation, first_bia
         first, second = nn.Conv2d(3, 5, bias=first_bias, **kxk_args), nn.Conv2d(5, 4, 1, bias=second_bias)
     else:
         first, second = nn.Conv2d(3, 5, 1, bias=first_bias), nn.Conv2d(5, 4, bias=second_bias, **kxk_args)
-    merged = merge_pair(first, second)
-    if isinstance(merged, str):
-        assert order == "1x1-kxk" and first_bias and padding > 0
+    if order == "1x1-kxk" and first_bias and padding > 0:
+        with pytest.raises(NotFusable, match="lose the bias"):
+            merge_pair(first, second)
         return
+    merged = merge_pair(first, second)
     x = torch.randn(2, 3, 11, 11)
     with torch.no_grad():
         assert_close(merged(x), second(first(x)), rtol=1e-5, atol=1e-5)

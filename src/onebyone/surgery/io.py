@@ -10,7 +10,6 @@ is code (``file.py:callable``) rather than a zoo name loads only with ``trust_co
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from pathlib import Path
@@ -20,13 +19,20 @@ from torch import nn
 
 from onebyone._io import save_safetensors_atomic, write_json_atomic
 from onebyone.errors import OneByOneError
-from onebyone.surgery._plan import PLAN_ATTR, get_plan
+from onebyone.surgery import _convolutionalize, _decompose, _fuse
+from onebyone.surgery._recipe import get_recipe, set_recipe
 
 __all__ = ["load", "load_weights", "save"]
 
 FORMAT = "onebyone-surgery-plan"
 VERSION = 1
-_OPS = ("decompose", "convolutionalize", "fuse")
+#: How each recorded step is replayed structurally (weights are loaded afterwards).
+_REPLAY = {
+    "decompose": _decompose._replay,
+    "convolutionalize": _convolutionalize._replay,
+    "fuse": _fuse._replay,
+}
+_OPS = tuple(_REPLAY)
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -72,7 +78,7 @@ def save(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    plan = get_plan(model)
+    plan = get_recipe(model)
     if base is not None:
         if not isinstance(base, str) or not base:
             raise ValueError(f"base must be a model spec string such as 'vgg16', got {base!r}")
@@ -189,28 +195,18 @@ def load(
     model = replay(model, document["steps"], plan_path)
     load_weights(model, weights_path)
     model.to(device)
-    object.__setattr__(model, PLAN_ATTR, {"base": base, "steps": document["steps"]})
+    set_recipe(model, {"base": base, "steps": document["steps"]})
     return model
 
 
 def replay(model: nn.Module, steps: list[dict], source: str | os.PathLike = "plan") -> nn.Module:
     """Apply recorded surgery ``steps`` to ``model`` structurally (weights are not meaningful)."""
-    # import_module: the package re-exports functions under the same names as these modules.
-    conv_mod = importlib.import_module("onebyone.surgery.convolutionalize")
-    decompose_mod = importlib.import_module("onebyone.surgery.decompose")
-    fuse_mod = importlib.import_module("onebyone.surgery.fuse")
-
     for i, step in enumerate(steps):
         op = step.get("op")
         try:
-            if op == "decompose":
-                decompose_mod.apply_structure(model, step)
-            elif op == "convolutionalize":
-                model = conv_mod.apply_structure(model, step)
-            elif op == "fuse":
-                model = fuse_mod.apply_structure(model, step)
-            else:
+            if op not in _REPLAY:
                 raise ValueError(f"unknown operation {op!r}; expected one of {', '.join(_OPS)}")
+            model = _REPLAY[op](model, step)
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise OneByOneError(f"step {i} ({op}) of {str(source)!r} does not apply to the base model: {e}") from e
     return model

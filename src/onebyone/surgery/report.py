@@ -127,8 +127,7 @@ class SurgeryReport:
         # Columns with nothing to say for this operation (ranks for fuse, times unless measured) go.
         keep = [i for i in range(len(header)) if i < 2 or any(row[i] not in ("", "-", "- -> -") for row in lines[1:])]
         lines = [[row[i] for i in keep] for row in lines]
-        widths = [max(len(row[i]) for row in lines) for i in range(len(keep))]
-        out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
+        out = _render_table(lines[0], lines[1:]).splitlines()
         for s in self.skipped:
             out.append(f"skipped {s.name}: {s.reason}")
         out.extend(self.notes)
@@ -141,6 +140,33 @@ class SurgeryReport:
 
     def __str__(self) -> str:
         return self.to_text()
+
+
+def _render_table(header: list[str], rows: list[list[str]]) -> str:
+    """``rows`` under ``header`` as plain text columns (rich lays them out), no trailing spaces.
+
+    >>> print(_render_table(["layer", "ranks"], [["conv1", "8x8"], ["features.10", "16"]]))
+    layer        ranks
+    conv1        8x8
+    features.10  16
+    """
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0), show_header=True,
+                  header_style=None)
+    for name in header:
+        table.add_column(Text(name), no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # Text: a "[x]" in a name is not markup
+    console = Console(width=10_000, record=True, no_color=True, file=io.StringIO(), highlight=False)
+    console.print(table)
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    return "\n".join(line for line in lines if line.strip("─ "))
 
 
 def _num(n: int | None) -> str:

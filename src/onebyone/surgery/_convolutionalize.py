@@ -21,7 +21,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from onebyone._modes import copy_modes, eval_mode
 from onebyone.errors import OneByOneError
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._plan import record_step
+from onebyone.surgery._recipe import record_step
 from onebyone.surgery._trace import keep_attributes, trace
 from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error
 
@@ -396,7 +396,7 @@ def _pointwise(linear: nn.Linear) -> nn.Conv2d:
     return conv
 
 
-def apply_structure(model: nn.Module, step: dict) -> nn.Module:
+def _replay(model: nn.Module, step: dict) -> nn.Module:
     """Replay a recorded convolutionalize ``step`` (the weights are overwritten afterwards)."""
     new, _, _, _ = _convolutionalize(model, tuple(step["input_size"]))
     return new

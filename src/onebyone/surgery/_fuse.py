@@ -5,6 +5,10 @@ merges a kxk convolution followed by a 1x1 (always exact), a 1x1 followed by a k
 1x1 bias in front of a zero-padded kxk is not, and that pair is left alone with the reason),
 and so undoes :func:`~onebyone.surgery.decompose`'s bottlenecks. The result is meant for
 inference: BatchNorm is folded with its running (eval) statistics.
+
+One step does the work for both ways of finding pairs (the torch.fx graph, or the order inside
+``nn.Sequential`` when the model does not trace): :func:`_fuse_pair` folds or merges one pair
+and records the change, or records the :class:`NotFusable` reason as a skip.
 """
 
 from __future__ import annotations
@@ -17,16 +21,34 @@ from torch import fx, nn
 
 from onebyone._modes import copy_modes, eval_mode
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._plan import record_step
+from onebyone.surgery._recipe import record_step
 from onebyone.surgery._trace import keep_attributes, trace
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
 
-__all__ = ["NORM_TYPES", "fold_norm", "fuse", "merge_pair"]
+__all__ = ["NORM_TYPES", "NotFusable", "fold_norm", "fuse", "merge_pair"]
 
 #: BatchNorm types folded into the Conv2d or Linear before them (extend with your subclasses).
 NORM_TYPES: tuple[type[nn.Module], ...] = (nn.BatchNorm1d, nn.BatchNorm2d)
+_LAYERS = (nn.Conv2d, nn.Linear)
 _BOTTLENECKS = (DecomposedConv2d, DecomposedLinear)
+
+
+class NotFusable(ValueError):
+    """A pair of layers that cannot be folded or merged; the message is the reason.
+
+    Example:
+        >>> from torch import nn
+        >>> from onebyone.surgery import merge_pair
+        >>> try:
+        ...     merge_pair(nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3))
+        ... except NotFusable as e:
+        ...     print(e)
+        neither convolution is a stride-1 unpadded 1x1: merging would grow the kernel
+    """
+
+
+NotFusable.__module__ = "onebyone.surgery"  # its public home
 
 
 def fuse(
@@ -88,9 +110,10 @@ def fuse(
 def _fuse_model(model: nn.Module, report: SurgeryReport, only_if_cheaper: bool = True) -> nn.Module:
     new = copy.deepcopy(model)
     # Always trace the inference graph: fusing is for inference (BatchNorm folds its running
-    # statistics), and the graph, hence the saved plan, must not depend on the mode the model
+    # statistics), and the graph, hence the saved recipe, must not depend on the mode the model
     # happened to be in (a training GoogLeNet's forward runs its aux heads).
     new.eval()
+    bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
     with torch.no_grad():
         try:
             graph_module = trace(new)
@@ -101,12 +124,11 @@ def _fuse_model(model: nn.Module, report: SurgeryReport, only_if_cheaper: bool =
             )
             _fuse_sequentials(new, "", report, only_if_cheaper)
             return keep_attributes(model, copy_modes(model, new))
-        bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
         _fuse_graph(graph_module, report, bottlenecks, only_if_cheaper)
         return keep_attributes(model, copy_modes(model, graph_module))
 
 
-def apply_structure(model: nn.Module, step: dict) -> nn.Module:
+def _replay(model: nn.Module, step: dict) -> nn.Module:
     """Replay a recorded fuse ``step``: fusing decides from the structure alone."""
     return _fuse_model(model, SurgeryReport("fuse"), bool(step.get("only_if_cheaper", True)))
 
@@ -120,10 +142,11 @@ def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | No
 # ----------------------------------------------------------------------------- the math
 
 
-def fold_norm(layer: nn.Module, norm: nn.Module) -> nn.Module | str:
+def fold_norm(layer: nn.Module, norm: nn.Module) -> nn.Module:
     """A copy of ``layer`` (Conv2d or Linear) with the BatchNorm ``norm`` after it folded in.
 
-    Returns a reason string instead when the fold is not possible.
+    Raises:
+        NotFusable: the fold is not possible; the message says why.
 
     Example:
         >>> conv, bn = nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3).eval()
@@ -134,14 +157,14 @@ def fold_norm(layer: nn.Module, norm: nn.Module) -> nn.Module | str:
         True
     """
     if not isinstance(norm, NORM_TYPES):
-        return f"{type(norm).__name__} is not a BatchNorm"
+        raise NotFusable(f"{type(norm).__name__} is not a BatchNorm")
     if not isinstance(layer, nn.Conv2d | nn.Linear):
-        return f"the layer before it is a {type(layer).__name__}, not a Conv2d or Linear"
+        raise NotFusable(f"the layer before it is a {type(layer).__name__}, not a Conv2d or Linear")
     if norm.running_mean is None or norm.running_var is None:
-        return "BatchNorm without running statistics (track_running_stats=False) uses batch statistics"
+        raise NotFusable("BatchNorm without running statistics (track_running_stats=False) uses batch statistics")
     out_channels = layer.weight.shape[0]
     if norm.num_features != out_channels:
-        return f"BatchNorm has {norm.num_features} features, the layer {out_channels} outputs"
+        raise NotFusable(f"BatchNorm has {norm.num_features} features, the layer {out_channels} outputs")
     with torch.no_grad():
         scale = torch.rsqrt(norm.running_var.double() + norm.eps)
         if norm.weight is not None:
@@ -178,10 +201,13 @@ def _is_1x1_pointwise(conv: nn.Conv2d) -> bool:
     return tuple(conv.kernel_size) == (1, 1) and tuple(conv.stride) == (1, 1) and no_padding
 
 
-def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module | str:
-    """One layer computing ``second(first(x))``, or the reason the pair cannot be merged.
+def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module:
+    """One layer computing ``second(first(x))``.
 
     Handles Linear then Linear, kxk then 1x1 and 1x1 then kxk convolutions.
+
+    Raises:
+        NotFusable: the pair cannot be merged exactly; the message says why.
 
     Example:
         >>> a, b = nn.Conv2d(4, 2, 1, bias=False), nn.Conv2d(2, 5, 3, padding=1)
@@ -190,11 +216,13 @@ def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module | str:
         True
         >>> a = nn.Conv2d(4, 2, 1)
         >>> merge_pair(a, nn.Conv2d(2, 5, 3, padding=1))
-        'a 1x1 with a bias before a zero-padded kxk convolution: the padded border would lose the bias'
+        Traceback (most recent call last):
+        ...
+        onebyone.surgery.NotFusable: a 1x1 with a bias before a zero-padded kxk convolution: the padded border would lose the bias
     """
     if isinstance(first, nn.Linear) and isinstance(second, nn.Linear):
         if first.out_features != second.in_features:
-            return "feature counts do not chain"
+            raise NotFusable("feature counts do not chain")
         with torch.no_grad():
             fused = _like(first, bias=first.bias is not None or second.bias is not None,
                           weight_shape=(second.out_features, first.in_features))
@@ -204,11 +232,11 @@ def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module | str:
                 fused.bias.copy_(bias + (second.bias.double() if second.bias is not None else 0))
         return fused
     if not (isinstance(first, nn.Conv2d) and isinstance(second, nn.Conv2d)):
-        return f"{type(first).__name__} then {type(second).__name__} is not a pair of convolutions or Linears"
+        raise NotFusable(f"{type(first).__name__} then {type(second).__name__} is not a pair of convolutions or Linears")
     if first.groups != 1 or second.groups != 1:
-        return "grouped convolutions are not merged"
+        raise NotFusable("grouped convolutions are not merged")
     if first.out_channels != second.in_channels:
-        return "channel counts do not chain"
+        raise NotFusable("channel counts do not chain")
     w1, w2 = first.weight.double(), second.weight.double()
     has_bias = first.bias is not None or second.bias is not None
     if _is_1x1_pointwise(second):  # kxk then 1x1: always exact
@@ -222,7 +250,7 @@ def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module | str:
     if _is_1x1_pointwise(first):  # 1x1 then kxk
         padded = not (second.padding == "valid" or second.padding == (0, 0))
         if first.bias is not None and padded and second.padding_mode == "zeros":
-            return "a 1x1 with a bias before a zero-padded kxk convolution: the padded border would lose the bias"
+            raise NotFusable("a 1x1 with a bias before a zero-padded kxk convolution: the padded border would lose the bias")
         with torch.no_grad():
             fused = _like(second, bias=has_bias, weight_shape=(second.out_channels, first.in_channels, *w2.shape[2:]))
             fused.weight.copy_(torch.einsum("omkl,mi->oikl", w2, w1[:, :, 0, 0]))
@@ -231,14 +259,46 @@ def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module | str:
                 bias = torch.einsum("omkl,m->o", w2, first.bias.double()) if first.bias is not None else 0
                 fused.bias.copy_(bias + (second.bias.double() if second.bias is not None else 0))
         return fused
-    return "neither convolution is a stride-1 unpadded 1x1: merging would grow the kernel"
+    raise NotFusable("neither convolution is a stride-1 unpadded 1x1: merging would grow the kernel")
 
 
-# ----------------------------------------------------------------------------- torch.fx path
+# ----------------------------------------------------------------------------- one fusion step
 
 
-def _costlier(first: nn.Module, second: nn.Module, fused: nn.Module) -> str | None:
-    """The reason not to merge when ``fused`` costs more MACs than the pair, else None.
+def _fuse_pair(
+    first: nn.Module | None, second: nn.Module, names: tuple[str, str], report: SurgeryReport, *,
+    check_cost: bool = False, blocked: str | None = None,
+) -> nn.Module | None:
+    """Fold the BatchNorm ``second`` into ``first``, or merge the pair; record what happened.
+
+    ``names`` are the two layers' names. A BatchNorm folds into ``first`` (the change takes its
+    name); two layers merge (the change is named "first + second"). ``check_cost`` leaves alone a
+    merge that would cost more MACs; ``blocked`` is a reason, found by the caller, not to try.
+    Returns the fused layer, or None after recording the reason as a skip.
+    """
+    fold = isinstance(second, NORM_TYPES)
+    pair = f"{names[0]} + {names[1]}"
+    try:
+        if blocked is not None:
+            raise NotFusable(blocked)
+        if fold:
+            fused = fold_norm(first, second)
+        else:
+            fused = merge_pair(first, second)
+            if check_cost:
+                _check_cost(first, second, fused)
+    except NotFusable as e:
+        _skip_once(report, names[1] if fold else pair, str(e))
+        return None
+    report.changes.append(LayerChange(
+        names[0] if fold else pair, "fold-bn" if fold else "merge",
+        params_before=count_params(first) + count_params(second), params_after=count_params(fused),
+    ))
+    return fused
+
+
+def _check_cost(first: nn.Module, second: nn.Module, fused: nn.Module) -> None:
+    """Raise NotFusable when ``fused`` costs more MACs than the pair.
 
     Counted per output position of the pair; the 1x1 in front of a strided kxk runs on
     stride_h * stride_w positions for each output position.
@@ -248,92 +308,11 @@ def _costlier(first: nn.Module, second: nn.Module, fused: nn.Module) -> str | No
         positions = second.stride[0] * second.stride[1]
     before = first.weight.numel() * positions + second.weight.numel()
     after = fused.weight.numel()
-    if after <= before:
-        return None
-    return (
-        f"merging would cost more MACs ({before:,} -> {after:,} per output position): "
-        "a deliberate bottleneck (only_if_cheaper=False merges it)"
-    )
-
-
-def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str], only_if_cheaper: bool = True) -> None:
-    modules = dict(gm.named_modules())
-    uses = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
-
-    def module_of(node):
-        if isinstance(node, fx.Node) and node.op == "call_module":
-            return modules.get(node.target)
-        return None
-
-    def single_input(node) -> fx.Node | None:
-        if len(node.args) == 1 and not node.kwargs and isinstance(node.args[0], fx.Node):
-            return node.args[0]
-        return None
-
-    # 1. BatchNorm folding.
-    for node in list(gm.graph.nodes):
-        norm = module_of(node)
-        if not isinstance(norm, NORM_TYPES):
-            continue
-        prev = single_input(node)
-        layer = module_of(prev) if prev is not None else None
-        if layer is None:
-            report.skipped.append(Skip(node.target, "no Conv2d or Linear directly before it"))
-            continue
-        if uses[prev.target] > 1 or uses[node.target] > 1:
-            report.skipped.append(Skip(node.target, f"{prev.target!r} or this BatchNorm is called more than once"))
-            continue
-        if len(prev.users) > 1:
-            report.skipped.append(Skip(node.target, f"the output of {prev.target!r} is also used elsewhere"))
-            continue
-        fused = fold_norm(layer, norm)
-        if isinstance(fused, str):
-            report.skipped.append(Skip(node.target, fused))
-            continue
-        before = count_params(layer) + count_params(norm)
-        _set(gm, modules, prev.target, fused)
-        node.replace_all_uses_with(prev)
-        gm.graph.erase_node(node)
-        report.changes.append(LayerChange(prev.target, "fold-bn", params_before=before, params_after=count_params(fused)))
-
-    # 2. Merging chains of linear layers, until nothing changes.
-    changed = True
-    while changed:
-        changed = False
-        for node in list(gm.graph.nodes):
-            second = module_of(node)
-            if not isinstance(second, nn.Conv2d | nn.Linear):
-                continue
-            prev = single_input(node)
-            first = module_of(prev) if prev is not None else None
-            if not isinstance(first, nn.Conv2d | nn.Linear):
-                continue
-            pair = f"{prev.target} + {node.target}"
-            if uses[prev.target] > 1 or uses[node.target] > 1 or len(prev.users) > 1:
-                _skip_once(report, pair, "a layer or its output is shared")
-                continue
-            fused = merge_pair(first, second)
-            if not isinstance(fused, str) and only_if_cheaper:
-                parent = prev.target.rpartition(".")[0]
-                if not (parent in bottlenecks and node.target.rpartition(".")[0] == parent):
-                    fused = _costlier(first, second, fused) or fused
-            if isinstance(fused, str):
-                _skip_once(report, pair, fused)
-                continue
-            before = count_params(first) + count_params(second)
-            _set(gm, modules, prev.target, fused)
-            node.replace_all_uses_with(prev)
-            gm.graph.erase_node(node)
-            uses[node.target] -= 1
-            report.changes.append(LayerChange(
-                f"{prev.target} + {node.target}", "merge", params_before=before, params_after=count_params(fused)
-            ))
-            changed = True
-            break
-    _collapse_bottlenecks(gm, modules, bottlenecks)
-    gm.graph.lint()
-    gm.recompile()
-    gm.delete_all_unused_submodules()
+    if after > before:
+        raise NotFusable(
+            f"merging would cost more MACs ({before:,} -> {after:,} per output position): "
+            "a deliberate bottleneck (only_if_cheaper=False merges it)"
+        )
 
 
 def _skip_once(report: SurgeryReport, name: str, reason: str) -> None:
@@ -342,9 +321,58 @@ def _skip_once(report: SurgeryReport, name: str, reason: str) -> None:
         report.skipped.append(Skip(name, reason))
 
 
-def _set(gm: fx.GraphModule, modules: dict, target: str, module: nn.Module) -> None:
-    gm.set_submodule(target, module)
-    modules[target] = module
+# ----------------------------------------------------------------------------- torch.fx path
+
+
+def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str], only_if_cheaper: bool = True) -> None:
+    modules = dict(gm.named_modules())
+    uses = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
+
+    def module_of(node) -> nn.Module | None:
+        if isinstance(node, fx.Node) and node.op == "call_module":
+            return modules.get(node.target)
+        return None
+
+    def single_input(node: fx.Node) -> fx.Node | None:
+        return node.args[0] if len(node.args) == 1 and not node.kwargs else None
+
+    def fuse_node(node: fx.Node) -> bool:
+        """Fuse ``node``'s module into the module before it; True if the graph changed."""
+        prev = single_input(node)
+        first = module_of(prev)
+        blocked = None
+        if first is None:
+            blocked = "no Conv2d or Linear directly before it"
+        elif uses[prev.target] > 1 or uses[node.target] > 1:
+            blocked = f"{prev.target!r} or {node.target!r} is called more than once"
+        elif len(prev.users) > 1:
+            blocked = f"the output of {prev.target!r} is also used elsewhere"
+        names = (prev.target if first is not None else "", node.target)
+        inside = names[0].rpartition(".")[0] in bottlenecks and names[0].rpartition(".")[0] == node.target.rpartition(".")[0]
+        fused = _fuse_pair(first, modules[node.target], names, report, blocked=blocked,
+                           check_cost=only_if_cheaper and not inside)
+        if fused is None:
+            return False
+        gm.set_submodule(prev.target, fused)
+        modules[prev.target] = fused
+        node.replace_all_uses_with(prev)
+        gm.graph.erase_node(node)
+        uses[node.target] -= 1
+        return True
+
+    for node in list(gm.graph.nodes):
+        if isinstance(module_of(node), NORM_TYPES):
+            fuse_node(node)
+    # Merge chains of linear layers, restarting after each merge, until nothing changes.
+    while any(
+        fuse_node(node) for node in list(gm.graph.nodes)
+        if isinstance(module_of(node), _LAYERS) and isinstance(module_of(single_input(node)), _LAYERS)
+    ):
+        pass
+    _collapse_bottlenecks(gm, modules, bottlenecks)
+    gm.graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
 
 
 def _collapse_bottlenecks(gm: fx.GraphModule, modules: dict, bottlenecks: set[str]) -> None:
@@ -371,48 +399,27 @@ def _collapse_bottlenecks(gm: fx.GraphModule, modules: dict, bottlenecks: set[st
 
 def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport, only_if_cheaper: bool = True) -> None:
     for name, child in list(module.named_children()):
-        full = f"{prefix}{name}"
-        _fuse_sequentials(child, f"{full}.", report, only_if_cheaper)
+        _fuse_sequentials(child, f"{prefix}{name}.", report, only_if_cheaper)
         if isinstance(child, _BOTTLENECKS):
             remaining = [m for m in child if not isinstance(m, nn.Identity)]
             if len(remaining) == 1:
                 setattr(module, name, remaining[0])
     if not isinstance(module, nn.Sequential):
         return
-    names = [n for n, _ in module.named_children()]
     last: str | None = None  # the previous non-Identity child
-    for name in names:
+    for name in [n for n, _ in module.named_children()]:
         child = module._modules[name]
         if isinstance(child, nn.Identity):
             continue
         prev = module._modules[last] if last is not None else None
-        full, prev_full = f"{prefix}{name}", f"{prefix}{last}"
-        if isinstance(child, NORM_TYPES):
-            if prev is None:
-                report.skipped.append(Skip(full, "no Conv2d or Linear directly before it"))
-                last = name
+        if isinstance(child, NORM_TYPES) or (isinstance(child, _LAYERS) and isinstance(prev, _LAYERS)):
+            fused = _fuse_pair(
+                prev, child, (f"{prefix}{last}", f"{prefix}{name}"), report,
+                blocked=None if prev is not None else "no Conv2d or Linear directly before it",
+                check_cost=only_if_cheaper and not isinstance(module, _BOTTLENECKS),
+            )
+            if fused is not None:
+                module._modules[last] = fused
+                module._modules[name] = nn.Identity()
                 continue
-            fused = fold_norm(prev, child)
-            if isinstance(fused, str):
-                report.skipped.append(Skip(full, fused))
-                last = name
-                continue
-            before = count_params(prev) + count_params(child)
-            module._modules[last] = fused
-            module._modules[name] = nn.Identity()
-            report.changes.append(LayerChange(prev_full, "fold-bn", params_before=before, params_after=count_params(fused)))
-            continue
-        if isinstance(child, nn.Conv2d | nn.Linear) and isinstance(prev, nn.Conv2d | nn.Linear):
-            fused = merge_pair(prev, child)
-            if not isinstance(fused, str) and only_if_cheaper and not isinstance(module, _BOTTLENECKS):
-                fused = _costlier(prev, child, fused) or fused
-            if isinstance(fused, str):
-                report.skipped.append(Skip(f"{prev_full} + {full}", fused))
-                last = name
-                continue
-            before = count_params(prev) + count_params(child)
-            module._modules[last] = fused
-            module._modules[name] = nn.Identity()
-            report.changes.append(LayerChange(f"{prev_full} + {full}", "merge", params_before=before, params_after=count_params(fused)))
-            continue
         last = name

@@ -2,16 +2,17 @@
 
 The tutorial puts a 1x1 reduction in front of an expensive convolution when designing a network;
 ``decompose`` gets the same savings from an already trained model by factorising its weights.
+``decompose()`` reads: validate the arguments, select the layers and their ranks (the policy is
+in :mod:`onebyone.surgery._ranks`), rewrite them, report.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import math
 import numbers
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -22,7 +23,8 @@ from onebyone._modes import eval_mode
 from onebyone.errors import OneByOneError
 from onebyone.surgery import _tucker
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._plan import record_step
+from onebyone.surgery._ranks import Candidate, ranks_from_budget, ranks_from_energy, ranks_from_rank
+from onebyone.surgery._recipe import record_step
 from onebyone.surgery._trace import keep_attributes
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport, count_params, relative_error
@@ -37,43 +39,20 @@ LINEAR_TYPES: tuple[type[nn.Module], ...] = (nn.Linear,)
 METHODS = ("tucker2", "reduce")
 
 
-@dataclass
-class _Candidate:
-    name: str
-    module: nn.Module
-    kind: str  # "tucker2", "reduce" or "svd"
-    in_pixels: int = 1  # spatial positions of the input (rows of a Linear's input)
-    out_pixels: int = 1
-    inputs: torch.Tensor | None = None
-    ranks: tuple[int, ...] = ()
-    hull: list = field(default_factory=list)
+@dataclass(frozen=True)
+class _Args:
+    """decompose's arguments, validated."""
 
-    @property
-    def macs(self) -> int:
-        w = self.module.weight
-        return int(w.numel() * self.out_pixels)
-
-    def macs_at(self, ranks: tuple[int, ...]) -> int:
-        w = self.module.weight
-        if self.kind == "svd":
-            out_f, in_f = w.shape
-            (r,) = ranks
-            return (in_f * r + r * out_f) * self.out_pixels
-        c_out, c_in, kh, kw = w.shape
-        if self.kind == "tucker2":
-            r_out, r_in = ranks
-            return c_in * r_in * self.in_pixels + (r_in * r_out * kh * kw + r_out * c_out) * self.out_pixels
-        (r,) = ranks
-        return c_in * r * self.in_pixels + r * c_out * kh * kw * self.out_pixels
-
-    def channels(self) -> tuple[int, ...]:
-        """The channel counts each rank may not exceed."""
-        w = self.module.weight
-        if self.kind == "tucker2":
-            return (w.shape[0], w.shape[1])
-        if self.kind == "reduce":
-            return (w.shape[1],)
-        return (min(w.shape),)
+    method: str
+    rank: int | float | None
+    energy: float | None
+    budget: float | None
+    layers: list[str] | None
+    round_to: int
+    x: torch.Tensor
+    measure: bool
+    iterations: int
+    only_if_cheaper: bool
 
 
 def decompose(
@@ -138,6 +117,27 @@ def decompose(
         >>> type(small[0]).__name__, type(net[0]).__name__
         ('DecomposedConv2d', 'Conv2d')
     """
+    args = _validate(
+        model, method=method, rank=rank, energy=energy, budget=budget, layers=layers, round_to=round_to,
+        example_input=example_input, measure=measure, iterations=iterations, only_if_cheaper=only_if_cheaper,
+    )
+    new = keep_attributes(model, copy.deepcopy(model))
+    report = SurgeryReport("decompose")
+    candidates, macs_before = _select(new, args, report)
+    _rewrite(new, candidates, args, report)
+    _finish_report(model, new, args, macs_before, report)
+    record_step(new, {
+        "op": "decompose",
+        "layers": {c.name: {"method": c.method, "ranks": list(c.ranks)} for c in report.changes},
+    }, source=model)
+    return new, report
+
+
+# ----------------------------------------------------------------------------- validate
+
+
+def _validate(model, *, method, rank, energy, budget, layers, round_to, example_input, measure, iterations,
+              only_if_cheaper) -> _Args:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     on_meta = next((n for n, p in model.named_parameters() if p.is_meta), None)
@@ -150,103 +150,22 @@ def decompose(
     given = [n for n, v in (("rank", rank), ("energy", energy), ("budget", budget)) if v is not None]
     if len(given) != 1:
         raise ValueError(f"give exactly one of rank, energy or budget; got {', '.join(given) or 'none'}")
-    if energy is not None:
-        energy = check_fraction("energy", energy)
-    if budget is not None:
-        budget = check_fraction("budget", budget, high_open=True)
-    if rank is not None:
-        rank = _check_rank(rank)
-    round_to = check_int("round_to", round_to)
-    iterations = check_int("iterations", iterations, minimum=0)
     if not isinstance(measure, bool):
         raise TypeError(f"measure must be a bool, got {measure!r}")
-    named = _check_layers(model, layers)
-    x = _example_input(model, example_input)
-
-    new = keep_attributes(model, copy.deepcopy(model))
-    report = SurgeryReport("decompose")
-    candidates = _candidates(new, named, method, report)
-    broken = next((c.name for c in candidates if not torch.isfinite(c.module.weight).all()), None)
-    if broken is not None:
-        raise ValueError(
-            f"layer {broken!r} has non-finite weights (NaN or inf); decompose factorizes finite "
-            "trained weights"
-        )
-    _capture(new, candidates, x, report)
-
-    macs_before = model_macs(new, x)
-    if rank is not None:
-        fitting = [c for c in candidates if _rank_from_int_or_fraction(c, rank, round_to, named is not None, report)]
-        if candidates and not fitting:
-            largest = max(min(c.channels()) for c in candidates)
-            raise ValueError(
-                f"rank {rank} is above the channels of every layer that can be decomposed; "
-                f"expected an int <= {largest} (the largest rank any layer takes) or a fraction in (0, 1]"
-            )
-        candidates = fitting
-    elif energy is not None:
-        for c in candidates:
-            c.ranks = _energy_ranks(c, energy, round_to)
-    if budget is None:
-        kept = []
-        for c in candidates:
-            after = c.macs_at(c.ranks)
-            if after >= c.macs and only_if_cheaper:
-                report.skipped.append(Skip(c.name, f"rewrite at ranks {c.ranks} would not reduce MACs ({c.macs:,} -> {after:,})"))
-            else:
-                kept.append(c)
-        candidates = kept
-    else:
-        candidates = _budget_ranks(candidates, budget, round_to, macs_before, report)
-
-    with torch.no_grad():
-        for c in candidates:
-            try:
-                replacement, weight_error = _build(c, iterations)
-            except torch.linalg.LinAlgError as e:  # the weights' fault (NaN, say), with the layer named
-                raise OneByOneError(f"decomposing {c.name!r} ({c.module}) failed: {e}") from e
-            except Exception as e:  # anything else is a bug in our decomposition code
-                raise InternalError(
-                    f"decomposing {c.name!r} ({c.module}) raised {type(e).__name__}: {e}"
-                ) from e
-            change = LayerChange(
-                name=c.name,
-                method=c.kind,
-                ranks=c.ranks,
-                params_before=count_params(c.module),
-                params_after=count_params(replacement),
-                macs_before=c.macs,
-                macs_after=c.macs_at(c.ranks),
-                weight_error=weight_error,
-            )
-            replacement.train(c.module.training)
-            _layer_errors_and_times(c, replacement, change, measure)
-            if measure and change.time_after_ms >= change.time_before_ms:
-                report.skipped.append(Skip(
-                    c.name,
-                    f"measured slower or equal: {change.time_before_ms:.3f} ms -> {change.time_after_ms:.3f} ms",
-                ))
-                continue
-            new.set_submodule(c.name, replacement)
-            report.changes.append(change)
-
-    report.params_before = count_params(model)
-    report.params_after = count_params(new)
-    report.macs_before = macs_before
-    report.macs_after = model_macs(new, x)
-    if budget is not None and report.macs_after > budget * macs_before:
-        report.notes.append(
-            f"budget {budget} not met after measuring: {report.macs_after / macs_before:.3f} of the MACs remain"
-        )
-    report.output_error = _model_error(model, new, x)
-    record_step(new, {
-        "op": "decompose",
-        "layers": {c.name: {"method": c.method, "ranks": list(c.ranks)} for c in report.changes},
-    }, source=model)
-    return new, report
-
-
-# ----------------------------------------------------------------------------- arguments
+    if not isinstance(only_if_cheaper, bool):
+        raise TypeError(f"only_if_cheaper must be a bool, got {only_if_cheaper!r}")
+    return _Args(
+        method=method,
+        rank=None if rank is None else _check_rank(rank),
+        energy=None if energy is None else check_fraction("energy", energy),
+        budget=None if budget is None else check_fraction("budget", budget, high_open=True),
+        layers=_check_layers(model, layers),
+        round_to=check_int("round_to", round_to),
+        x=_example_input(model, example_input),
+        measure=measure,
+        iterations=check_int("iterations", iterations, minimum=0),
+        only_if_cheaper=only_if_cheaper,
+    )
 
 
 def _check_rank(rank):
@@ -298,10 +217,58 @@ def _example_input(model: nn.Module, example_input) -> torch.Tensor:
     return torch.randn(1, *size, device=device) if len(size) == 3 else torch.randn(*size, device=device)
 
 
-# ----------------------------------------------------------------------------- candidates
+# ----------------------------------------------------------------------------- select
 
 
-def _candidates(model: nn.Module, named: list[str] | None, method: str, report: SurgeryReport) -> list[_Candidate]:
+def _select(new: nn.Module, args: _Args, report: SurgeryReport) -> tuple[list[Candidate], int]:
+    """The layers to rewrite, each with its ranks, and the model's MACs before; skips on ``report``."""
+    candidates = _candidates(new, args.layers, args.method, report)
+    broken = next((c.name for c in candidates if not torch.isfinite(c.module.weight).all()), None)
+    if broken is not None:
+        raise ValueError(
+            f"layer {broken!r} has non-finite weights (NaN or inf); decompose factorizes finite "
+            "trained weights"
+        )
+    _capture(new, candidates, args.x, report)
+    macs_before = model_macs(new, args.x)
+    if args.budget is not None:
+        return ranks_from_budget(candidates, args.budget, args.round_to, macs_before, report), macs_before
+    if args.rank is not None:
+        candidates = _fixed_ranks(candidates, args, report)
+    else:
+        for c in candidates:
+            c.ranks = ranks_from_energy(c, args.energy, args.round_to)
+    kept = []
+    for c in candidates:
+        after = c.macs_at(c.ranks)
+        if after >= c.macs and args.only_if_cheaper:
+            report.skipped.append(Skip(c.name, f"rewrite at ranks {c.ranks} would not reduce MACs ({c.macs:,} -> {after:,})"))
+        else:
+            kept.append(c)
+    return kept, macs_before
+
+
+def _fixed_ranks(candidates: list[Candidate], args: _Args, report: SurgeryReport) -> list[Candidate]:
+    fitting = []
+    for c in candidates:
+        try:
+            c.ranks = ranks_from_rank(c, args.rank, args.round_to)
+        except ValueError as e:
+            if args.layers is not None:  # the user named this layer: a rank it cannot take is an error
+                raise ValueError(f"rank: {e} for layer {c.name!r}") from None
+            report.skipped.append(Skip(c.name, str(e)))
+            continue
+        fitting.append(c)
+    if candidates and not fitting:
+        largest = max(min(c.channels()) for c in candidates)
+        raise ValueError(
+            f"rank {args.rank} is above the channels of every layer that can be decomposed; "
+            f"expected an int <= {largest} (the largest rank any layer takes) or a fraction in (0, 1]"
+        )
+    return fitting
+
+
+def _candidates(model: nn.Module, named: list[str] | None, method: str, report: SurgeryReport) -> list[Candidate]:
     inside_decomposed = set()
     for name, module in model.named_modules():
         if isinstance(module, DecomposedConv2d | DecomposedLinear):
@@ -320,12 +287,12 @@ def _candidates(model: nn.Module, named: list[str] | None, method: str, report: 
             if reason:
                 report.skipped.append(Skip(name, reason))
                 continue
-            out.append(_Candidate(name, module, method))
+            out.append(Candidate(name, module, method))
         elif isinstance(module, LINEAR_TYPES):
             if min(module.weight.shape) < 2:
                 report.skipped.append(Skip(name, f"Linear {tuple(module.weight.shape)} has nothing to factorise"))
                 continue
-            out.append(_Candidate(name, module, "svd"))
+            out.append(Candidate(name, module, "svd"))
     return out
 
 
@@ -345,7 +312,7 @@ def _conv_skip_reason(conv: nn.Conv2d) -> str | None:
     return None
 
 
-def _capture(model: nn.Module, candidates: list[_Candidate], x: torch.Tensor, report: SurgeryReport) -> None:
+def _capture(model: nn.Module, candidates: list[Candidate], x: torch.Tensor, report: SurgeryReport) -> None:
     """Run ``x`` once to record each candidate's input (and its input/output pixel counts)."""
     by_module = {id(c.module): c for c in candidates}
     calls: dict[int, int] = {}
@@ -381,134 +348,44 @@ def _capture(model: nn.Module, candidates: list[_Candidate], x: torch.Tensor, re
             report.skipped.append(Skip(c.name, reason))
 
 
-# ----------------------------------------------------------------------------- ranks
+# ----------------------------------------------------------------------------- rewrite
 
 
-def _rank_from_int_or_fraction(c: _Candidate, rank, round_to: int, named: bool, report: SurgeryReport) -> bool:
-    channels = c.channels()
-    if isinstance(rank, int):
-        too_big = [ch for ch in channels if rank > ch]
-        if too_big:
-            message = f"rank {rank} is above the layer's channels ({min(channels)})"
-            if named:
-                raise ValueError(f"rank: {message} for layer {c.name!r}")
-            report.skipped.append(Skip(c.name, message))
-            return False
-        c.ranks = tuple(_tucker.round_rank(rank, round_to, ch) for ch in channels)
-    else:
-        c.ranks = tuple(_tucker.round_rank(math.ceil(rank * ch - 1e-9), round_to, ch) for ch in channels)
-    return True
-
-
-def _energy_ranks(c: _Candidate, energy: float, round_to: int) -> tuple[int, ...]:
-    w = c.module.weight
-    if c.kind == "tucker2":
-        modes = (0, 1)
-    elif c.kind == "reduce":
-        modes = (1,)
-    else:
-        s = _tucker.singular_values(w)
-        return (_tucker.round_rank(_tucker.energy_rank(s, energy), round_to, min(w.shape)),)
-    return tuple(
-        _tucker.round_rank(_tucker.energy_rank(_tucker.singular_values(_tucker.unfold(w, m)), energy), round_to, w.shape[m])
-        for m in modes
-    )
-
-
-def _grid(channels: int, round_to: int) -> list[int]:
-    return sorted({min(channels, r) for r in range(round_to, channels + round_to, round_to)})
-
-
-def _options(c: _Candidate, round_to: int) -> list[tuple[int, float, tuple[int, ...]]]:
-    """(MACs, error, ranks) of each rank choice cheaper than the layer.
-
-    The error is the energy lost over the energy kept (a noise-to-signal ratio of the weight):
-    unlike the relative error, which saturates at 1, it keeps growing as a cut gets deeper, so
-    the greedy choice spreads the savings over layers instead of gutting a few.
-    """
-    w = c.module.weight
-    norm2 = float((w.detach().double() ** 2).sum()) or 1.0
-    out = []
-    if c.kind == "tucker2":
-        table = _tucker.tucker2_error_table(w)
-        for a in _grid(w.shape[0], round_to):
-            for b in _grid(w.shape[1], round_to):
-                out.append((c.macs_at((a, b)), _nsr(float(table[a, b]) / norm2), (a, b)))
-    else:
-        matrix = w if c.kind == "svd" else _tucker.unfold(w, 1)
-        tail = _tucker.tail_energy(_tucker.singular_values(matrix))
-        for r in _grid(c.channels()[0], round_to):
-            out.append((c.macs_at((r,)), _nsr(float(tail[min(r, len(tail) - 1)]) / norm2), (r,)))
-    return [o for o in out if o[0] < c.macs]
-
-
-def _nsr(lost: float) -> float:
-    return lost / max(1.0 - lost, 1e-12)
-
-
-def _lower_hull(c: _Candidate, options) -> list[tuple[int, float, tuple[int, ...] | None]]:
-    """The convex frontier of (MACs saved, error) from "leave it alone" to the cheapest choice."""
-    points = sorted(((c.macs - m, e, r) for m, e, r in options), key=lambda p: (p[0], p[1]))
-    hull: list = [(0, 0.0, None)]
-    for p in points:
-        while len(hull) >= 2:
-            o, a = hull[-2], hull[-1]
-            cross = (a[0] - o[0]) * (p[1] - o[1]) - (a[1] - o[1]) * (p[0] - o[0])
-            if cross > 0:
-                break
-            hull.pop()
-        if p[0] > hull[-1][0]:
-            hull.append(p)
-        elif p[1] < hull[-1][1] and len(hull) > 1:
-            hull[-1] = p
-    return hull
-
-
-def _budget_ranks(candidates, budget: float, round_to: int, total: int, report: SurgeryReport):
-    target = budget * total
-    hulls = {}
-    for c in candidates:
-        options = _options(c, round_to)
-        if not options:
-            report.skipped.append(Skip(c.name, "no rank makes this layer cheaper"))
-            continue
-        hulls[c.name] = (c, _lower_hull(c, options))
-    position = dict.fromkeys(hulls, 0)
-    current = float(total)
-    while current > target:
-        best, best_slope = None, math.inf
-        for name, (_, hull) in hulls.items():
-            i = position[name]
-            if i + 1 < len(hull):
-                saved = hull[i + 1][0] - hull[i][0]
-                slope = (hull[i + 1][1] - hull[i][1]) / saved
-                if slope < best_slope:
-                    best, best_slope = name, slope
-        if best is None:
-            floor = current / total
-            raise ValueError(
-                f"budget {budget} cannot be met: decomposing every candidate layer at the lowest "
-                f"rank leaves {floor:.3f} of the model's MACs"
+def _rewrite(new: nn.Module, candidates: list[Candidate], args: _Args, report: SurgeryReport) -> None:
+    """Put each candidate's bottleneck in place in ``new``; record the change (or the skip)."""
+    with torch.no_grad():
+        for c in candidates:
+            try:
+                replacement, weight_error = _build(c, args.iterations)
+            except torch.linalg.LinAlgError as e:  # the weights' fault (NaN, say), with the layer named
+                raise OneByOneError(f"decomposing {c.name!r} ({c.module}) failed: {e}") from e
+            except Exception as e:  # anything else is a bug in our decomposition code
+                raise InternalError(
+                    f"decomposing {c.name!r} ({c.module}) raised {type(e).__name__}: {e}"
+                ) from e
+            change = LayerChange(
+                name=c.name,
+                method=c.kind,
+                ranks=c.ranks,
+                params_before=count_params(c.module),
+                params_after=count_params(replacement),
+                macs_before=c.macs,
+                macs_after=c.macs_at(c.ranks),
+                weight_error=weight_error,
             )
-        i = position[best]
-        hull = hulls[best][1]
-        current -= hull[i + 1][0] - hull[i][0]
-        position[best] = i + 1
-    chosen = []
-    for name, (c, hull) in hulls.items():
-        point = hull[position[name]]
-        if point[2] is None:
-            report.skipped.append(Skip(name, "left at full cost: the budget was met with cheaper rewrites elsewhere"))
-            continue
-        c.ranks = point[2]
-        chosen.append(c)
-    return chosen
+            replacement.train(c.module.training)
+            _layer_errors_and_times(c, replacement, change, args.measure)
+            if args.measure and change.time_after_ms >= change.time_before_ms:
+                report.skipped.append(Skip(
+                    c.name,
+                    f"measured slower or equal: {change.time_before_ms:.3f} ms -> {change.time_after_ms:.3f} ms",
+                ))
+                continue
+            new.set_submodule(c.name, replacement)
+            report.changes.append(change)
 
 
-# ----------------------------------------------------------------------------- building
-
-
-def _build(c: _Candidate, iterations: int) -> tuple[nn.Module, float]:
+def _build(c: Candidate, iterations: int) -> tuple[nn.Module, float]:
     m = c.module
     w = m.weight
     has_bias = m.bias is not None
@@ -542,7 +419,7 @@ def _build(c: _Candidate, iterations: int) -> tuple[nn.Module, float]:
     return new, relative_error(w, approx)
 
 
-def _layer_errors_and_times(c: _Candidate, replacement: nn.Module, change: LayerChange, measure: bool) -> None:
+def _layer_errors_and_times(c: Candidate, replacement: nn.Module, change: LayerChange, measure: bool) -> None:
     if c.inputs is None:
         return
     from onebyone._timing import median_seconds
@@ -571,10 +448,25 @@ def _model_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | Non
     return None
 
 
+# ----------------------------------------------------------------------------- report
+
+
+def _finish_report(model: nn.Module, new: nn.Module, args: _Args, macs_before: int, report: SurgeryReport) -> None:
+    report.params_before = count_params(model)
+    report.params_after = count_params(new)
+    report.macs_before = macs_before
+    report.macs_after = model_macs(new, args.x)
+    if args.budget is not None and report.macs_after > args.budget * macs_before:
+        report.notes.append(
+            f"budget {args.budget} not met after measuring: {report.macs_after / macs_before:.3f} of the MACs remain"
+        )
+    report.output_error = _model_error(model, new, args.x)
+
+
 # ----------------------------------------------------------------------------- replay
 
 
-def apply_structure(model: nn.Module, step: dict) -> None:
+def _replay(model: nn.Module, step: dict) -> nn.Module:
     """Replace the layers named in a recorded decompose ``step`` by empty bottlenecks (no SVD)."""
     for name, spec in step["layers"].items():
         m = model.get_submodule(name)
@@ -589,3 +481,4 @@ def apply_structure(model: nn.Module, step: dict) -> None:
             )
         new.to(device=m.weight.device, dtype=m.weight.dtype)
         model.set_submodule(name, new)
+    return model
