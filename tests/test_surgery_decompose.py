@@ -306,10 +306,11 @@ def test_a_shape_mismatch_in_the_model_is_still_one_user_error():
     from onebyone.errors import OneByOneError
 
     net = nn.Sequential(nn.Conv2d(8, 8, 3), nn.Conv2d(7, 8, 1))  # 8 channels reach a 7-channel conv
-    with pytest.raises(OneByOneError, match=r"forward failed on an input of shape \(1, 8, 8, 8\): .*"
-                                            r"expected input\[1, 8, 6, 6\] to have 7 channels") as info:
+    with pytest.raises(OneByOneError, match=r"^forward failed in module '1' \(Conv2d\) on input shapes \(1, 8, 6, 6\): "
+                                            r"RuntimeError: .*expected input\[1, 8, 6, 6\] to have 7 channels") as info:
         decompose(net, rank=4, example_input=torch.randn(1, 8, 8, 8))
     assert len(str(info.value).splitlines()) == 1
+    assert isinstance(info.value.__cause__, RuntimeError)
 
 
 def test_meta_weights_are_refused_before_any_work():

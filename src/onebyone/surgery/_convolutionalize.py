@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from onebyone._modes import copy_modes, eval_mode
+from onebyone._modes import copy_modes
 from onebyone.errors import OneByOneError
+from onebyone.surgery._forward import run_forward
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._recipe import record_step
 from onebyone.surgery._trace import keep_attributes, trace
@@ -62,6 +63,8 @@ def convolutionalize(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.
 
     Raises:
         ValueError: a bad ``input_size``, or no classifier head at the end of the forward.
+        OneByOneError: the model's forward failed at ``input_size`` (it rejects that size, say);
+            the message names the module and its input shapes, the original is chained.
         NotImplementedError: the model does not trace with torch.fx, or a max pooling that
             changes the size sits in the head.
 
@@ -83,8 +86,7 @@ def convolutionalize(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.
         x = torch.randn(size, device=device)
         report.macs_before = model_macs(model, x)
         report.macs_after = model_macs(new, x)
-        with eval_mode(model, new), torch.no_grad():
-            expected, scores = model(x), new(x)
+        expected, scores = run_forward(model, x), run_forward(new, x)
         logits = scores.mean(dim=(2, 3)) if mode == "gap" else scores.flatten(1)
         report.output_error = relative_error(expected, logits)
     return new, report
@@ -121,14 +123,8 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
         ) from e
     _check_forward(new, size)
     x = torch.zeros(size, device=_device(model))
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback itself
-            ShapeProp(gm).propagate(x)
-    except Exception as e:
-        cause = e.__cause__ if e.__cause__ is not None else e  # the node's error, not fx's node dump
-        raise OneByOneError(
-            f"the model's forward failed on an input of shape {size}: {type(cause).__name__}: {cause}"
-        ) from cause
+    with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback itself
+        run_forward(gm, x, context=f"input_size {size}: ", call=ShapeProp(gm).propagate)
     modules = dict(gm.named_modules())
     chain, body = _find_head(gm, modules)
     changes, notes, mode = _rewrite(gm, modules, chain, body)
@@ -148,7 +144,7 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
 
 
 def _check_forward(model: nn.Module, size: tuple[int, ...]) -> None:
-    """Raise ValueError with the model's own message if it rejects an input of ``size``.
+    """Raise OneByOneError with the model's own message if it rejects an input of ``size``.
 
     The model runs once on a meta copy (no memory, no arithmetic: the analyzer's, which the
     MAC count reuses), before tracing: the traced graph drops the Python checks of a forward
@@ -158,23 +154,14 @@ def _check_forward(model: nn.Module, size: tuple[int, ...]) -> None:
     """
     from onebyone.analysis import analyze
 
+    context = f"input_size {size} does not fit the model: "
     try:
         analyze(model, size)
         return
-    except OneByOneError as e:  # the forward failed: the model's exception is chained
-        error = e.__cause__ if e.__cause__ is not None else e
-    device = _device(model)
-    if device.type != "meta":
-        try:
-            with eval_mode(model), torch.no_grad():
-                model(torch.zeros(size, device=device))
-            return  # a limitation of the meta device, not of the input
-        except Exception as e:
-            error = e
-    message = " ".join(str(error).split()) or type(error).__name__
-    if not isinstance(error, ValueError):
-        message = f"{type(error).__name__}: {message}"
-    raise ValueError(f"input_size {size} does not fit the model: {message}") from error
+    except OneByOneError as e:  # the forward failed on meta: the model's exception is chained
+        if _device(model).type == "meta":
+            raise OneByOneError(context + str(e)) from (e.__cause__ or e)
+    run_forward(model, torch.zeros(size, device=_device(model)), context=context)
 
 
 # ----------------------------------------------------------------------------- finding the head

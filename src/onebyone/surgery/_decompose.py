@@ -22,6 +22,7 @@ from onebyone._internal import InternalError, ours
 from onebyone._modes import eval_mode
 from onebyone.errors import OneByOneError
 from onebyone.surgery import _tucker
+from onebyone.surgery._forward import run_forward
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._ranks import Candidate, ranks_from_budget, ranks_from_energy, ranks_from_rank
 from onebyone.surgery._recipe import record_step
@@ -331,12 +332,7 @@ def _capture(model: nn.Module, candidates: list[Candidate], x: torch.Tensor, rep
 
     handles = [c.module.register_forward_hook(hook) for c in candidates]
     try:
-        with eval_mode(model), torch.no_grad():
-            model(x)
-    except InternalError:
-        raise  # our bug: the whole traceback, not a one-line user error
-    except Exception as e:
-        raise OneByOneError(f"the model's forward failed on an input of shape {tuple(x.shape)}: {e}") from e
+        run_forward(model, x)
     finally:
         for h in handles:
             h.remove()
@@ -441,8 +437,7 @@ def _layer_errors_and_times(c: Candidate, replacement: nn.Module, change: LayerC
 
 
 def _model_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
-    with eval_mode(old, new), torch.no_grad():
-        a, b = old(x), new(x)
+    a, b = run_forward(old, x), run_forward(new, x)
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         return relative_error(a, b)
     return None

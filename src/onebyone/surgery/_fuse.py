@@ -19,7 +19,8 @@ from collections import Counter
 import torch
 from torch import fx, nn
 
-from onebyone._modes import copy_modes, eval_mode
+from onebyone._modes import copy_modes
+from onebyone.surgery._forward import run_forward
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._recipe import record_step
 from onebyone.surgery._trace import keep_attributes, trace
@@ -134,8 +135,7 @@ def _replay(model: nn.Module, step: dict) -> nn.Module:
 
 
 def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
-    with eval_mode(old, new), torch.no_grad():
-        a, b = old(x), new(x)
+    a, b = run_forward(old, x), run_forward(new, x)
     return relative_error(a, b) if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) else None
 
 
