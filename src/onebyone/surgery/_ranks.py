@@ -41,11 +41,19 @@ class Candidate:
 
     @property
     def macs(self) -> int:
-        """Multiply-accumulates of the layer as it is, per example."""
+        """Multiply-accumulates of the layer as it is, per example.
+
+        >>> Candidate("fc", nn.Linear(8, 4), "svd").macs  # 8 * 4
+        32
+        """
         return int(self.module.weight.numel() * self.out_pixels)
 
     def macs_at(self, ranks: tuple[int, ...]) -> int:
-        """Multiply-accumulates of the rewrite at ``ranks``, per example."""
+        """Multiply-accumulates of the rewrite at ``ranks``, per example.
+
+        >>> Candidate("fc", nn.Linear(8, 4), "svd").macs_at((2,))  # 8 * 2 + 2 * 4
+        24
+        """
         w = self.module.weight
         if self.kind == "svd":
             out_f, in_f = w.shape
@@ -59,7 +67,11 @@ class Candidate:
         return c_in * r * self.in_pixels + r * c_out * kh * kw * self.out_pixels
 
     def channels(self) -> tuple[int, ...]:
-        """The channel counts each rank may not exceed."""
+        """The channel counts each rank may not exceed.
+
+        >>> Candidate("conv", nn.Conv2d(16, 32, 3), "reduce").channels()  # the input channels
+        (16,)
+        """
         w = self.module.weight
         if self.kind == "tucker2":
             return (w.shape[0], w.shape[1])

@@ -200,7 +200,20 @@ def load(
 
 
 def replay(model: nn.Module, steps: list[dict], source: str | os.PathLike = "plan") -> nn.Module:
-    """Apply recorded surgery ``steps`` to ``model`` structurally (weights are not meaningful)."""
+    """Apply recorded surgery ``steps`` to ``model`` structurally (weights are not meaningful).
+
+    Each step is replayed by its operation's own function (the ``_REPLAY`` table); a step that
+    does not fit the model raises OneByOneError naming the step and ``source``.
+
+    Example:
+        >>> net = replay(load_doc_model(), [{"op": "decompose", "layers": {"0": {"method": "tucker2", "ranks": [8, 4]}}}])
+        >>> type(net[0]).__name__, net[0].ranks
+        ('DecomposedConv2d', (8, 4))
+        >>> replay(load_doc_model(), [{"op": "decompose", "layers": {"9": {"method": "svd", "ranks": [2]}}}])
+        Traceback (most recent call last):
+        ...
+        onebyone.errors.OneByOneError: step 0 (decompose) of 'plan' does not apply to the base model: ...
+    """
     for i, step in enumerate(steps):
         op = step.get("op")
         try:
@@ -247,7 +260,15 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, map_location: str
 
 
 def check_state(model: nn.Module, state: dict, *, source: str = "the checkpoint", limit: int = 5) -> None:
-    """Raise OneByOneError listing the first missing, unexpected and mis-shaped keys, if any."""
+    """Raise OneByOneError listing the first missing, unexpected and mis-shaped keys, if any.
+
+    Example:
+        >>> check_state(nn.Linear(2, 3), {"weight": torch.zeros(3, 2), "bias": torch.zeros(3)})
+        >>> check_state(nn.Linear(2, 3), {"weight": torch.zeros(3, 2), "extra": torch.zeros(1)}, source="w.safetensors")
+        Traceback (most recent call last):
+        ...
+        onebyone.errors.OneByOneError: weights in 'w.safetensors' do not match the model: missing keys: bias; unexpected keys: extra
+    """
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -292,5 +313,9 @@ def _sha256(path: Path) -> str:
 
 
 def load_doc_model() -> nn.Module:
-    """A small model for the examples in this module's docstrings."""
+    """A small model for the examples in this module's docstrings.
+
+    >>> load_doc_model()[0]
+    Conv2d(16, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+    """
     return nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1))

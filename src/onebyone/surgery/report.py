@@ -81,7 +81,11 @@ class SurgeryReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """The report as plain data (lists and numbers), ready for JSON."""
+        """The report as plain data (lists and numbers), ready for JSON.
+
+        >>> SurgeryReport("fuse", [LayerChange("0", "fold-bn")]).to_dict()["changes"][0]["method"]
+        'fold-bn'
+        """
         return asdict(self)
 
     def to_json(self) -> str:
