@@ -186,3 +186,65 @@ def test_the_replay_table_and_the_schema_list_the_same_operations():
     from onebyone.surgery import _document, io
 
     assert tuple(io._REPLAY) == _document.OPS
+
+
+# ----------------------------------------------------------------------------- convolutionalize on big maps (14.11)
+
+
+class GapHead(nn.Module):
+    """A 1x1 body, a global average pool and a head (affine, or with a ReLU between two Linears)."""
+
+    def __init__(self, channels: int = 4, hidden: int | None = None):
+        super().__init__()
+        self.body = nn.Conv2d(3, channels, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = (nn.Linear(channels, 2) if hidden is None
+                     else nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, 2)))
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.pool(self.body(x)), 1))
+
+
+def test_a_global_average_pool_head_on_a_big_map_builds_no_quadratic_matrix():
+    from onebyone.surgery import convolutionalize
+
+    # 1024x1024: the (H*W)^2 pooling matrix would be 8 TB in float64.
+    net = GapHead().eval()
+    conv_net, report = convolutionalize(net, (3, 1024, 1024))
+    assert any("global average pooling removed" in n for n in report.notes)
+    assert report.output_error < 1e-5
+    assert isinstance(conv_net.head, nn.Conv2d) and conv_net.head.kernel_size == (1, 1)
+
+
+def test_a_pool_folded_into_the_first_conv_on_a_big_map_is_exact():
+    from onebyone.surgery import convolutionalize
+
+    net = GapHead(hidden=3).eval()  # the ReLU keeps the pool inside: a 512x512 kernel over the map
+    conv_net, report = convolutionalize(net, (3, 512, 512))
+    assert [c.method for c in report.changes] == ["linear->conv512x512", "linear->conv1x1"]
+    x = torch.randn(1, 3, 512, 512)
+    with torch.no_grad():
+        expected = net(x)
+        # Independent reference: the kernel is the Linear's weight spread evenly over the map.
+        kernel = net.head[0].weight[:, :, None, None].expand(3, 4, 512, 512) / (512 * 512)
+        hidden = torch.relu((net.body(x) * kernel[None]).sum(dim=(2, 3, 4)) + net.head[0].bias)
+        torch.testing.assert_close(net.head[2](hidden), expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(conv_net(x).flatten(1), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_kernel_too_big_to_build_is_refused_with_the_number_it_would_need():
+    from onebyone.surgery import convolutionalize
+
+    net = GapHead(channels=64, hidden=64).eval()
+    with pytest.raises(ValueError, match=r"would need 1,073,741,824 weights \(64 x 64 x 512 x 512, 4\.0 GiB"):
+        convolutionalize(net, (3, 512, 512))
+
+
+def test_a_convolutionalized_global_pool_model_saves_and_loads(tmp_path):
+    from onebyone.surgery import convolutionalize
+
+    net = create_model("resnet20", num_classes=10).eval()
+    conv_net, _ = convolutionalize(net, (3, 32, 32))
+    again = load(save(conv_net, tmp_path / "c", base="resnet20", base_kwargs={"num_classes": 10})).eval()
+    with torch.no_grad():
+        assert torch.equal(again(X), conv_net.eval()(X))

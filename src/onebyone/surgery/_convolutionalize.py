@@ -287,11 +287,10 @@ def _rewrite(gm: fx.GraphModule, modules: dict, chain: list[fx.Node], body: fx.N
             )
         pool = None  # a max pool that keeps the size is the identity
     pooled_shape = (1, channels, 1, 1) if spatial_mean else tuple(chain[flatten_at].args[0].meta["tensor_meta"].shape)
-    # The pooling as a linear map: P[y*W + x] is the pooled map of a one-hot input at (y, x).
-    pooling = _pooling_matrix(pool, modules, spatial_mean, height, width)
-    global_average = pooling is not None and pooling.shape[-2:] == (1, 1) and torch.allclose(
-        pooling, torch.full_like(pooling, 1.0 / (height * width))
-    )
+    # The pooling is a linear map; it is applied through its adjoint, never built as a matrix
+    # (an (H*W) x (h*w) matrix is 8 TB for a global pool over a 1024x1024 map).
+    pooling = _Pooling(pool, modules, spatial_mean, height, width) if pool is not None or spatial_mean else None
+    global_average = pooling is not None and tuple(pooled_shape[-2:]) == (1, 1) and pooling.is_global_average()
     affine_only = all(k in ("linear", "flatten", "mean", "avgpool") or _is_dropout(n, modules)
                       for n, k in zip(chain, kinds, strict=True))
     notes: list[str] = []
@@ -334,27 +333,68 @@ def _is_dropout(node: fx.Node, modules: dict) -> bool:
     return node.op == "call_function" and node.target is F.dropout
 
 
-def _pooling_matrix(pool: fx.Node | None, modules: dict, spatial_mean: bool, height: int, width: int):
-    """``(H*W, h, w)`` float64 matrix of the head's (linear) pooling, or None when there is none."""
-    if pool is None and not spatial_mean:
-        return None
-    t = torch.eye(height * width, dtype=torch.float64).reshape(height * width, 1, height, width)
-    if pool is not None:
-        if pool.op == "call_module":
-            t = modules[pool.target](t)
-        else:
-            t = pool.target(t, *pool.args[1:], **pool.kwargs)
-    if spatial_mean:
-        t = t.mean(dim=(2, 3), keepdim=True)
-    return t[:, 0]
+#: The most weights the first convolution may get when a pooling is folded into it (1 GiB of float32).
+MAX_KERNEL_ELEMENTS = 1 << 28
 
 
-def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pooling, pooled_shape) -> nn.Conv2d:
+class _Pooling:
+    """The head's (linear) pooling of one H x W map, applied to maps or through its adjoint.
+
+    The adjoint carries the Linear's weights over the pooled map back onto the H x W map, which is
+    the kernel of the convolution that replaces pooling + Linear; autograd computes it at the cost
+    of one pooling per map, in chunks.
+    """
+
+    def __init__(self, pool: fx.Node | None, modules: dict, spatial_mean: bool, height: int, width: int) -> None:
+        self.pool, self.modules, self.spatial_mean = pool, modules, spatial_mean
+        self.height, self.width = height, width
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            if self.pool.op == "call_module":
+                x = self.modules[self.pool.target](x)
+            else:
+                x = self.pool.target(x, *self.pool.args[1:], **self.pool.kwargs)
+        if self.spatial_mean:
+            x = x.mean(dim=(2, 3), keepdim=True)
+        return x
+
+    def adjoint(self, maps: torch.Tensor) -> torch.Tensor:
+        """``(n, h, w)`` maps over the pooled grid -> ``(n, H, W)``: ``<adjoint(g), x> = <g, pool(x)>``."""
+        n = maps.shape[0]
+        out = torch.empty(n, self.height, self.width, device=maps.device, dtype=maps.dtype)
+        chunk = max(1, (1 << 22) // (self.height * self.width))
+        for i in range(0, n, chunk):
+            g = maps[i:i + chunk]
+            with torch.enable_grad():
+                x = torch.zeros(g.shape[0], 1, self.height, self.width, device=maps.device, dtype=maps.dtype,
+                                requires_grad=True)
+                y = self(x)
+                (grad,) = torch.autograd.grad(y, x, grad_outputs=g.reshape(y.shape))
+            out[i:i + chunk] = grad[:, 0]
+        return out
+
+    def is_global_average(self) -> bool:
+        """True if the pooling averages the whole map into one value (checked on the CPU, in float64)."""
+        one = torch.ones(1, 1, 1, dtype=torch.float64, device="cpu")
+        weights = self.adjoint(one)
+        return torch.allclose(weights, torch.full_like(weights, 1.0 / (self.height * self.width)))
+
+
+def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pooling: _Pooling | None,
+                pooled_shape) -> nn.Conv2d:
     h, w = pooled_shape[-2:]
     if linear.in_features != channels * h * w:
         raise ValueError(
             f"the first Linear takes {linear.in_features} features, but the flattened map has "
             f"{channels}x{h}x{w} = {channels * h * w}"
+        )
+    needed = linear.out_features * channels * height * width
+    if needed > MAX_KERNEL_ELEMENTS and needed > linear.weight.numel():
+        raise ValueError(
+            f"the first Linear as a {height}x{width} convolution would need {needed:,} weights "
+            f"({linear.out_features} x {channels} x {height} x {width}, {needed * 4 / 2**30:.1f} GiB in float32), "
+            f"more than {MAX_KERNEL_ELEMENTS:,}; convolutionalize at a smaller input_size"
         )
     weight = linear.weight
     conv = nn.Conv2d(channels, linear.out_features, (height, width), bias=linear.bias is not None,
@@ -364,8 +404,7 @@ def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pooli
         if pooling is None:
             kernel = w4
         else:
-            p = pooling.to(device=weight.device, dtype=weight.dtype)
-            kernel = torch.einsum("ocij,pij->ocp", w4, p).reshape(linear.out_features, channels, height, width)
+            kernel = pooling.adjoint(w4.reshape(-1, h, w)).reshape(linear.out_features, channels, height, width)
         conv.weight.copy_(kernel)
         if linear.bias is not None:
             conv.bias.copy_(linear.bias)
