@@ -301,3 +301,60 @@ def test_sequential_fallback_also_keeps_bottlenecks():
     assert any(s.name == "body.0 + body.1" and "would cost more MACs" in s.reason for s in report.skipped)
     x = torch.randn(3, 64)
     assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- Linear + BatchNorm1d (issue 14 item 15)
+
+
+def linear_bn() -> nn.Sequential:
+    return randomize_bn(nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)))
+
+
+def test_linear_then_batchnorm1d_on_a_3d_input_is_not_folded():
+    net = linear_bn()
+    x = torch.randn(2, 4, 4)  # (N, L, C): the BatchNorm normalizes L, the Linear mixes C
+    fused, report = fuse(net, example_input=x)
+    assert report.changes == []
+    assert [s.name for s in report.skipped] == ["1"] and "3-D here" in report.skipped[0].reason
+    with torch.no_grad():
+        assert_close(fused(x), net(x))
+    assert report.output_error == 0.0
+
+
+def test_linear_then_batchnorm1d_without_an_input_is_not_folded_and_says_why():
+    _, report = fuse(linear_bn())
+    assert report.changes == [] and "pass example_input" in report.skipped[0].reason
+
+
+def test_linear_then_batchnorm1d_on_a_2d_input_folds_exactly_and_replays():
+    net = linear_bn()
+    x = torch.randn(5, 4)
+    fused, report = fuse(net, example_input=x)
+    assert [c.method for c in report.changes] == ["fold-bn"]
+    with torch.no_grad():
+        # Independent reference: the BatchNorm's formula on the Linear's output, by hand.
+        bn = net[1]
+        y = net[0](x)
+        expected = (y - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+        assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
+    # The recorded step says which folds were proven, so a replay (no input) builds the same layers.
+    from onebyone.surgery._recipe import get_recipe
+    from onebyone.surgery.io import replay
+
+    steps = get_recipe(fused)["steps"]
+    assert steps == [{"op": "fuse", "exact_norms": ["1"]}]
+    rebuilt = replay(linear_bn(), steps)
+    rebuilt.load_state_dict(fused.state_dict(), strict=True)
+    with torch.no_grad():
+        assert_close(rebuilt.eval()(x), fused(x))
+    unproven = replay(linear_bn(), [{"op": "fuse"}])  # a recipe without the proof leaves it alone
+    assert isinstance(unproven.get_submodule("1"), nn.BatchNorm1d)
+
+
+@pytest.mark.parametrize(("layer", "norm"), [
+    (nn.Conv2d(3, 4, 1), nn.BatchNorm1d(4)),
+    (nn.Linear(3, 4), nn.BatchNorm2d(4)),
+])
+def test_a_norm_over_another_axis_than_the_layers_output_is_not_fusable(layer, norm):
+    with pytest.raises(NotFusable, match="normalizes dim 1"):
+        fold_norm(layer, norm.eval())

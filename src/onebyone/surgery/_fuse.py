@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
+from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
@@ -92,28 +93,85 @@ def fuse(
     if not isinstance(only_if_cheaper, bool):
         raise TypeError(f"only_if_cheaper must be a bool, got {only_if_cheaper!r}")
     report = SurgeryReport("fuse")
-    new = _fuse_model(model, report, only_if_cheaper)
-    report.params_before = count_params(model)
-    report.params_after = count_params(new)
     x = example_input
     if x is None and getattr(model, "default_input_size", None) is not None:
         size = tuple(model.default_input_size)
         x = torch.randn(1, *size) if len(size) == 3 else torch.randn(*size)
+    rules = _Rules(only_if_cheaper=only_if_cheaper)
+    new = _fuse_model(model, report, rules, x)
+    report.params_before = count_params(model)
+    report.params_after = count_params(new)
     if x is not None:
         report.macs_before = model_macs(model, x)
         report.macs_after = model_macs(new, x)
         report.output_error = _output_error(model, new, x)
-    step = {"op": "fuse"} if only_if_cheaper else {"op": "fuse", "only_if_cheaper": False}
+    step: dict = {"op": "fuse"}
+    if not only_if_cheaper:
+        step["only_if_cheaper"] = False
+    if rules.folded_after_linear:
+        step["exact_norms"] = sorted(rules.folded_after_linear)
     record_step(new, step, source=model)
     return new, report
 
 
-def _fuse_model(model: nn.Module, report: SurgeryReport, only_if_cheaper: bool = True) -> nn.Module:
+@dataclass
+class _Rules:
+    """What decides a fusion beyond the two layers: the cost rule and what an input showed.
+
+    A BatchNorm folds into a Linear only when the Linear's output is known to be 2-D (N, C):
+    on (N, L, C) a BatchNorm1d normalizes L, not the Linear's features. ``linear_dims`` holds the
+    output ranks an example input showed (None: no input), ``exact_norms`` the folds a recorded
+    step proved (on replay); ``folded_after_linear`` collects the folds proved this time.
+    """
+
+    only_if_cheaper: bool = True
+    linear_dims: dict[str, set[int]] | None = None
+    exact_norms: frozenset[str] | None = None
+    folded_after_linear: list[str] = field(default_factory=list)
+
+    def blocked_fold(self, layer_name: str, norm_name: str) -> str | None:
+        """The reason not to fold ``norm_name`` into the Linear ``layer_name``, or None."""
+        if self.exact_norms is not None:
+            return None if norm_name in self.exact_norms else "not folded when the recipe was made"
+        if self.linear_dims is None:
+            return ("a BatchNorm after a Linear folds only when the Linear's output is 2-D (N, C); "
+                    "pass example_input to check it")
+        dims = self.linear_dims.get(layer_name, set())
+        if dims != {2}:
+            shown = "/".join(map(str, sorted(dims))) or "no"
+            return (f"the Linear's output is {shown}-D here, not (N, C): the BatchNorm normalizes dim 1, "
+                    "not the Linear's features, so folding would not be exact")
+        return None
+
+
+def _linear_output_dims(model: nn.Module, x: torch.Tensor) -> dict[str, set[int]]:
+    """The ranks of each Linear's outputs on ``x`` (one forward, in eval mode)."""
+    dims: dict[str, set[int]] = {}
+    handles = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            def hook(module, args, output, name=name):
+                if isinstance(output, torch.Tensor):
+                    dims.setdefault(name, set()).add(output.dim())
+            handles.append(m.register_forward_hook(hook))
+    try:
+        run_forward(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return dims
+
+
+def _fuse_model(model: nn.Module, report: SurgeryReport, rules: _Rules, x: torch.Tensor | None = None) -> nn.Module:
     new = copy.deepcopy(model)
     # Always trace the inference graph: fusing is for inference (BatchNorm folds its running
     # statistics), and the graph, hence the saved recipe, must not depend on the mode the model
     # happened to be in (a training GoogLeNet's forward runs its aux heads).
     new.eval()
+    if x is not None and any(isinstance(m, nn.Linear) for m in new.modules()):
+        rules.linear_dims = _linear_output_dims(new, x)
+    elif rules.exact_norms is None:
+        rules.linear_dims = None
     bottlenecks = {n for n, m in new.named_modules() if isinstance(m, _BOTTLENECKS)}
     with torch.no_grad():
         try:
@@ -123,15 +181,17 @@ def _fuse_model(model: nn.Module, report: SurgeryReport, only_if_cheaper: bool =
                 f"the model does not trace with torch.fx ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
                 "fused only inside nn.Sequential containers"
             )
-            _fuse_sequentials(new, "", report, only_if_cheaper)
+            _fuse_sequentials(new, "", report, rules)
             return keep_attributes(model, copy_modes(model, new))
-        _fuse_graph(graph_module, report, bottlenecks, only_if_cheaper)
+        _fuse_graph(graph_module, report, bottlenecks, rules)
         return keep_attributes(model, copy_modes(model, graph_module))
 
 
 def _replay(model: nn.Module, step: dict) -> nn.Module:
-    """Replay a recorded fuse ``step``: fusing decides from the structure alone."""
-    return _fuse_model(model, SurgeryReport("fuse"), bool(step.get("only_if_cheaper", True)))
+    """Replay a recorded fuse ``step``: the structure and the recorded folds decide, no input."""
+    rules = _Rules(only_if_cheaper=bool(step.get("only_if_cheaper", True)),
+                   exact_norms=frozenset(step.get("exact_norms", ())))
+    return _fuse_model(model, SurgeryReport("fuse"), rules)
 
 
 def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | None:
@@ -144,6 +204,10 @@ def _output_error(old: nn.Module, new: nn.Module, x: torch.Tensor) -> float | No
 
 def fold_norm(layer: nn.Module, norm: nn.Module) -> nn.Module:
     """A copy of ``layer`` (Conv2d or Linear) with the BatchNorm ``norm`` after it folded in.
+
+    Exact for a Conv2d and a BatchNorm2d. For a Linear, exact only when the Linear's output is
+    2-D (N, C): on (N, L, C) a BatchNorm1d normalizes L. :func:`fuse` checks that on the example
+    input; a caller of this function must know it.
 
     Raises:
         NotFusable: the fold is not possible; the message says why.
@@ -160,6 +224,10 @@ def fold_norm(layer: nn.Module, norm: nn.Module) -> nn.Module:
         raise NotFusable(f"{type(norm).__name__} is not a BatchNorm")
     if not isinstance(layer, nn.Conv2d | nn.Linear):
         raise NotFusable(f"the layer before it is a {type(layer).__name__}, not a Conv2d or Linear")
+    if isinstance(norm, nn.BatchNorm1d) and isinstance(layer, nn.Conv2d):
+        raise NotFusable("a BatchNorm1d after a Conv2d normalizes dim 1 of a 3-D map (height), not the channels")
+    if isinstance(norm, nn.BatchNorm2d) and isinstance(layer, nn.Linear):
+        raise NotFusable("a BatchNorm2d after a Linear normalizes dim 1 of a 4-D tensor, not the Linear's features")
     if norm.running_mean is None or norm.running_var is None:
         raise NotFusable("BatchNorm without running statistics (track_running_stats=False) uses batch statistics")
     out_channels = layer.weight.shape[0]
@@ -266,14 +334,15 @@ def merge_pair(first: nn.Module, second: nn.Module) -> nn.Module:
 
 
 def _fuse_pair(
-    first: nn.Module | None, second: nn.Module, names: tuple[str, str], report: SurgeryReport, *,
+    first: nn.Module | None, second: nn.Module, names: tuple[str, str], report: SurgeryReport, rules: _Rules, *,
     check_cost: bool = False, blocked: str | None = None,
 ) -> nn.Module | None:
     """Fold the BatchNorm ``second`` into ``first``, or merge the pair; record what happened.
 
     ``names`` are the two layers' names. A BatchNorm folds into ``first`` (the change takes its
     name); two layers merge (the change is named "first + second"). ``check_cost`` leaves alone a
-    merge that would cost more MACs; ``blocked`` is a reason, found by the caller, not to try.
+    merge that would cost more MACs; ``blocked`` is a reason, found by the caller, not to try;
+    ``rules`` decides whether a BatchNorm after a Linear is provably exact to fold.
     Returns the fused layer, or None after recording the reason as a skip.
     """
     fold = isinstance(second, NORM_TYPES)
@@ -283,6 +352,11 @@ def _fuse_pair(
             raise NotFusable(blocked)
         if fold:
             fused = fold_norm(first, second)
+            if isinstance(first, nn.Linear):
+                reason = rules.blocked_fold(names[0], names[1])
+                if reason is not None:
+                    raise NotFusable(reason)
+                rules.folded_after_linear.append(names[1])
         else:
             fused = merge_pair(first, second)
             if check_cost:
@@ -324,7 +398,7 @@ def _skip_once(report: SurgeryReport, name: str, reason: str) -> None:
 # ----------------------------------------------------------------------------- torch.fx path
 
 
-def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str], only_if_cheaper: bool = True) -> None:
+def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str], rules: _Rules) -> None:
     modules = dict(gm.named_modules())
     uses = Counter(n.target for n in gm.graph.nodes if n.op == "call_module")
 
@@ -349,8 +423,8 @@ def _fuse_graph(gm: fx.GraphModule, report: SurgeryReport, bottlenecks: set[str]
             blocked = f"the output of {prev.target!r} is also used elsewhere"
         names = (prev.target if first is not None else "", node.target)
         inside = names[0].rpartition(".")[0] in bottlenecks and names[0].rpartition(".")[0] == node.target.rpartition(".")[0]
-        fused = _fuse_pair(first, modules[node.target], names, report, blocked=blocked,
-                           check_cost=only_if_cheaper and not inside)
+        fused = _fuse_pair(first, modules[node.target], names, report, rules, blocked=blocked,
+                           check_cost=rules.only_if_cheaper and not inside)
         if fused is None:
             return False
         gm.set_submodule(prev.target, fused)
@@ -397,9 +471,9 @@ def _collapse_bottlenecks(gm: fx.GraphModule, modules: dict, bottlenecks: set[st
 # ----------------------------------------------------------------------------- Sequential path
 
 
-def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport, only_if_cheaper: bool = True) -> None:
+def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport, rules: _Rules) -> None:
     for name, child in list(module.named_children()):
-        _fuse_sequentials(child, f"{prefix}{name}.", report, only_if_cheaper)
+        _fuse_sequentials(child, f"{prefix}{name}.", report, rules)
         if isinstance(child, _BOTTLENECKS):
             remaining = [m for m in child if not isinstance(m, nn.Identity)]
             if len(remaining) == 1:
@@ -414,9 +488,9 @@ def _fuse_sequentials(module: nn.Module, prefix: str, report: SurgeryReport, onl
         prev = module._modules[last] if last is not None else None
         if isinstance(child, NORM_TYPES) or (isinstance(child, _LAYERS) and isinstance(prev, _LAYERS)):
             fused = _fuse_pair(
-                prev, child, (f"{prefix}{last}", f"{prefix}{name}"), report,
+                prev, child, (f"{prefix}{last}", f"{prefix}{name}"), report, rules,
                 blocked=None if prev is not None else "no Conv2d or Linear directly before it",
-                check_cost=only_if_cheaper and not isinstance(module, _BOTTLENECKS),
+                check_cost=rules.only_if_cheaper and not isinstance(module, _BOTTLENECKS),
             )
             if fused is not None:
                 module._modules[last] = fused
