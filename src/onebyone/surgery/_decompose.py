@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -319,18 +320,18 @@ def _capture(model: nn.Module, candidates: list[Candidate], x: torch.Tensor, rep
     calls: dict[int, int] = {}
 
     @ours("decompose's input-capturing hook")
-    def hook(module, inputs, output):
+    def hook(module, args, kwargs, output):
         c = by_module[id(module)]
         calls[id(module)] = calls.get(id(module), 0) + 1
-        (inp,) = inputs
+        inp = args[0] if args else kwargs["input"]  # self.fc(x) or self.fc(input=x)
         c.inputs = inp.detach().clone()
-        if c.kind == "svd":
-            c.in_pixels = c.out_pixels = inp.numel() // (inp.shape[0] * inp.shape[-1])
+        if c.kind == "svd":  # rows per example: (N, ..., F) -> the product of the middle dims
+            c.in_pixels = c.out_pixels = math.prod(inp.shape[1:-1]) if inp.dim() >= 2 else 1
         else:
             c.in_pixels = inp.shape[-2] * inp.shape[-1]
             c.out_pixels = output.shape[-2] * output.shape[-1]
 
-    handles = [c.module.register_forward_hook(hook) for c in candidates]
+    handles = [c.module.register_forward_hook(hook, with_kwargs=True) for c in candidates]
     try:
         run_forward(model, x)
     finally:
@@ -416,7 +417,8 @@ def _build(c: Candidate, iterations: int) -> tuple[nn.Module, float]:
 
 
 def _layer_errors_and_times(c: Candidate, replacement: nn.Module, change: LayerChange, measure: bool) -> None:
-    if c.inputs is None:
+    if c.inputs is None or c.inputs.numel() == 0:  # a batch-0 example: nothing to compare or time
+        c.inputs = None
         return
     from onebyone._timing import median_seconds
 
@@ -455,7 +457,10 @@ def _finish_report(model: nn.Module, new: nn.Module, args: _Args, macs_before: i
         report.notes.append(
             f"budget {args.budget} not met after measuring: {report.macs_after / macs_before:.3f} of the MACs remain"
         )
-    report.output_error = _model_error(model, new, args.x)
+    if args.x.shape[0] == 0:
+        report.notes.append("example_input has batch 0: no output error or timing measured")
+    else:
+        report.output_error = _model_error(model, new, args.x)
 
 
 # ----------------------------------------------------------------------------- replay

@@ -156,21 +156,18 @@ def _render_table(header: list[str], rows: list[list[str]]) -> str:
     """
     import io
 
-    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0), show_header=True,
-                  header_style=None)
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_header=True, header_style=None)
     for name in header:
         table.add_column(Text(name), no_wrap=True, overflow="ignore")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # Text: a "[x]" in a name is not markup
     console = Console(width=10_000, record=True, no_color=True, file=io.StringIO(), highlight=False)
     console.print(table)
-    lines = [line.rstrip() for line in console.export_text().splitlines()]
-    return "\n".join(line for line in lines if line.strip("─ "))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 def _num(n: int | None) -> str:
