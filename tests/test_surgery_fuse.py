@@ -358,3 +358,34 @@ def test_linear_then_batchnorm1d_on_a_2d_input_folds_exactly_and_replays():
 def test_a_norm_over_another_axis_than_the_layers_output_is_not_fusable(layer, norm):
     with pytest.raises(NotFusable, match="normalizes dim 1"):
         fold_norm(layer, norm.eval())
+
+
+# ----------------------------------------------------------------------------- the report's text (issue 16)
+
+
+def test_fuse_with_nothing_to_do_says_so_and_why_instead_of_an_empty_table():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)).eval()
+    _, report = fuse(net, example_input=torch.randn(1, 3, 8, 8))
+    lines = report.to_text().splitlines()
+    # 3*4*9 + 4 + 4*2*9 + 2 = 186 parameters, none changed.
+    assert lines[0] == "nothing to do: no BatchNorm directly after a Conv2d or Linear, and no two linear layers in a row"
+    assert lines[1] == "params: 186 -> 186  (1.000x)"
+    assert not any(line.startswith("layer") for line in lines)
+
+
+def test_fuse_whose_candidates_were_all_skipped_points_to_the_reasons():
+    net = nn.Sequential(nn.Conv2d(4, 6, 3), nn.Conv2d(6, 5, 3)).eval()
+    _, report = fuse(net)
+    lines = report.to_text().splitlines()
+    assert lines[0] == "nothing to do: the one candidate was left alone, for the reason below"
+    assert lines[1] == "skipped 0 + 1: neither convolution is a stride-1 unpadded 1x1: merging would grow the kernel"
+
+
+def test_the_change_table_has_two_spaces_between_columns_and_no_trailing_spaces():
+    net = randomize_bn(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))
+    _, report = fuse(net, example_input=torch.randn(1, 3, 6, 6))
+    # Conv 3*8*9 + 8 = 224 and BatchNorm 2*8 = 16 parameters become one conv with a bias (224).
+    assert report.to_text().splitlines()[:2] == [
+        "layer  method   params",
+        "0      fold-bn  240 -> 224",
+    ]
