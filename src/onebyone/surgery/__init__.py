@@ -20,7 +20,8 @@ True
 
 from onebyone.surgery._convolutionalize import ELEMENTWISE_TYPES, convolutionalize
 from onebyone.surgery._decompose import CONV_TYPES, LINEAR_TYPES, decompose
-from onebyone.surgery._fuse import NORM_TYPES, NotFusable, fold_norm, fuse, merge_pair
+from onebyone.surgery._fuse import fuse
+from onebyone.surgery._merge import NORM_TYPES, NotFusable, fold_norm, merge_pair
 from onebyone.surgery.io import load, load_weights, save
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport

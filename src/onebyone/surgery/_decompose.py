@@ -385,20 +385,13 @@ def _rewrite(new: nn.Module, candidates: list[Candidate], args: _Args, report: S
 def _build(c: Candidate, iterations: int) -> tuple[nn.Module, float]:
     m = c.module
     w = m.weight
-    has_bias = m.bias is not None
+    new = _empty_bottleneck(m, c.kind, c.ranks)
     if c.kind == "svd":
-        (r,) = c.ranks
-        new = DecomposedLinear(m.in_features, m.out_features, rank=r, bias=has_bias)
-        a, b = _tucker.svd_factors(w, r)
+        a, b = _tucker.svd_factors(w, c.ranks[0])
         new[0].weight.copy_(a)
         new[1].weight.copy_(b)
         approx = b @ a
     else:
-        new = DecomposedConv2d(
-            m.in_channels, m.out_channels,
-            kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
-            padding_mode=m.padding_mode, bias=has_bias, method=c.kind, ranks=c.ranks,
-        )
         if c.kind == "tucker2":
             core, u_out, u_in = _tucker.tucker2(w, *c.ranks, iterations=iterations)
             new[0].weight.copy_(u_in.T[:, :, None, None])
@@ -410,10 +403,22 @@ def _build(c: Candidate, iterations: int) -> tuple[nn.Module, float]:
             new[0].weight.copy_(p[:, :, None, None])
             new[1].weight.copy_(kernel)
             approx = torch.einsum("orkl,ri->oikl", kernel, p)
-    if has_bias:
+    if m.bias is not None:
         new[-1].bias.copy_(m.bias)
-    new.to(device=w.device, dtype=w.dtype)
     return new, relative_error(w, approx)
+
+
+def _empty_bottleneck(m: nn.Module, method: str, ranks: tuple[int, ...]) -> nn.Module:
+    """The bottleneck that replaces ``m`` at ``ranks``, on its device and dtype (weights unset)."""
+    if method == "svd":
+        new = DecomposedLinear(m.in_features, m.out_features, rank=ranks[0], bias=m.bias is not None)
+    else:
+        new = DecomposedConv2d(
+            m.in_channels, m.out_channels,
+            kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
+            padding_mode=m.padding_mode, bias=m.bias is not None, method=method, ranks=ranks,
+        )
+    return new.to(device=m.weight.device, dtype=m.weight.dtype)
 
 
 def _layer_errors_and_times(c: Candidate, replacement: nn.Module, change: LayerChange, measure: bool) -> None:
@@ -469,16 +474,5 @@ def _finish_report(model: nn.Module, new: nn.Module, args: _Args, macs_before: i
 def _replay(model: nn.Module, step: dict) -> nn.Module:
     """Replace the layers named in a recorded decompose ``step`` by empty bottlenecks (no SVD)."""
     for name, spec in step["layers"].items():
-        m = model.get_submodule(name)
-        ranks = tuple(spec["ranks"])
-        if spec["method"] == "svd":
-            new = DecomposedLinear(m.in_features, m.out_features, rank=ranks[0], bias=m.bias is not None)
-        else:
-            new = DecomposedConv2d(
-                m.in_channels, m.out_channels,
-                kernel_size=m.kernel_size, stride=m.stride, padding=m.padding, dilation=m.dilation,
-                padding_mode=m.padding_mode, bias=m.bias is not None, method=spec["method"], ranks=ranks,
-            )
-        new.to(device=m.weight.device, dtype=m.weight.dtype)
-        model.set_submodule(name, new)
+        model.set_submodule(name, _empty_bottleneck(model.get_submodule(name), spec["method"], tuple(spec["ranks"])))
     return model
