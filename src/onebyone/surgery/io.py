@@ -196,7 +196,11 @@ def load(
         ValueError: ``map_location`` is not a device, or the base spec would run code and
             ``trust_code`` is False.
         FileNotFoundError: the plan or its weights file does not exist.
-        OneByOneError: a corrupted or truncated file, or weights that do not fit the plan.
+        OneByOneError: a corrupted, truncated or malformed file (checked field by field, with
+            bounds on its size, nesting and numbers), a base model that does not build with the
+            recorded kwargs, or weights that do not fit the plan. The plan is built and replayed
+            on the meta device and matched against the weights file's header first, so a hostile
+            plan fails before any real memory is allocated.
 
     Example:
         >>> import tempfile, pathlib
