@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from onebyone._checks import check_int
-from onebyone.functional import _project
+from onebyone import _kernels
+from onebyone._checks import check_int, check_project_input
 
 __all__ = ["ChannelProjection"]
 
@@ -90,7 +90,8 @@ class ChannelProjection(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # N x in_channels x H x W -> N x out_channels x H/stride x W/stride
-        x = _project(x, self.weight, self.bias, self.stride, self._who)
+        check_project_input(x, self.in_channels, self._who)
+        x = _kernels.project(x, self.weight, self.bias, self.stride)
         # Identity placeholders are skipped: a module call costs microseconds per layer, and so
         # does each nn.Module.__getattr__; small layers at batch 1 are that overhead-bound.
         # (weight and bias go through __getattr__: pruning and weight_norm hooks replace them.)
