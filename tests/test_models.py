@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from onebyone.blocks import BasicBlock
 from onebyone.models import (
     GoogLeNet,
     GoogLeNetOutputs,
@@ -538,3 +539,57 @@ def test_file_spec_callable_needing_arguments(tmp_path):
     path.write_text("from torch import nn\ndef build(depth):\n    return nn.Linear(depth, 2)\n")
     with pytest.raises(ValueError, match=r"needs\.py:build.*depth"):
         load_model(f"{path}:build")
+
+
+# ------------------------------------------------------------------------ initialisation
+
+
+INIT_MODELS = ["resnet20", "resnet50", "googlenet", "vgg16", "nin_cifar10"]
+
+
+@pytest.mark.parametrize("name", INIT_MODELS)
+def test_init_weights_is_called_once_and_never_on_meta(name, monkeypatch):
+    cls = type(create_model(name, **small_kwargs(name)))
+    calls = []
+    real = cls.init_weights
+    monkeypatch.setattr(cls, "init_weights", lambda self, **kw: calls.append(kw) or real(self, **kw))
+    create_model(name, **small_kwargs(name))
+    assert len(calls) == 1
+    with torch.device("meta"):
+        create_model(name, **small_kwargs(name))
+    assert len(calls) == 1
+
+
+def test_resnet_init_weights_reinitialises_like_torchvision():
+    torch.manual_seed(0)
+    model = create_model("resnet50")
+    for p in model.parameters():
+        p.data.fill_(3.0)
+    model.init_weights()
+    conv = model.layer3[0].conv2  # 256 -> 256, 3x3: Kaiming fan_out std = sqrt(2 / (256 * 9))
+    std = (2 / (256 * 9)) ** 0.5
+    assert abs(conv.weight.std().item() / std - 1) < 0.02
+    assert abs(conv.weight.mean().item()) < 0.01 * std
+    bn = model.layer3[0].bn2
+    assert torch.equal(bn.weight, torch.ones(256)) and torch.equal(bn.bias, torch.zeros(256))
+    assert torch.equal(model.layer1[0].bn3.weight, torch.ones(256))
+    model.init_weights(zero_init_last=True)
+    for blk in (b for stage in (model.layer1, model.layer4) for b in stage):
+        assert not blk.bn3.weight.any() and blk.bn2.weight.all()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet20"])
+def test_zero_init_residual_blocks_start_as_their_shortcut(name):
+    model = create_model(name, zero_init_residual=True).eval()
+    x = torch.randn(2, model.layer1[0].in_channels, 8, 8)
+    for blk in (model.layer1[0], model.layer2[0]):
+        shortcut = x if blk.downsample is None else blk.downsample(x)
+        torch.testing.assert_close(blk(x), torch.relu(shortcut))
+        x = blk(x)
+
+
+def test_zero_init_last_without_a_norm_does_nothing():
+    blk = BasicBlock(4, 4, norm_layer=None)
+    before = [p.clone() for p in blk.parameters()]
+    blk.zero_init_last()
+    assert all(torch.equal(a, b) for a, b in zip(before, blk.parameters(), strict=True))

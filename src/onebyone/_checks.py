@@ -93,6 +93,25 @@ def check_number(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool
     return float(value)
 
 
+def check_layer_factory(name: str, value: Any) -> Any:
+    """Return ``value`` if it is ``None`` or callable (a layer class or factory), else raise
+    TypeError.
+
+    >>> check_layer_factory("norm_layer", None) is None
+    True
+    >>> check_layer_factory("norm_layer", 0.5)
+    Traceback (most recent call last):
+    ...
+    TypeError: norm_layer must be a callable returning a module (such as nn.BatchNorm2d) or None, got float 0.5
+    """
+    if value is not None and not callable(value):
+        raise TypeError(
+            f"{name} must be a callable returning a module (such as nn.BatchNorm2d) or None, "
+            f"got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
 # --------------------------------------------------------------------------------------------
 # The channel layers: arguments of cross-channel pooling, and the tensors the layers receive.
 # ``who`` names the caller in a message: a string, or a callable that builds it only when an

@@ -78,6 +78,12 @@ def _norm(norm_layer: Callable[[int], nn.Module] | None, channels: int) -> nn.Mo
     return nn.Identity() if norm_layer is None else norm_layer(channels)
 
 
+def _zero_weight(norm: nn.Module) -> None:
+    weight = getattr(norm, "weight", None)
+    if isinstance(weight, nn.Parameter):
+        nn.init.zeros_(weight)
+
+
 def _act(act_layer: Callable[..., nn.Module] | None) -> nn.Module:
     if act_layer is None:
         return nn.Identity()
@@ -169,6 +175,21 @@ class BasicBlock(nn.Module):
         self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
         self.act2 = _act(act_layer)
 
+    def zero_init_last(self) -> None:
+        """Zero the last norm's weight (``bn2``), so the block starts as its shortcut alone.
+
+        Does nothing without an affine norm (``norm_layer=None``).
+
+        Example:
+            >>> import torch
+            >>> block = BasicBlock(8, 8).eval()
+            >>> block.zero_init_last()
+            >>> x = torch.randn(1, 8, 4, 4)
+            >>> torch.equal(block(x), torch.relu(x))
+            True
+        """
+        _zero_weight(self.bn2)
+
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
@@ -242,6 +263,19 @@ class Bottleneck(nn.Module):
         self.bn3 = _norm(norm_layer, self.out_channels)
         self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
         self.act3 = _act(act_layer)
+
+    def zero_init_last(self) -> None:
+        """Zero the last norm's weight (``bn3``), so the block starts as its shortcut alone.
+
+        Does nothing without an affine norm (``norm_layer=None``).
+
+        Example:
+            >>> block = Bottleneck(64, 16)
+            >>> block.zero_init_last()
+            >>> block.bn3.weight.abs().sum().item()
+            0.0
+        """
+        _zero_weight(self.bn3)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)

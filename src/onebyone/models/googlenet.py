@@ -16,7 +16,7 @@ from onebyone._checks import check_fraction, check_int
 from onebyone.blocks.conv_block import BasicConv2d
 from onebyone.blocks.inception import Inception, InceptionAux
 
-from ._base import check_input, is_meta, linear_or_identity
+from ._base import check_input, init_unless_meta, linear_or_identity
 from ._registry import register_model
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs"]
@@ -144,9 +144,21 @@ class GoogLeNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = linear_or_identity(1024, num_classes)
 
-        # A meta-device model (built to count parameters) has nothing to initialise.
-        to_init = () if is_meta(self) else tuple(self.modules())
-        for m in to_init:
+        init_unless_meta(self)
+
+    def init_weights(self) -> None:
+        """Initialise every layer as torchvision's GoogLeNet does: convolution and linear
+        weights from a normal (std 0.01) truncated at +-2, BatchNorm at one and zero.
+
+        The constructor calls it unless the model is on the meta device.
+
+        Example:
+            >>> model = GoogLeNet(num_classes=3)
+            >>> model.init_weights()
+            >>> bool(model.fc.weight.abs().max() <= 2)
+            True
+        """
+        for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
             elif isinstance(m, nn.BatchNorm2d):

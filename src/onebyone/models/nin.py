@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from onebyone._checks import check_choice, check_fraction, check_int
 from onebyone.blocks.mlpconv import MLPConv
 
-from ._base import check_input, is_meta
+from ._base import check_input, init_unless_meta
 from ._registry import register_model
 
 __all__ = ["NiN"]
@@ -113,9 +113,21 @@ class NiN(nn.Module):
         self.act = nn.ReLU(inplace=True)
         self.global_pool = nn.AdaptiveAvgPool2d((1, 1))
 
-        # A meta-device model (built to count parameters) has nothing to initialise.
-        to_init = () if is_meta(self) else tuple(self.modules())
-        for m in to_init:
+        init_unless_meta(self)
+
+    def init_weights(self) -> None:
+        """Initialise every convolution Kaiming-normal (fan in) with a zero bias; norms keep
+        their own initialisation.
+
+        The constructor calls it unless the model is on the meta device.
+
+        Example:
+            >>> model = NiN(num_classes=10)
+            >>> model.init_weights()
+            >>> model.classifier.bias.abs().sum().item()
+            0.0
+        """
+        for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 nn.init.zeros_(m.bias)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from onebyone._checks import check_fraction, check_int
 
-from ._base import check_input, is_meta, linear_or_identity
+from ._base import check_input, init_unless_meta, linear_or_identity
 from ._registry import register_model
 
 __all__ = ["VGG"]
@@ -101,9 +101,21 @@ class VGG(nn.Module):
             linear_or_identity(hidden_features, num_classes),
         )
 
-        # A meta-device model (built to count parameters) has nothing to initialise.
-        to_init = () if is_meta(self) else tuple(self.modules())
-        for m in to_init:
+        init_unless_meta(self)
+
+    def init_weights(self) -> None:
+        """Initialise every layer as torchvision's VGG does: Kaiming-normal convolutions,
+        linear weights from N(0, 0.01), BatchNorm at one, every bias at zero.
+
+        The constructor calls it unless the model is on the meta device.
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32)
+            >>> model.init_weights()
+            >>> model.features[0].bias.abs().sum().item()
+            0.0
+        """
+        for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
