@@ -82,7 +82,14 @@ class ChannelProjection(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise as ``nn.Conv2d`` does (Kaiming-uniform weight, uniform bias)."""
+        """Initialise as ``nn.Conv2d`` does (Kaiming-uniform weight, uniform bias).
+
+        Example:
+            >>> proj = ChannelProjection(16, 4)
+            >>> proj.reset_parameters()
+            >>> bool(proj.bias.abs().max() <= 1 / 16**0.5)
+            True
+        """
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1.0 / math.sqrt(self.in_channels)

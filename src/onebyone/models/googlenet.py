@@ -218,11 +218,22 @@ class GoogLeNet(nn.Module):
         return x, aux1, aux2
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return inception5b's maps (``N x 1024 x 7 x 7`` for 224x224 input)."""
+        """Return inception5b's maps (``N x 1024 x 7 x 7`` for 224x224 input).
+
+        Example:
+            >>> GoogLeNet().eval().forward_features(torch.randn(1, 3, 64, 64)).shape
+            torch.Size([1, 1024, 2, 2])
+        """
         return self._features(x, with_aux=False)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Pool, drop out and classify (or return the pooled ``N x 1024`` vector)."""
+        """Pool, drop out and classify (or return the pooled ``N x 1024`` vector).
+
+        Example:
+            >>> model, maps = GoogLeNet(num_classes=5).eval(), torch.randn(2, 1024, 7, 7)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 5]), torch.Size([2, 1024]))
+        """
         x = torch.flatten(self.avgpool(x), 1)
         # N x 1024
         return x if pre_logits else self.fc(self.dropout(x))
@@ -234,7 +245,14 @@ class GoogLeNet(nn.Module):
         return self.forward_head(self.forward_features(x))  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier (and the auxiliary heads' last layers) for ``num_classes``."""
+        """Replace the classifier (and the auxiliary heads' last layers) for ``num_classes``.
+
+        Example:
+            >>> model = GoogLeNet(aux_logits=True)
+            >>> model.reset_classifier(3)
+            >>> model.fc.out_features, model.aux1.fc2.out_features, model.num_classes
+            (3, 3, 3)
+        """
         self.fc = linear_or_identity(self.num_features, num_classes)
         for aux in (self.aux1, self.aux2):
             if aux is not None:

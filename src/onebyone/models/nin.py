@@ -133,7 +133,12 @@ class NiN(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return the last mlpconv's maps before the class layer (``N x 192 x 8 x 8`` at 32x32)."""
+        """Return the last mlpconv's maps before the class layer (``N x 192 x 8 x 8`` at 32x32).
+
+        Example:
+            >>> NiN().eval().forward_features(torch.randn(1, 3, 32, 32)).shape
+            torch.Size([1, 192, 8, 8])
+        """
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         # N x 3 x 32 x 32
         return self.features(x)  # N x 192 x 8 x 8
@@ -143,6 +148,11 @@ class NiN(nn.Module):
 
         With ``pre_logits=True`` it returns the globally pooled ``N x num_features`` features
         (NiN classifies before pooling, so these are not the classifier's exact input).
+
+        Example:
+            >>> model, maps = NiN(num_classes=10), torch.randn(2, 192, 8, 8)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 10]), torch.Size([2, 192]))
         """
         if not pre_logits:
             x = self.act(self.classifier(x))
@@ -153,7 +163,14 @@ class NiN(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the class layer (the last 1x1 convolution) for ``num_classes`` (0: none)."""
+        """Replace the class layer (the last 1x1 convolution) for ``num_classes`` (0: none).
+
+        Example:
+            >>> model = NiN()
+            >>> model.reset_classifier(4)
+            >>> model.classifier
+            Conv2d(192, 4, kernel_size=(1, 1), stride=(1, 1))
+        """
         num_classes = check_int("num_classes", num_classes, minimum=0)
         self.classifier = (
             nn.Conv2d(self.num_features, num_classes, kernel_size=1)

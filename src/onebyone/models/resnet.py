@@ -145,7 +145,13 @@ class ResNet(nn.Module):
                     m.zero_init_last()
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return the last stage's feature maps (``N x num_features x H/32 x W/32``)."""
+        """Return the last stage's feature maps (``N x num_features x H/32 x W/32``).
+
+        Example:
+            >>> import torch
+            >>> resnet20().forward_features(torch.randn(1, 3, 32, 32)).shape
+            torch.Size([1, 64, 8, 8])
+        """
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         # N x 3 x 224 x 224 (imagenet stem) | N x 3 x 32 x 32 (cifar stem)
         x = self.relu(self.bn1(self.conv1(x)))
@@ -157,7 +163,14 @@ class ResNet(nn.Module):
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Pool the feature maps and classify them (or return the pooled vector)."""
+        """Pool the feature maps and classify them (or return the pooled vector).
+
+        Example:
+            >>> import torch
+            >>> model, maps = resnet20(), torch.randn(2, 64, 8, 8)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 10]), torch.Size([2, 64]))
+        """
         x = torch.flatten(self.avgpool(x), 1)
         # N x num_features
         return x if pre_logits else self.fc(x)
@@ -167,7 +180,14 @@ class ResNet(nn.Module):
         return self.forward_head(x)  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh ``num_classes``-way layer (0: none)."""
+        """Replace the classifier with a fresh ``num_classes``-way layer (0: none).
+
+        Example:
+            >>> model = resnet20()
+            >>> model.reset_classifier(3)
+            >>> model.fc, model.num_classes
+            (Linear(in_features=64, out_features=3, bias=True), 3)
+        """
         self.fc = linear_or_identity(self.num_features, num_classes)
         self.num_classes = num_classes
 

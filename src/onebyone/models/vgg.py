@@ -127,7 +127,13 @@ class VGG(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return the last stage's pooled maps (``N x 512 x 7 x 7`` for 224x224 input)."""
+        """Return the last stage's pooled maps (``N x 512 x 7 x 7`` for 224x224 input).
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32)
+            >>> model.forward_features(torch.randn(1, 3, 8, 8)).shape
+            torch.Size([1, 16, 2, 2])
+        """
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         if not isinstance(x, torch.fx.Proxy) and min(x.shape[-2:]) < self.min_input_size:
             raise ValueError(
@@ -140,7 +146,14 @@ class VGG(nn.Module):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Pool to 7x7, flatten and run the fully-connected layers (all but the last if
-        ``pre_logits``)."""
+        ``pre_logits``).
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32).eval()
+            >>> maps = torch.randn(2, 16, 2, 2)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 3]), torch.Size([2, 32]))
+        """
         x = torch.flatten(self.avgpool(x), 1)
         # N x 25088
         if pre_logits:
@@ -151,7 +164,14 @@ class VGG(nn.Module):
         return self.forward_head(self.forward_features(x))  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the last fully-connected layer with a fresh ``num_classes``-way one."""
+        """Replace the last fully-connected layer with a fresh ``num_classes``-way one.
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32)
+            >>> model.reset_classifier(5)
+            >>> model.classifier[-1]
+            Linear(in_features=32, out_features=5, bias=True)
+        """
         self.classifier[-1] = linear_or_identity(self.hidden_features, num_classes)
         self.num_classes = num_classes
 
