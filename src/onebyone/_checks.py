@@ -219,7 +219,8 @@ def check_pool_input(
 
 
 def check_project_input(x: torch.Tensor, in_channels: int, who: str | Callable[[], str]) -> None:
-    """Check that ``x`` is a ``(N, in_channels, H, W)`` or ``(in_channels, H, W)`` input.
+    """Check that ``x`` is a ``(N, in_channels, H, W)`` or ``(in_channels, H, W)`` input with
+    at least one pixel (``N = 0`` is allowed, as in ``nn.Conv2d``).
 
     >>> check_project_input(torch.zeros(3, 4, 4), 3, "channel_project")
     >>> check_project_input(torch.zeros(1, 4, 4, 4), 3, "channel_project")
@@ -237,4 +238,9 @@ def check_project_input(x: torch.Tensor, in_channels: int, who: str | Callable[[
         raise ValueError(
             f"{caller_name(who)}: expected {in_channels} input channels (dim "
             f"{x.dim() - 3}), got {channels} (input shape {tuple(x.shape)})"
+        )
+    if not x.shape[-2] or not x.shape[-1]:
+        # nn.Conv2d refuses these too ("Kernel size can't be greater than actual input size").
+        raise ValueError(
+            f"{caller_name(who)}: expected H and W >= 1, got input of shape {tuple(x.shape)}"
         )

@@ -17,6 +17,12 @@ ratios that chose them are in ``BENCHMARKS.md`` (timed by ``benchmarks/bench_cha
   for interleaved groups. Overlapping pools: ``unfold``. ``"max"`` always has ``amax``'s
   gradient, computed by a hand-written backward that makes fewer passes over memory.
 
+Every custom ``autograd.Function`` here has a separate ``setup_context``, a generated vmap
+rule, a forward-mode rule (``jvp``) and a backward that is itself differentiable, so
+``torch.func`` transforms (``grad``, ``jacrev``, ``jacfwd``, ``jvp``, ``vmap``), forward-mode
+AD and double backward work through every path, as they do through ``nn.Conv2d`` and
+``amax``.
+
 >>> import torch
 >>> x = torch.randn(2, 50, 8, 8)
 >>> pool(x, 10, "max", "contiguous", 10, 1, 2.0).shape
@@ -100,6 +106,10 @@ def project(
         x = x[:, :, ::stride, ::stride]
         if fmt is not None:
             x = x.contiguous(memory_format=fmt)
+    if x.shape[0] == 0:
+        # An empty batch: nothing to multiply; the convolution gives the empty result (and
+        # its zero gradients) with the right shape, as nn.Conv2d does.
+        return F.conv2d(x, w4, bias)
     if x.is_contiguous():
         return project_nchw(x, w4, bias)
     # channels_last, or any other layout: the convolution handles it.
@@ -107,6 +117,9 @@ def project(
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format | None:
+    if _is_functorch_wrapped(x):
+        # vmap cannot answer layout questions other than plain contiguity: keep the slice.
+        return None
     if x.is_contiguous():
         return torch.contiguous_format
     if x.is_contiguous(memory_format=torch.channels_last):
@@ -139,9 +152,7 @@ def project_nchw(x: torch.Tensor, w4: torch.Tensor, bias: torch.Tensor | None) -
         return out.view(1, -1, h, w)
     x3 = x.view(n, c, h * w)
     w2 = w4.view(-1, c)
-    if torch.is_grad_enabled() and (
-        x.requires_grad or w2.requires_grad or (bias is not None and bias.requires_grad)
-    ):
+    if _use_function(x3, w2, bias):
         return _NCHWProject.apply(x3, w2, bias).view(n, -1, h, w)
     return _bmm_project(x3, w2, bias).view(n, -1, h, w)
 
@@ -159,6 +170,22 @@ def project_nhwc(x: torch.Tensor, w4: torch.Tensor, bias: torch.Tensor | None) -
     return F.conv2d(x, w4, bias)
 
 
+def _use_function(*tensors: torch.Tensor | None) -> bool:
+    """True when a custom ``autograd.Function`` should run: in eager mode, when autograd
+    records a graph through one of these tensors (plain autograd, or ``torch.func.grad`` and
+    ``jacrev``, whose inputs require grad). Otherwise the plain ops run: they have no Python
+    overhead, and ``vmap``, ``jvp`` and forward-mode AD see ops with their own rules.
+
+    Under ``torch.compile`` the plain ops run too: Dynamo cannot trace a custom ``jvp``, and
+    the compiler derives (and fuses) the backward itself.
+    """
+    return (
+        torch.is_grad_enabled()
+        and any(t is not None and t.requires_grad for t in tensors)
+        and not torch.compiler.is_compiling()
+    )
+
+
 def _plain_forward(*tensors: torch.Tensor | None) -> bool:
     """True when a plain, graph-free computation may stand in for autograd-visible ops: no
     tensor needs a gradient, and no autocast, torch.compile, torch.func transform or
@@ -168,14 +195,18 @@ def _plain_forward(*tensors: torch.Tensor | None) -> bool:
         return False
     if torch.compiler.is_compiling() or torch.is_autocast_enabled("cpu"):
         return False
-    return not any(
-        _is_functorch_wrapped(t) or forward_ad.unpack_dual(t).tangent is not None for t in present
-    )
+    return not any(_is_functorch_wrapped(t) or _has_tangent(t) for t in present)
 
 
 def _is_functorch_wrapped(t: torch.Tensor) -> bool:
+    if torch.compiler.is_compiling():
+        return False  # Dynamo cannot ask (and traces the transforms itself)
     check = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", None)
     return check is not None and check(t)
+
+
+def _has_tangent(t: torch.Tensor) -> bool:
+    return forward_ad.unpack_dual(t).tangent is not None
 
 
 def blocked_mm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -214,13 +245,22 @@ class _NCHWProject(torch.autograd.Function):
     zero-stride gradient (e.g. from ``out.sum().backward()``) sends the backward GEMMs down a
     slow path, and ``torch.matmul`` folds differently when an operand requires grad. Here every
     GEMM gets dense operands and the weight gradient is one batched GEMM summed over the batch.
+    ``setup_context``, ``generate_vmap_rule`` and ``jvp`` let ``torch.func`` and forward-mode
+    AD through (the backward is built from differentiable ops, so double backward works).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x3: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None):
-        ctx.save_for_backward(x3, w2)
-        ctx.has_bias = bias is not None
+    def forward(x3: torch.Tensor, w2: torch.Tensor, bias: torch.Tensor | None):
         return _bmm_project(x3, w2, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x3, w2, bias = inputs
+        ctx.save_for_backward(x3, w2)
+        ctx.save_for_forward(x3, w2)
+        ctx.has_bias = bias is not None
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -235,6 +275,21 @@ class _NCHWProject(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = grad.sum((0, 2))
         return gx, gw, gb
+
+    @staticmethod
+    def jvp(ctx, dx, dw, db):
+        # d(W x + b) = W dx + dW x + db: the primal inputs are saved by setup_context.
+        x3, w2 = ctx.saved_tensors
+        out = None
+        if dx is not None:
+            out = torch.matmul(w2, dx)
+        if dw is not None:
+            term = torch.matmul(dw, x3)
+            out = term if out is None else out + term
+        if db is not None:
+            term = db.view(1, -1, 1)
+            out = term.expand(x3.shape[0], -1, x3.shape[2]).clone() if out is None else out + term
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,6 +317,7 @@ def pool(
         and d == 1
         and mode != "wta"
         and k > 1
+        and not _is_functorch_wrapped(x)  # vmap cannot answer layout questions
         and not x.is_contiguous()
         and x.is_contiguous(memory_format=torch.channels_last)
     ):
@@ -271,7 +327,7 @@ def pool(
         g, red = x.reshape((*x.shape[:d], n, k, *x.shape[d + 1 :])), d + 1
     else:
         g, red = x.reshape((*x.shape[:d], k, n, *x.shape[d + 1 :])), d
-    if mode == "max" and k > 1 and x.requires_grad and torch.is_grad_enabled():
+    if mode == "max" and k > 1 and _use_function(x):
         return _GroupMax.apply(g, red)
     if mode == "wta":
         m = g.amax(red, keepdim=True)
@@ -295,8 +351,11 @@ def _pool_channels_last(
     if grouping == "interleaved":
         out = _reduce(rows.view(-1, k, n), mode, 1, p)
     elif mode == "max":
-        # A reduction over a tiny innermost axis is slow; max_pool1d's kernel is not.
-        out = _GroupMaxLast.apply(rows, k)
+        if torch.compiler.is_compiling():
+            out = rows.view(-1, n, k).amax(2)  # the compiler fuses it (see _use_function)
+        else:
+            # A reduction over a tiny innermost axis is slow; max_pool1d's kernel is not.
+            out = _GroupMaxLast.apply(rows, k)
     else:
         out = _reduce(rows.view(-1, n, k), mode, 2, p)
     return out.view(nb, h, w, n).permute(0, 3, 1, 2)
@@ -312,23 +371,44 @@ def _amax_grad(g: torch.Tensor, out: torch.Tensor, grad: torch.Tensor, red: int)
     out, grad = out.unsqueeze(red), grad.unsqueeze(red)
     win = g == out
     share = grad / win.sum(red, keepdim=True, dtype=grad.dtype)
+    if torch.is_grad_enabled() or _is_functorch_wrapped(share):
+        # Double backward or a torch.func transform: out of place (an in-place product
+        # cannot record a graph through the mask, nor write a batched value into it).
+        return win.to(grad.dtype) * share
     return win.to(grad.dtype).mul_(share)
+
+
+def _amax_jvp(g: torch.Tensor, out: torch.Tensor, dg: torch.Tensor, red: int) -> torch.Tensor:
+    """``torch.amax``'s forward derivative: the mean of the tangent over the tied maxima."""
+    win = (g == out.unsqueeze(red)).to(dg.dtype)
+    return (dg * win).sum(red) / win.sum(red)
 
 
 class _GroupMax(torch.autograd.Function):
     """``g.amax(red)`` with the same gradient as ``amax``, computed with less memory traffic."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, g: torch.Tensor, red: int):
-        out = g.amax(red)
-        ctx.save_for_backward(g, out)
+    def forward(g: torch.Tensor, red: int):
+        return g.amax(red)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        g, red = inputs
+        ctx.save_for_backward(g, output)
+        ctx.save_for_forward(g, output)
         ctx.red = red
-        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         g, out = ctx.saved_tensors
         return _amax_grad(g, out, grad, ctx.red), None
+
+    @staticmethod
+    def jvp(ctx, dg, _dred):
+        g, out = ctx.saved_tensors
+        return _amax_jvp(g, out, dg, ctx.red)
 
 
 class _GroupMaxLast(torch.autograd.Function):
@@ -337,22 +417,32 @@ class _GroupMaxLast(torch.autograd.Function):
     (all to the first maximum)."""
 
     @staticmethod
-    def forward(ctx, rows: torch.Tensor, k: int):
+    def forward(rows: torch.Tensor, k: int):
         m, c = rows.shape
         # Groups never straddle pixels, so several pixels can share one row: max_pool1d's
         # per-row loop then runs long enough to pay off on narrow tensors (50 channels:
         # 1.4-1.7x faster; rows of 200 to 800 values measured alike, wider ones no faster).
         per_row = math.gcd(m, 1 << max(0, (POOL_ROW // c).bit_length() - 1))
-        out = F.max_pool1d(rows.view(m // per_row, per_row * c), k).view(m, c // k)
-        ctx.save_for_backward(rows, out)
+        return F.max_pool1d(rows.view(m // per_row, per_row * c), k).view(m, c // k)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        rows, k = inputs
+        ctx.save_for_backward(rows, output)
+        ctx.save_for_forward(rows, output)
         ctx.k = k
-        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         rows, out = ctx.saved_tensors
         g = rows.view(rows.shape[0], -1, ctx.k)
         return _amax_grad(g, out, grad, 2).view(rows.shape), None
+
+    @staticmethod
+    def jvp(ctx, drows, _dk):
+        rows, out = ctx.saved_tensors
+        m = rows.shape[0]
+        return _amax_jvp(rows.view(m, -1, ctx.k), out, drows.reshape(m, -1, ctx.k), 2)
 
 
 def _reduce(g: torch.Tensor, mode: str, red: int, p: float) -> torch.Tensor:
