@@ -593,3 +593,10 @@ def test_zero_init_last_without_a_norm_does_nothing():
     before = [p.clone() for p in blk.parameters()]
     blk.zero_init_last()
     assert all(torch.equal(a, b) for a, b in zip(before, blk.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet50", "nin_cifar10"])
+def test_norm_layer_that_is_not_callable_is_a_type_error(name):
+    # It used to say "'float' object is not callable" from deep inside the first block.
+    with pytest.raises(TypeError, match=r"norm_layer must be a callable .* got float 0\.5"):
+        create_model(name, norm_layer=0.5)

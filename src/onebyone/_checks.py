@@ -11,10 +11,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+import torch.fx
+
+#: Sizes, strides and counts must fit PyTorch's 64-bit integers.
+MAX_INT = 2**63 - 1
 
 
 def check_int(name: str, value: Any, *, minimum: int | None = 1) -> int:
-    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``.
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum`` (and at
+    most :data:`MAX_INT`, the largest size PyTorch can hold).
 
     >>> check_int("pool_size", 4)
     4
@@ -26,6 +31,10 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1) -> int:
     Traceback (most recent call last):
     ...
     ValueError: offset must be an integer, got '3'
+    >>> check_int("stride", 2**63)
+    Traceback (most recent call last):
+    ...
+    ValueError: stride must be an integer <= 2**63 - 1 (a 64-bit size), got 9223372036854775808
     """
     expected = "an integer" if minimum is None else f"an integer >= {minimum}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -33,7 +42,59 @@ def check_int(name: str, value: Any, *, minimum: int | None = 1) -> int:
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be {expected}, got {value}")
+    if abs(value) > MAX_INT:
+        raise ValueError(f"{name} must be an integer <= 2**63 - 1 (a 64-bit size), got {value}")
     return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool, else raise TypeError (``"no"`` and ``None`` are not
+    flags).
+
+    >>> check_bool("bias", False)
+    False
+    >>> check_bool("bias", "no")
+    Traceback (most recent call last):
+    ...
+    TypeError: bias must be a bool, got str 'no'
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_tensor(name: str, value: Any, *, optional: bool = False) -> None:
+    """Raise TypeError unless ``value`` is a tensor (or ``None`` with ``optional``).
+
+    >>> check_tensor("x", [1, 2])
+    Traceback (most recent call last):
+    ...
+    TypeError: x must be a torch.Tensor, got list
+    """
+    if not isinstance(value, torch.Tensor) and not (optional and value is None):
+        expected = "a torch.Tensor or None" if optional else "a torch.Tensor"
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}")
+
+
+def check_pair(name: str, value: Any, *, minimum: int) -> tuple[int, int]:
+    """Return an int or a pair of ints (each >= ``minimum``) as a pair, else raise.
+
+    >>> check_pair("kernel_size", 3, minimum=1)
+    (3, 3)
+    >>> check_pair("padding", (1, -1), minimum=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: padding[1] must be an integer >= 0, got -1
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an integer or a pair of integers, got {value!r}")
+        return (
+            check_int(f"{name}[0]", value[0], minimum=minimum),
+            check_int(f"{name}[1]", value[1], minimum=minimum),
+        )
+    value = check_int(name, value, minimum=minimum)
+    return value, value
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
@@ -93,21 +154,22 @@ def check_number(name: str, value: Any, *, minimum: float = 0.0, inclusive: bool
     return float(value)
 
 
-def check_layer_factory(name: str, value: Any) -> Any:
-    """Return ``value`` if it is ``None`` or callable (a layer class or factory), else raise
-    TypeError.
+def check_layer_factory(name: str, value: Any, *, optional: bool = True) -> Any:
+    """Return ``value`` if it is callable (a layer class or a factory) or, with ``optional``,
+    ``None``; else raise TypeError.
 
     >>> check_layer_factory("norm_layer", None) is None
     True
     >>> check_layer_factory("norm_layer", 0.5)
     Traceback (most recent call last):
     ...
-    TypeError: norm_layer must be a callable returning a module (such as nn.BatchNorm2d) or None, got float 0.5
+    TypeError: norm_layer must be a callable that builds a module (such as a layer class) or None, got float 0.5
     """
-    if value is not None and not callable(value):
+    if not callable(value) and not (optional and value is None):
+        alternative = " or None" if optional else ""
         raise TypeError(
-            f"{name} must be a callable returning a module (such as nn.BatchNorm2d) or None, "
-            f"got {type(value).__name__} {value!r}"
+            f"{name} must be a callable that builds a module (such as a layer class)"
+            f"{alternative}, got {type(value).__name__} {value!r}"
         )
     return value
 
@@ -207,6 +269,7 @@ def check_pool_input(
     >>> check_pool_input(torch.zeros(2, 6), 3, 3, "max", -1, "cross_channel_pool")
     1
     """
+    check_tensor("x", x)
     ndim = x.dim()
     if not -ndim <= dim < ndim or ndim == 0:
         raise ValueError(
@@ -228,6 +291,7 @@ def check_project_input(x: torch.Tensor, in_channels: int, who: str | Callable[[
     ...
     ValueError: channel_project: expected 3 input channels (dim 1), got 4 (input shape (1, 4, 4, 4))
     """
+    check_tensor("x", x)
     if x.dim() not in (3, 4):
         raise ValueError(
             f"{caller_name(who)}: expected a 4-D (N, C, H, W) or 3-D (C, H, W) input, "
@@ -243,4 +307,25 @@ def check_project_input(x: torch.Tensor, in_channels: int, who: str | Callable[[
         # nn.Conv2d refuses these too ("Kernel size can't be greater than actual input size").
         raise ValueError(
             f"{caller_name(who)}: expected H and W >= 1, got input of shape {tuple(x.shape)}"
+        )
+
+
+def check_block_input(x: Any, in_channels: int, who: str | Callable[[], str]) -> None:
+    """Check that a block's input is ``(N, in_channels, H, W)`` or ``(in_channels, H, W)``.
+
+    Raises a ValueError naming the block and the shape before any convolution does (its
+    message names a weight, not the block). Skipped while ``torch.fx`` traces the block.
+
+    >>> check_block_input(torch.zeros(1, 3, 8, 8), 4, "BasicBlock(in_channels=4, ...)")
+    Traceback (most recent call last):
+    ...
+    ValueError: BasicBlock(in_channels=4, ...): expected a 4-D (N, 4, H, W) or 3-D (4, H, W) input, got shape (1, 3, 8, 8)
+    """
+    if isinstance(x, torch.fx.Proxy):
+        return
+    check_tensor("x", x)
+    if x.dim() not in (3, 4) or x.shape[-3] != in_channels:
+        raise ValueError(
+            f"{caller_name(who)}: expected a 4-D (N, {in_channels}, H, W) or 3-D "
+            f"({in_channels}, H, W) input, got shape {tuple(x.shape)}"
         )

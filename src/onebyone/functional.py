@@ -26,6 +26,7 @@ from onebyone._checks import (
     check_pool_args,
     check_pool_input,
     check_project_input,
+    check_tensor,
     pool_channels,
 )
 from onebyone._kernels import POOL_GROUPINGS, POOL_MODES
@@ -66,8 +67,9 @@ def channel_project(
         ``(N, out_channels, ceil(H / stride), ceil(W / stride))`` (unbatched in, unbatched out).
 
     Raises:
+        TypeError: if ``x``, ``weight`` or ``bias`` is not a tensor.
         ValueError: on a bad ``stride``, a weight that is not a 1x1 kernel, an input that is not
-            3-D or 4-D, or a channel count other than ``weight``'s.
+            3-D or 4-D (or has no pixels), or a channel count other than ``weight``'s.
 
     Example:
         >>> w = torch.randn(4, 3, 1, 1)
@@ -75,6 +77,9 @@ def channel_project(
         >>> torch.allclose(channel_project(x, w), torch.nn.functional.conv2d(x, w), atol=1e-6)
         True
     """
+    check_tensor("x", x)
+    check_tensor("weight", weight)
+    check_tensor("bias", bias, optional=True)
     stride = check_int("stride", stride)
     if weight.dim() == 4 and weight.shape[2:] == (1, 1):
         w4 = weight

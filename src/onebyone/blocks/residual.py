@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from onebyone._checks import check_choice, check_int
+from onebyone._checks import check_block_input, check_choice, check_int, check_layer_factory
 
 __all__ = ["SHORTCUTS", "BasicBlock", "Bottleneck", "ZeroPadShortcut"]
 
@@ -113,9 +113,19 @@ def _shortcut(
     )
 
 
-def _check_block(block: nn.Module, in_channels: int, mid_channels: int, stride: int, shortcut: str) -> None:
+def _check_block(
+    block: nn.Module,
+    in_channels: int,
+    mid_channels: int,
+    stride: int,
+    shortcut: str,
+    norm_layer: Callable[[int], nn.Module] | None,
+    act_layer: Callable[..., nn.Module] | None,
+) -> None:
     # The arguments BasicBlock and Bottleneck share, checked and set on the block (with
     # out_channels = mid_channels * expansion); an "A" shortcut cannot remove channels.
+    check_layer_factory("norm_layer", norm_layer)
+    check_layer_factory("act_layer", act_layer)
     block.in_channels = check_int("in_channels", in_channels)
     block.mid_channels = check_int("mid_channels", mid_channels)
     block.stride = check_int("stride", stride)
@@ -166,7 +176,7 @@ class BasicBlock(nn.Module):
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
-        _check_block(self, in_channels, mid_channels, stride, shortcut)
+        _check_block(self, in_channels, mid_channels, stride, shortcut, norm_layer, act_layer)
         self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, stride=stride, padding=1, bias=norm_layer is None)
         self.bn1 = _norm(norm_layer, mid_channels)
         self.act1 = _act(act_layer)
@@ -191,10 +201,14 @@ class BasicBlock(nn.Module):
         _zero_weight(self.bn2)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_block_input(x, self.in_channels, self._who)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.act2(out + identity)
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (
@@ -246,7 +260,7 @@ class Bottleneck(nn.Module):
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
-        _check_block(self, in_channels, mid_channels, stride, shortcut)
+        _check_block(self, in_channels, mid_channels, stride, shortcut, norm_layer, act_layer)
         if not isinstance(stride_in_1x1, bool):
             raise TypeError(f"stride_in_1x1 must be a bool, got {stride_in_1x1!r}")
         self.stride_in_1x1 = stride_in_1x1
@@ -278,6 +292,7 @@ class Bottleneck(nn.Module):
         _zero_weight(self.bn3)
 
     def forward(self, x: Tensor) -> Tensor:
+        check_block_input(x, self.in_channels, self._who)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
         # N x mid x H x W (v1: already subsampled)
@@ -286,6 +301,9 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         # N x 4*mid x H/stride x W/stride
         return self.act3(out + identity)
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from onebyone import _kernels
-from onebyone._checks import check_int, check_project_input
+from onebyone._checks import check_bool, check_int, check_layer_factory, check_project_input
 
 __all__ = ["ChannelProjection"]
 
@@ -60,13 +60,9 @@ class ChannelProjection(nn.Module):
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = check_int("out_channels", out_channels)
         self.stride = check_int("stride", stride)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be a bool, got {type(bias).__name__} {bias!r}")
-        for name, layer in (("norm_layer", norm_layer), ("act_layer", act_layer)):
-            if layer is not None and not callable(layer):
-                raise TypeError(
-                    f"{name} must be a callable returning a module or None, got {layer!r}"
-                )
+        check_bool("bias", bias)
+        check_layer_factory("norm_layer", norm_layer)
+        check_layer_factory("act_layer", act_layer)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(self.out_channels, self.in_channels, 1, 1, **factory)

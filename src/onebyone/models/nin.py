@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from onebyone._checks import check_choice, check_fraction, check_int
+from onebyone._checks import check_choice, check_fraction, check_int, check_layer_factory
 from onebyone.blocks.mlpconv import MLPConv
 
 from ._base import check_input, init_unless_meta
@@ -84,6 +84,7 @@ class NiN(nn.Module):
                 f"got {pools}"
             )
         check_fraction("dropout", dropout, low_open=False, high_open=True)
+        check_layer_factory("norm_layer", norm_layer)
         self.model_name = "NiN"
         self.default_input_size = (1, in_channels, 32, 32)
 
