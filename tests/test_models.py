@@ -45,15 +45,36 @@ def small_input(name: str, batch: int = 2, channels: int = 3) -> torch.Tensor:
 
 
 def test_registry_lists_the_zoo():
+    # Natural order: numbers compare as numbers (resnet18 before resnet101).
     assert list_models("resnet*") == [
-        "resnet101", "resnet110", "resnet152", "resnet18", "resnet20", "resnet32", "resnet34",
-        "resnet44", "resnet50", "resnet56",
+        "resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56",
+        "resnet101", "resnet110", "resnet152",
     ]  # fmt: skip
     assert {"googlenet", "nin_cifar10", "vgg16"} <= set(CLASSIFIERS)
     assert TUTORIALS == [
         "tutorial_7x7", "tutorial_7x7_reduced", "tutorial_base", "tutorial_increase",
         "tutorial_project", "tutorial_reduce",
     ]  # fmt: skip
+
+
+def test_list_models_natural_order_of_every_name():
+    names = list_models()
+
+    def key(name):  # an independent natural key, by hand: digit runs as numbers, before letters
+        parts, digits = [], ""
+        for ch in name:
+            if ch.isdigit():
+                digits += ch
+                continue
+            if digits:
+                parts.append((0, int(digits), ""))
+                digits = ""
+            parts.append((1, 0, ch))
+        return parts + ([(0, int(digits), "")] if digits else [])
+
+    assert names == sorted(names, key=key)
+    assert names.index("nin_cifar10") < names.index("nin_cifar10_bn")
+    assert names.index("tutorial_7x7") < names.index("tutorial_7x7_reduced")
 
 
 def test_unknown_model_suggests_close_matches():
