@@ -17,8 +17,10 @@ from onebyone.blocks import (
     BasicBlock,
     BasicConv2d,
     Bottleneck,
+    ConvNormAct,
     Inception,
     InceptionAux,
+    InvertedResidual,
     MLPConv,
     NaiveInception,
     ZeroPadShortcut,
@@ -397,6 +399,7 @@ WRONG_INPUT_BLOCKS = [
     ("NaiveInception", lambda: NaiveInception(8, ch1x1=2, ch3x3=2, ch5x5=2), 8),
     ("MLPConv", lambda: MLPConv(8, (4, 4), kernel_size=3, padding=1), 8),
     ("InceptionAux", lambda: InceptionAux(8, 3), 8),
+    ("InvertedResidual", lambda: InvertedResidual(8, 8), 8),
 ]
 
 
@@ -429,3 +432,17 @@ def test_right_input_still_runs_and_traces(name, make, channels):
 def test_injected_layers_must_be_callables(make, match):
     with pytest.raises(TypeError, match=match):
         make()
+
+
+def test_conv_norm_act_keys_padding_and_checks():
+    block = ConvNormAct(4, 8, kernel_size=3, stride=2, groups=4, act_layer=nn.GELU)
+    assert [k for k, _ in block.named_parameters()] == ["0.weight", "1.weight", "1.bias"]
+    x = torch.randn(1, 4, 7, 7)
+    ref = F.gelu(F.batch_norm(F.conv2d(x, block[0].weight, stride=2, padding=1, groups=4),
+                              None, None, block[1].weight, block[1].bias, True))  # fmt: skip
+    torch.testing.assert_close(block(x), ref)
+    assert ConvNormAct(4, 8, norm_layer=None)[0].bias is not None
+    with pytest.raises(ValueError, match="groups=3 must divide in_channels=4"):
+        ConvNormAct(4, 6, groups=3)
+    with pytest.raises(ValueError, match="stride must be 1 or 2, got 3"):
+        InvertedResidual(4, 4, stride=3)
