@@ -206,3 +206,16 @@ def test_the_transforms_above_run_the_custom_functions(monkeypatch):
     with forward_ad.dual_level():
         pool(forward_ad.make_dual(ycl, torch.randn_like(ycl)))
     assert calls == ["_NCHWProject", "_NCHWProject", "_GroupMax", "_GroupMaxLast"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gradcheck_with_forward_ad_every_tangent(layout):
+    # Finite differences check jvp and backward of every input, bias-only tangents included.
+    from onebyone.functional import channel_project, cross_channel_pool
+
+    x = _layout(torch.randn(3, 4, 2, 2, dtype=torch.float64), layout).requires_grad_()
+    w = torch.randn(5, 4, 1, 1, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(channel_project, (x, w, b), check_forward_ad=True)
+    y = _layout(torch.randn(2, 6, 3, 3, dtype=torch.float64), layout).requires_grad_()
+    assert torch.autograd.gradcheck(lambda t: cross_channel_pool(t, 3), (y,), check_forward_ad=True)
