@@ -239,6 +239,15 @@ class GoogLeNet(nn.Module):
         return x if pre_logits else self.fc(self.dropout(x))
 
     def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
+        """Classify ``x``: the logits, or in training mode with auxiliary heads
+        ``GoogLeNetOutputs(logits, aux_logits2, aux_logits1)``.
+
+        Example:
+            >>> model = GoogLeNet(num_classes=3, aux_logits=True)
+            >>> x = torch.randn(2, 3, 64, 64)
+            >>> type(model.train()(x)).__name__, model.eval()(x).shape
+            ('GoogLeNetOutputs', torch.Size([2, 3]))
+        """
         if self.training and self.aux_logits:
             x, aux1, aux2 = self._features(x, with_aux=True)
             return GoogLeNetOutputs(self.forward_head(x), aux2, aux1)

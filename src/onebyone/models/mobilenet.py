@@ -165,6 +165,12 @@ class MobileNetV2(nn.Module):
         return x if pre_logits else self.classifier(x)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``: ``forward_head(forward_features(x))``.
+
+        Example:
+            >>> MobileNetV2(num_classes=4).eval()(torch.randn(1, 3, 32, 32)).shape
+            torch.Size([1, 4])
+        """
         return self.forward_head(self.forward_features(x))  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -161,6 +161,12 @@ class NiN(nn.Module):
         return torch.flatten(self.global_pool(x), 1)  # N x num_classes
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``: ``forward_head(forward_features(x))``.
+
+        Example:
+            >>> NiN(in_channels=1).eval()(torch.randn(2, 1, 28, 28)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:

@@ -176,6 +176,13 @@ class ResNet(nn.Module):
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``: ``forward_head(forward_features(x))``.
+
+        Example:
+            >>> import torch
+            >>> resnet20(in_channels=1).eval()(torch.randn(2, 1, 28, 28)).shape
+            torch.Size([2, 10])
+        """
         x = self.forward_features(x)
         return self.forward_head(x)  # N x num_classes
 

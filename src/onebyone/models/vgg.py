@@ -161,6 +161,13 @@ class VGG(nn.Module):
         return self.classifier(x)  # N x num_classes
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``: ``forward_head(forward_features(x))``.
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32).eval()
+            >>> model(torch.randn(2, 3, 8, 8)).shape
+            torch.Size([2, 3])
+        """
         return self.forward_head(self.forward_features(x))  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
