@@ -57,6 +57,13 @@ class BasicConv2d(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Convolution, BatchNorm, ReLU.
+
+        Example:
+            >>> import torch
+            >>> BasicConv2d(3, 4, kernel_size=3, stride=2)(torch.randn(1, 3, 7, 7)).shape
+            torch.Size([1, 4, 3, 3])
+        """
         return self.act(self.bn(self.conv(x)))
 
 

@@ -62,6 +62,12 @@ class NaiveInception(nn.Module):
         self.branch4 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Run the four branches and concatenate them on channels.
+
+        Example:
+            >>> NaiveInception(8, ch1x1=2, ch3x3=2, ch5x5=2)(torch.randn(1, 8, 5, 5)).shape
+            torch.Size([1, 14, 5, 5])
+        """
         check_block_input(x, self.in_channels, self._who)
         # N x (in + ch1x1 + ch3x3 + ch5x5) x H x W
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -150,6 +156,13 @@ class Inception(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Run the four branches and concatenate them on channels.
+
+        Example:
+            >>> block = Inception(8, ch1x1=2, ch3x3red=2, ch3x3=2, ch5x5red=2, ch5x5=2, pool_proj=2)
+            >>> block(torch.randn(1, 8, 5, 5)).shape
+            torch.Size([1, 8, 5, 5])
+        """
         check_block_input(x, self.in_channels, self._who)
         # N x (ch1x1 + ch3x3 + ch5x5 + pool_proj) x H x W
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
@@ -202,6 +215,12 @@ class InceptionAux(nn.Module):
         self.fc2 = nn.Linear(1024, num_classes) if num_classes else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
+        """Pool to 4x4, project to 128 maps, then two fully-connected layers.
+
+        Example:
+            >>> InceptionAux(16, 3).eval()(torch.randn(1, 16, 8, 8)).shape
+            torch.Size([1, 3])
+        """
         check_block_input(x, self.in_channels, self._who)
         x = self.pool(x)
         # N x in_channels x 4 x 4

@@ -85,6 +85,13 @@ class InvertedResidual(nn.Module):
         self.conv = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Expand, filter depthwise, project; add the input when the shape stays.
+
+        Example:
+            >>> import torch
+            >>> InvertedResidual(8, 16, stride=2)(torch.randn(2, 8, 6, 6)).shape
+            torch.Size([2, 16, 3, 3])
+        """
         check_block_input(x, self.in_channels, self._who)
         # N x in x H x W -> N x mid x H x W -> N x mid x H/s x W/s -> N x out x H/s x W/s
         out = self.conv(x)

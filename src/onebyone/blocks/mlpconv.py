@@ -81,6 +81,13 @@ class MLPConv(PlainSlicesSequential):
         self.padding = padding
 
     def forward(self, x: Tensor) -> Tensor:
+        """Check the input's channels, then run the layers in order.
+
+        Example:
+            >>> import torch
+            >>> MLPConv(3, (8, 4), kernel_size=3)(torch.randn(1, 3, 5, 5)).shape
+            torch.Size([1, 4, 3, 3])
+        """
         check_block_input(x, self.in_channels, self._who)
         # N x in_channels x H x W -> N x out_channels x H' x W'
         return super().forward(x)

@@ -63,6 +63,13 @@ class ZeroPadShortcut(nn.Module):
         self.pad_after = extra - extra // 2
 
     def forward(self, x: Tensor) -> Tensor:
+        """Subsample and zero-pad the channels.
+
+        Example:
+            >>> import torch
+            >>> ZeroPadShortcut(2, 4)(torch.ones(1, 2, 1, 1)).flatten().tolist()
+            [0.0, 1.0, 1.0, 0.0]
+        """
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         if self.pad_before or self.pad_after:
@@ -201,6 +208,13 @@ class BasicBlock(nn.Module):
         _zero_weight(self.bn2)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Two 3x3 convolutions plus the shortcut, then the activation.
+
+        Example:
+            >>> import torch
+            >>> BasicBlock(8, 16, stride=2)(torch.randn(2, 8, 6, 6)).shape
+            torch.Size([2, 16, 3, 3])
+        """
         check_block_input(x, self.in_channels, self._who)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
@@ -292,6 +306,13 @@ class Bottleneck(nn.Module):
         _zero_weight(self.bn3)
 
     def forward(self, x: Tensor) -> Tensor:
+        """1x1 reduce, 3x3, 1x1 restore plus the shortcut, then the activation.
+
+        Example:
+            >>> import torch
+            >>> Bottleneck(16, 4)(torch.randn(2, 16, 5, 5)).shape
+            torch.Size([2, 16, 5, 5])
+        """
         check_block_input(x, self.in_channels, self._who)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))

@@ -71,6 +71,12 @@ class CrossChannelPool(nn.Module):
         return pool_channels(in_channels, self.pool_size, self.stride, self.mode, self.__repr__)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool groups of ``pool_size`` entries along ``dim`` into one.
+
+        Example:
+            >>> CrossChannelPool(2, dim=-1)(torch.tensor([[1.0, 3.0, 2.0, 0.0]]))
+            tensor([[3., 2.]])
+        """
         d = check_pool_input(x, self.pool_size, self.stride, self.mode, self.dim, self.__repr__)
         return _kernels.pool(x, self.pool_size, self.mode, self.grouping, self.stride, d, self.p)
 

@@ -60,6 +60,12 @@ class Maxout(nn.Module):
         self.pool = CrossChannelPool(self.pieces, mode="max", grouping=self.grouping, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear layer, then the max over each unit's pieces.
+
+        Example:
+            >>> Maxout(3, 2, pieces=2)(torch.randn(5, 3)).shape
+            torch.Size([5, 2])
+        """
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self._get_name()}({self.in_features}, {self.out_features}): expected "
@@ -143,6 +149,12 @@ class MaxoutConv2d(nn.Module):
         self.pool = CrossChannelPool(self.pieces, mode="max", grouping=self.grouping, dim=-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution, then the max over each output map's pieces.
+
+        Example:
+            >>> MaxoutConv2d(3, 2, 3, pieces=2)(torch.randn(1, 3, 5, 5)).shape
+            torch.Size([1, 2, 3, 3])
+        """
         if x.dim() not in (3, 4) or x.shape[-3] != self.in_channels:
             raise ValueError(
                 f"{self._get_name()}({self.in_channels}, {self.out_channels}): expected a 4-D "

@@ -92,6 +92,12 @@ class ChannelProjection(nn.Module):
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Project, then apply the norm and the activation (when present).
+
+        Example:
+            >>> ChannelProjection(4, 2, stride=2)(torch.randn(1, 4, 5, 5)).shape
+            torch.Size([1, 2, 3, 3])
+        """
         # N x in_channels x H x W -> N x out_channels x H/stride x W/stride
         check_project_input(x, self.in_channels, self._who)
         x = _kernels.project(x, self.weight, self.bias, self.stride)
