@@ -4,6 +4,7 @@ parameters, and the shape rules the papers state."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -16,8 +17,10 @@ from onebyone.blocks import (
     BasicBlock,
     BasicConv2d,
     Bottleneck,
+    ConvNormAct,
     Inception,
     InceptionAux,
+    InvertedResidual,
     MLPConv,
     NaiveInception,
     ZeroPadShortcut,
@@ -384,3 +387,62 @@ def test_resnet_without_norm():
     assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
     out = net(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 7) and torch.isfinite(out).all()
+
+
+# ------------------------------------- wrong inputs and injected layers (issue 14, 20-21)
+
+_INCEPTION_KW = {"ch1x1": 2, "ch3x3red": 2, "ch3x3": 2, "ch5x5red": 2, "ch5x5": 2, "pool_proj": 2}
+WRONG_INPUT_BLOCKS = [
+    ("BasicBlock", lambda: BasicBlock(8, 8), 8),
+    ("Bottleneck", lambda: Bottleneck(32, 8), 32),
+    ("Inception", lambda: Inception(8, **_INCEPTION_KW), 8),
+    ("NaiveInception", lambda: NaiveInception(8, ch1x1=2, ch3x3=2, ch5x5=2), 8),
+    ("MLPConv", lambda: MLPConv(8, (4, 4), kernel_size=3, padding=1), 8),
+    ("InceptionAux", lambda: InceptionAux(8, 3), 8),
+    ("InvertedResidual", lambda: InvertedResidual(8, 8), 8),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "channels"), WRONG_INPUT_BLOCKS)
+@pytest.mark.parametrize("shape", [(1, 5, 6, 6), (5, 6, 6), (1, 1, 8, 6, 6), (8, 6)])
+def test_wrong_input_is_a_value_error_naming_the_block_and_shape(name, make, channels, shape):
+    block = make().eval()
+    with pytest.raises(ValueError, match=rf"^{name}\(in_channels={channels}.*got shape {re.escape(str(shape))}"):
+        block(torch.randn(shape))
+
+
+@pytest.mark.parametrize(("name", "make", "channels"), WRONG_INPUT_BLOCKS)
+def test_right_input_still_runs_and_traces(name, make, channels):
+    block = make().eval()
+    x = torch.randn(2, channels, 6, 6)
+    torch.testing.assert_close(torch.fx.symbolic_trace(block)(x), block(x))
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: BasicBlock(4, 4, norm_layer=0.5), "norm_layer must be a callable .* got float 0.5"),
+        (lambda: Bottleneck(4, 4, act_layer="relu"), "act_layer must be a callable .* got str"),
+        (lambda: MLPConv(3, (4,), kernel_size=1, norm_layer=1), "norm_layer must be a callable"),
+        (lambda: Inception(4, conv_block=None, **_INCEPTION_KW), "conv_block must be a callable"),
+        (lambda: NaiveInception(4, ch1x1=1, ch3x3=1, ch5x5=1, conv_block=3), "conv_block must"),
+        (lambda: InceptionAux(4, 3, conv_block="x"), "conv_block must be a callable"),
+    ],
+)
+def test_injected_layers_must_be_callables(make, match):
+    with pytest.raises(TypeError, match=match):
+        make()
+
+
+def test_conv_norm_act_keys_padding_and_checks():
+    block = ConvNormAct(4, 8, kernel_size=3, stride=2, groups=4, act_layer=nn.GELU)
+    assert [k for k, _ in block.named_parameters()] == ["0.weight", "1.weight", "1.bias"]
+    x = torch.randn(1, 4, 7, 7)
+    ref = F.gelu(F.batch_norm(F.conv2d(x, block[0].weight, stride=2, padding=1, groups=4),
+                              None, None, block[1].weight, block[1].bias, True))  # fmt: skip
+    torch.testing.assert_close(block(x), ref)
+    assert ConvNormAct(4, 8, norm_layer=None)[0].bias is not None
+    with pytest.raises(ValueError, match="groups=3 must divide in_channels=4"):
+        ConvNormAct(4, 6, groups=3)
+    with pytest.raises(ValueError, match="stride must be 1 or 2, got 3"):
+        InvertedResidual(4, 4, stride=3)

@@ -1,4 +1,5 @@
-"""onebyone.functional: every formulation of the 1x1 projection against F.conv2d."""
+"""onebyone.functional and the kernels behind it (onebyone._kernels): every formulation of the
+1x1 projection and of cross-channel pooling against F.conv2d and reshape + amax."""
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.autograd import forward_ad
 
+from onebyone import _kernels as K
 from onebyone import functional as OF
 from onebyone.functional import channel_project
 
@@ -14,8 +16,8 @@ from onebyone.functional import channel_project
 def _formulations():
     """(name, function(x, w2, bias)) for every private formulation the dispatcher can pick."""
     return [
-        ("nchw", OF._project_nchw, torch.contiguous_format),
-        ("nhwc", OF._project_nhwc, torch.channels_last),
+        ("nchw", K.project_nchw, torch.contiguous_format),
+        ("nhwc", K.project_nhwc, torch.channels_last),
     ]
 
 
@@ -107,7 +109,7 @@ def test_nchw_inference_path_equals_conv2d(n):
     w = torch.randn(4, 6, 1, 1)
     b = torch.randn(4)
     with torch.no_grad():  # the plain batched GEMM, no custom autograd
-        out = OF._project_nchw(x, w, b)
+        out = K.project_nchw(x, w, b)
     torch.testing.assert_close(out, F.conv2d(x, w, b), rtol=1e-5, atol=1e-5)
     assert out.is_contiguous()
 
@@ -224,11 +226,11 @@ def _backward_nodes(t):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, bias, dtype):
     # Large single images take torch.mm/addmm; lower the threshold so a small one does too.
-    monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
+    monkeypatch.setattr(K, "BATCH1_GEMM_MACS", 0)
     x = torch.randn(1, 6, 5, 7, dtype=dtype, requires_grad=True)
     w = torch.randn(4, 6, 1, 1, dtype=dtype, requires_grad=True)
     b = torch.randn(4, dtype=dtype, requires_grad=True) if bias else None
-    out = OF._project_nchw(x, w, b)
+    out = K.project_nchw(x, w, b)
     assert "ConvolutionBackward0" not in _backward_nodes(out)
     _assert_equals_conv2d(out, x, w, b, torch.contiguous_format)
 
@@ -237,16 +239,16 @@ def test_batch1_gemm_path_equals_conv2d_with_gradients(monkeypatch, bias, dtype)
 def blocked_calls(monkeypatch):
     """Send every batch-1 NCHW image to the column-blocked forward (blocks of 3 pixels, so
     5x7 images end in a partial block) and record each call of it."""
-    monkeypatch.setattr(OF, "_BATCH1_GEMM_MACS", 0)
-    monkeypatch.setattr(OF, "_WIDE_PIXELS", 1)
-    monkeypatch.setattr(OF, "_GEMM_BLOCK", 3)
+    monkeypatch.setattr(K, "BATCH1_GEMM_MACS", 0)
+    monkeypatch.setattr(K, "WIDE_PIXELS", 1)
+    monkeypatch.setattr(K, "GEMM_BLOCK", 3)
     return _record_blocked_calls(monkeypatch)
 
 
 def _record_blocked_calls(monkeypatch):
     """A list that gets one entry per call of the column-blocked forward."""
-    calls, real = [], OF._blocked_mm
-    monkeypatch.setattr(OF, "_blocked_mm", lambda *args: calls.append(1) or real(*args))
+    calls, real = [], K.blocked_mm
+    monkeypatch.setattr(K, "blocked_mm", lambda *args: calls.append(1) or real(*args))
     return calls
 
 
@@ -407,3 +409,34 @@ def test_max_pool_low_precision_gradient_like_amax(channels_last, dtype):
     ref.backward(g)
     assert x.grad.dtype == dtype
     torch.testing.assert_close(x.grad, xr.grad)
+
+
+# ------------------------------------------------------------------------- pool_output_size
+
+
+@pytest.mark.parametrize(
+    ("channels", "k", "stride", "mode"),
+    [(50, 10, None, "max"), (12, 3, 3, "avg"), (7, 3, 2, "max"), (9, 3, 1, "sum"), (8, 4, None, "wta")],
+)
+def test_pool_output_size_counts_the_groups_a_loop_finds(channels, k, stride, mode):
+    s = k if stride is None else stride
+    groups = sum(1 for start in range(0, channels, s) if start + k <= channels)
+    expected = channels if mode == "wta" else groups
+    assert OF.pool_output_size(channels, k, stride, mode) == expected
+    x = torch.randn(2, channels, 3)
+    assert OF.cross_channel_pool(x, k, mode=mode, stride=stride).shape[1] == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((7, 2), "pool_output_size: the channel count must be divisible by pool_size=2, got 7"),
+        ((8, 3, 2), "overlapping pools of pool_size=3, stride=2 .* got 8 channels"),
+        ((0, 2), "channels must be an integer >= 1, got 0"),
+        ((8, 2, 3), "stride must be <= pool_size=2"),
+        ((8, 2, None, "median"), "mode must be one of"),
+    ],
+)
+def test_pool_output_size_bad_input(args, match):
+    with pytest.raises(ValueError, match=match):
+        OF.pool_output_size(*args)

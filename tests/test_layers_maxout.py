@@ -187,3 +187,50 @@ def test_channel_reduce_bad_input():
         ValueError, match=r"ChannelSum\(dim=4.*out of range for a 4-D input.*-4 <= dim < 4"
     ):
         ChannelSum(dim=4)(torch.randn(1, 2, 3, 4))
+
+
+# ------------------------------------------------ argument checks (issue 14, item 20)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"kernel_size": 0}, "kernel_size must be an integer >= 1, got 0"),
+        ({"kernel_size": -1}, "kernel_size must be an integer >= 1, got -1"),
+        ({"kernel_size": (2, 0)}, r"kernel_size\[1\] must be an integer >= 1, got 0"),
+        ({"kernel_size": 1, "stride": 0}, "stride must be an integer >= 1, got 0"),
+        ({"kernel_size": 1, "padding": -1}, "padding must be an integer >= 0, got -1"),
+        ({"kernel_size": 1, "padding": "full"}, "padding must be one of 'valid', 'same'"),
+        ({"kernel_size": 3, "dilation": 0}, "dilation must be an integer >= 1, got 0"),
+        ({"kernel_size": 1, "groups": 2}, "groups=2 must divide in_channels=3"),
+        ({"kernel_size": 1, "stride": 2**63}, r"stride must be an integer <= 2\*\*63 - 1"),
+        ({"kernel_size": 2**64}, r"kernel_size must be an integer <= 2\*\*63 - 1"),
+    ],
+)
+def test_maxout_conv_geometry_checked_before_building(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MaxoutConv2d(3, 2, pieces=2, **kwargs)
+
+
+def test_maxout_conv_valid_geometry_equals_conv2d_then_max():
+    m = MaxoutConv2d(4, 3, (3, 1), pieces=2, stride=(2, 1), padding=(1, 0), bias=False)
+    x = torch.randn(2, 4, 6, 5)
+    ref = torch.nn.functional.conv2d(x, m.conv.weight, None, stride=(2, 1), padding=(1, 0))
+    torch.testing.assert_close(m(x), ref.unflatten(1, (3, 2)).amax(2))
+
+
+@pytest.mark.parametrize("bias", ["no", None, 0, 1])
+def test_bias_must_be_a_bool(bias):
+    # 'no' used to enable a bias and None to disable it.
+    with pytest.raises(TypeError, match=f"bias must be a bool, got {type(bias).__name__}"):
+        Maxout(3, 2, pieces=2, bias=bias)
+    with pytest.raises(TypeError, match=f"bias must be a bool, got {type(bias).__name__}"):
+        MaxoutConv2d(3, 2, 1, pieces=2, bias=bias)
+
+
+@pytest.mark.parametrize("size", [2**63, 2**70])
+def test_huge_sizes_name_the_argument(size):
+    with pytest.raises(ValueError, match=r"pieces must be an integer <= 2\*\*63 - 1"):
+        Maxout(3, 2, pieces=size)
+    with pytest.raises(ValueError, match=r"in_channels must be an integer <= 2\*\*63 - 1"):
+        MaxoutConv2d(size, 2, 1, pieces=2)

@@ -269,3 +269,49 @@ def test_torch_compile_fullgraph(channels_last):
     x = torch.randn(2, 6, 8, 8).contiguous(memory_format=fmt)
     compiled = torch.compile(proj, fullgraph=True, backend="eager")
     torch.testing.assert_close(compiled(x), proj(x))
+
+
+# ------------------------------------------------ argument checks (issue 14, item 20)
+
+
+@pytest.mark.parametrize(
+    ("args", "kind", "match"),
+    [
+        (([1, 2], torch.randn(2, 2)), TypeError, "x must be a torch.Tensor, got list"),
+        ((torch.randn(1, 2, 2, 2), [[1.0, 2.0]]), TypeError, "weight must be a torch.Tensor"),
+        (
+            (torch.randn(1, 2, 2, 2), torch.randn(1, 2), [1.0]),
+            TypeError,
+            "bias must be a torch.Tensor or None, got list",
+        ),
+        (
+            (torch.randn(1, 2, 2, 2), torch.randn(1, 2), None, 2**63),
+            ValueError,
+            r"stride must be an integer <= 2\*\*63 - 1 \(a 64-bit size\), got 9223372036854775808",
+        ),
+    ],
+)
+def test_channel_project_argument_types_and_sizes(args, kind, match):
+    from onebyone.functional import channel_project
+
+    with pytest.raises(kind, match=match):
+        channel_project(*args)
+
+
+def test_layer_sizes_of_2_to_the_63_name_the_argument():
+    # stride=2**63 used to reach the slicing and say "Negative strides".
+    with pytest.raises(ValueError, match=r"stride must be an integer <= 2\*\*63 - 1"):
+        ChannelProjection(3, 2, stride=2**63)
+    with pytest.raises(ValueError, match=r"in_channels must be an integer <= 2\*\*63 - 1"):
+        ChannelProjection(2**63, 2)
+
+
+def test_non_tensor_input_to_the_layer_is_a_type_error():
+    with pytest.raises(TypeError, match=r"x must be a torch\.Tensor, got list"):
+        ChannelProjection(3, 2)([1, 2, 3])
+
+
+@pytest.mark.parametrize("name", ["norm_layer", "act_layer"])
+def test_layer_factories_must_be_callable(name):
+    with pytest.raises(TypeError, match=f"{name} must be a callable .* got float 0.5"):
+        ChannelProjection(3, 2, **{name: 0.5})

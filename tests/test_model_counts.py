@@ -242,3 +242,61 @@ def test_tutorial_counts_per_layer(name):
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [sum(p.numel() for p in c.parameters()) for c in convs] == TUTORIAL[name]
     assert count(name) == sum(TUTORIAL[name])
+
+
+# ---------------------------------------------------------------------------------- MobileNetV2
+
+
+def mobilenet_v2_count(num_classes=1000, in_channels=3) -> int:
+    """The paper's Table 2 with torchvision's layers: BatchNorm after every convolution, no
+    convolution biases; a block expands to in * t channels (no expansion conv when t = 1),
+    filters them depthwise (one 3x3 kernel per map) and projects linearly."""
+    total = conv(in_channels, 32, 3, bias=False) + bn(32)
+    cin = 32
+    for t, c, n, _ in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):  # fmt: skip
+        for _ in range(n):
+            hidden = cin * t
+            if t != 1:
+                total += conv(cin, hidden, 1, bias=False) + bn(hidden)
+            total += hidden * 3 * 3 + bn(hidden)  # depthwise
+            total += conv(hidden, c, 1, bias=False) + bn(c)
+            cin = c
+    total += conv(cin, 1280, 1, bias=False) + bn(1280)
+    return total + linear(1280, num_classes)
+
+
+def test_mobilenet_v2_count():
+    assert mobilenet_v2_count() == 3_504_872  # our arithmetic vs torchvision's published figure
+    assert count("mobilenet_v2") == 3_504_872
+    assert count("mobilenet_v2", in_channels=1, num_classes=10) == mobilenet_v2_count(10, 1)
+
+
+def mobilenet_v2_macs(size=224, num_classes=1000) -> int:
+    """Multiply-adds by hand: a convolution costs out_h * out_w * (k * k * in / groups) * out;
+    every 3x3 convolution pads by 1, so a stride-s layer maps h to ceil(h / s)."""
+    h = (size + 1) // 2
+    total = h * h * 3 * 3 * 3 * 32  # stem, stride 2
+    cin = 32
+    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)):  # fmt: skip
+        for i in range(n):
+            hidden, stride = cin * t, s if i == 0 else 1
+            if t != 1:
+                total += h * h * cin * hidden  # 1x1 expansion at the input size
+            h = (h + stride - 1) // stride
+            total += h * h * 9 * hidden  # depthwise: one 3x3 kernel per map
+            total += h * h * hidden * c  # linear 1x1 projection
+            cin = c
+    total += h * h * cin * 1280
+    return total + 1280 * num_classes
+
+
+def test_mobilenet_v2_macs_by_hand_equal_the_analyzer():
+    from onebyone import analyze
+
+    assert round(mobilenet_v2_macs() / 1e6, 1) == 300.8  # the paper's "300M" multiply-adds
+    with torch.device("meta"):
+        model = create_model("mobilenet_v2")
+    assert analyze(model, (1, 3, 224, 224)).total_macs == mobilenet_v2_macs()
+    assert analyze(model, (2, 3, 96, 96)).total_macs == 2 * mobilenet_v2_macs(96)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from onebyone.blocks import BasicBlock, InvertedResidual
 from onebyone.models import (
     GoogLeNet,
     GoogLeNetOutputs,
@@ -44,15 +45,36 @@ def small_input(name: str, batch: int = 2, channels: int = 3) -> torch.Tensor:
 
 
 def test_registry_lists_the_zoo():
+    # Natural order: numbers compare as numbers (resnet18 before resnet101).
     assert list_models("resnet*") == [
-        "resnet101", "resnet110", "resnet152", "resnet18", "resnet20", "resnet32", "resnet34",
-        "resnet44", "resnet50", "resnet56",
+        "resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56",
+        "resnet101", "resnet110", "resnet152",
     ]  # fmt: skip
     assert {"googlenet", "nin_cifar10", "vgg16"} <= set(CLASSIFIERS)
     assert TUTORIALS == [
         "tutorial_7x7", "tutorial_7x7_reduced", "tutorial_base", "tutorial_increase",
         "tutorial_project", "tutorial_reduce",
     ]  # fmt: skip
+
+
+def test_list_models_natural_order_of_every_name():
+    names = list_models()
+
+    def key(name):  # an independent natural key, by hand: digit runs as numbers, before letters
+        parts, digits = [], ""
+        for ch in name:
+            if ch.isdigit():
+                digits += ch
+                continue
+            if digits:
+                parts.append((0, int(digits), ""))
+                digits = ""
+            parts.append((1, 0, ch))
+        return parts + ([(0, int(digits), "")] if digits else [])
+
+    assert names == sorted(names, key=key)
+    assert names.index("nin_cifar10") < names.index("nin_cifar10_bn")
+    assert names.index("tutorial_7x7") < names.index("tutorial_7x7_reduced")
 
 
 def test_unknown_model_suggests_close_matches():
@@ -538,3 +560,157 @@ def test_file_spec_callable_needing_arguments(tmp_path):
     path.write_text("from torch import nn\ndef build(depth):\n    return nn.Linear(depth, 2)\n")
     with pytest.raises(ValueError, match=r"needs\.py:build.*depth"):
         load_model(f"{path}:build")
+
+
+# ------------------------------------------------------------------------ initialisation
+
+
+INIT_MODELS = ["resnet20", "resnet50", "googlenet", "vgg16", "nin_cifar10"]
+
+
+@pytest.mark.parametrize("name", INIT_MODELS)
+def test_init_weights_is_called_once_and_never_on_meta(name, monkeypatch):
+    cls = type(create_model(name, **small_kwargs(name)))
+    calls = []
+    real = cls.init_weights
+    monkeypatch.setattr(cls, "init_weights", lambda self, **kw: calls.append(kw) or real(self, **kw))
+    create_model(name, **small_kwargs(name))
+    assert len(calls) == 1
+    with torch.device("meta"):
+        create_model(name, **small_kwargs(name))
+    assert len(calls) == 1
+
+
+def test_resnet_init_weights_reinitialises_like_torchvision():
+    torch.manual_seed(0)
+    model = create_model("resnet50")
+    for p in model.parameters():
+        p.data.fill_(3.0)
+    model.init_weights()
+    conv = model.layer3[0].conv2  # 256 -> 256, 3x3: Kaiming fan_out std = sqrt(2 / (256 * 9))
+    std = (2 / (256 * 9)) ** 0.5
+    assert abs(conv.weight.std().item() / std - 1) < 0.02
+    assert abs(conv.weight.mean().item()) < 0.01 * std
+    bn = model.layer3[0].bn2
+    assert torch.equal(bn.weight, torch.ones(256)) and torch.equal(bn.bias, torch.zeros(256))
+    assert torch.equal(model.layer1[0].bn3.weight, torch.ones(256))
+    model.init_weights(zero_init_last=True)
+    for blk in (b for stage in (model.layer1, model.layer4) for b in stage):
+        assert not blk.bn3.weight.any() and blk.bn2.weight.all()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet20"])
+def test_zero_init_residual_blocks_start_as_their_shortcut(name):
+    model = create_model(name, zero_init_residual=True).eval()
+    x = torch.randn(2, model.layer1[0].in_channels, 8, 8)
+    for blk in (model.layer1[0], model.layer2[0]):
+        shortcut = x if blk.downsample is None else blk.downsample(x)
+        torch.testing.assert_close(blk(x), torch.relu(shortcut))
+        x = blk(x)
+
+
+def test_zero_init_last_without_a_norm_does_nothing():
+    blk = BasicBlock(4, 4, norm_layer=None)
+    before = [p.clone() for p in blk.parameters()]
+    blk.zero_init_last()
+    assert all(torch.equal(a, b) for a, b in zip(before, blk.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet50", "nin_cifar10"])
+def test_norm_layer_that_is_not_callable_is_a_type_error(name):
+    # It used to say "'float' object is not callable" from deep inside the first block.
+    with pytest.raises(TypeError, match=r"norm_layer must be a callable .* got float 0\.5"):
+        create_model(name, norm_layer=0.5)
+
+
+# ------------------------------------------------------------------------------ MobileNetV2
+
+# (t, c, n, s) from the paper's Table 2: expansion, output channels, repeats, first stride.
+TABLE2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+          (6, 160, 3, 2), (6, 320, 1, 1))  # fmt: skip
+
+
+def mobilenet_v2_blocks():
+    """(index in features, in, out, stride, t) of each inverted residual block."""
+    blocks, cin, index = [], 32, 1
+    for t, c, n, s in TABLE2:
+        for i in range(n):
+            blocks.append((index, cin, c, s if i == 0 else 1, t))
+            cin, index = c, index + 1
+    return blocks
+
+
+def mobilenet_v2_layout(num_classes=1000) -> OrderedDict:
+    """torchvision's MobileNetV2 keys and shapes, from the architecture description."""
+    sd: OrderedDict = OrderedDict()
+    sd["features.0.0.weight"] = (32, 3, 3, 3)
+    add_bn(sd, "features.0.1", 32)
+    for index, cin, cout, _, t in mobilenet_v2_blocks():
+        p, hidden, j = f"features.{index}.conv", cin * t, 0
+        if t != 1:
+            sd[f"{p}.0.0.weight"] = (hidden, cin, 1, 1)
+            add_bn(sd, f"{p}.0.1", hidden)
+            j = 1
+        sd[f"{p}.{j}.0.weight"] = (hidden, 1, 3, 3)  # depthwise
+        add_bn(sd, f"{p}.{j}.1", hidden)
+        sd[f"{p}.{j + 1}.weight"] = (cout, hidden, 1, 1)
+        add_bn(sd, f"{p}.{j + 2}", cout)
+    sd["features.18.0.weight"] = (1280, 320, 1, 1)
+    add_bn(sd, "features.18.1", 1280)
+    sd["classifier.1.weight"] = (num_classes, 1280)
+    sd["classifier.1.bias"] = (num_classes,)
+    return sd
+
+
+def mobilenet_v2_ref(sd, x):
+    """torchvision's MobileNetV2 (eval mode) written functionally from its description."""
+
+    def cba(h, prefix, stride=1, groups=1, act=True):
+        w = sd[f"{prefix}.0.weight"]
+        h = F.conv2d(h, w, stride=stride, padding=(w.shape[-1] - 1) // 2, groups=groups)
+        h = bn_ref(h, sd, f"{prefix}.1", 1e-5)
+        return F.relu6(h) if act else h
+
+    h = cba(x, "features.0", stride=2)
+    for index, cin, cout, stride, t in mobilenet_v2_blocks():
+        p, o, j = f"features.{index}.conv", h, 0
+        if t != 1:
+            o, j = cba(o, f"{p}.0"), 1
+        o = cba(o, f"{p}.{j}", stride=stride, groups=cin * t)
+        o = bn_ref(F.conv2d(o, sd[f"{p}.{j + 1}.weight"]), sd, f"{p}.{j + 2}", 1e-5)
+        h = h + o if stride == 1 and cin == cout else o
+    h = cba(h, "features.18")
+    return F.linear(h.mean((2, 3)), sd["classifier.1.weight"], sd["classifier.1.bias"])
+
+
+def test_mobilenet_v2_layout_is_torchvisions():
+    with torch.device("meta"):
+        model = create_model("mobilenet_v2")
+        seven = create_model("mobilenet_v2", num_classes=7)
+    assert layout_of(model) == mobilenet_v2_layout()
+    assert layout_of(seven) == mobilenet_v2_layout(num_classes=7)
+
+
+def test_mobilenet_v2_loads_a_torchvision_layout_checkpoint_and_matches():
+    g = torch.Generator().manual_seed(2)
+    sd = fake_checkpoint(mobilenet_v2_layout(num_classes=10), g)
+    model = create_model("mobilenet_v2", num_classes=10)
+    model.load_state_dict(sd, strict=True)
+    x = torch.randn(2, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), mobilenet_v2_ref(sd, x), rtol=1e-4, atol=1e-4)
+
+
+def test_mobilenet_v2_residuals_and_width_multiplier():
+    model = create_model("mobilenet_v2")
+    blocks = [m for m in model.features if isinstance(m, InvertedResidual)]
+    # A shortcut wherever the shape stays: 10 of the 17 blocks.
+    assert [b.use_res_connect for b in blocks].count(True) == 10
+    narrow = create_model("mobilenet_v2", width_mult=0.5)
+    assert narrow.features[0][0].out_channels == 16 and narrow.num_features == 1280
+    wide = create_model("mobilenet_v2", width_mult=1.4)
+    assert wide.features[0][0].out_channels == 48 and wide.num_features == 1792
+    with pytest.raises(ValueError, match="width_mult must be a number in"):
+        create_model("mobilenet_v2", width_mult=0)
+    with pytest.raises(ValueError, match=r"stages\[0\]"):
+        create_model("mobilenet_v2", stages=((1, 16, 1),))

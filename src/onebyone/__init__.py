@@ -8,7 +8,14 @@ True
 from onebyone import data, surgery, train
 from onebyone._version import __version__
 from onebyone.analysis import LayerStats, Report, analyze, plan
-from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
+from onebyone.blocks import (
+    BasicBlock,
+    Bottleneck,
+    Inception,
+    InvertedResidual,
+    MLPConv,
+    NaiveInception,
+)
 from onebyone.errors import InternalError, OneByOneError
 from onebyone.experiments import compare
 from onebyone.layers import (
@@ -22,6 +29,7 @@ from onebyone.layers import (
 from onebyone.models import (
     VGG,
     GoogLeNet,
+    MobileNetV2,
     NiN,
     ResNet,
     TutorialModel,
@@ -43,10 +51,12 @@ __all__ = [
     "GoogLeNet",
     "Inception",
     "InternalError",
+    "InvertedResidual",
     "LayerStats",
     "MLPConv",
     "Maxout",
     "MaxoutConv2d",
+    "MobileNetV2",
     "NaiveInception",
     "NiN",
     "OneByOneError",

@@ -1,4 +1,5 @@
-"""Building blocks built around 1x1 convolutions: mlpconv, Inception and residual blocks.
+"""Building blocks built around 1x1 convolutions: mlpconv, Inception, residual and inverted
+residual blocks.
 
 >>> import torch
 >>> from onebyone.blocks import Inception
@@ -7,8 +8,9 @@
 torch.Size([2, 256, 4, 4])
 """
 
-from .conv_block import BasicConv2d
+from .conv_block import BasicConv2d, ConvNormAct
 from .inception import Inception, InceptionAux, NaiveInception
+from .inverted_residual import InvertedResidual
 from .mlpconv import MLPConv
 from .residual import SHORTCUTS, BasicBlock, Bottleneck, ZeroPadShortcut
 
@@ -17,8 +19,10 @@ __all__ = [
     "BasicBlock",
     "BasicConv2d",
     "Bottleneck",
+    "ConvNormAct",
     "Inception",
     "InceptionAux",
+    "InvertedResidual",
     "MLPConv",
     "NaiveInception",
     "ZeroPadShortcut",

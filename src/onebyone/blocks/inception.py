@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from onebyone._checks import check_fraction, check_int
+from onebyone._checks import check_block_input, check_fraction, check_int, check_layer_factory
 
 from .conv_block import BasicConv2d
 
@@ -54,6 +54,7 @@ class NaiveInception(nn.Module):
         self.ch1x1 = check_int("ch1x1", ch1x1)
         self.ch3x3 = check_int("ch3x3", ch3x3)
         self.ch5x5 = check_int("ch5x5", ch5x5)
+        check_layer_factory("conv_block", conv_block, optional=False)
         self.out_channels = in_channels + ch1x1 + ch3x3 + ch5x5
         self.branch1 = conv_block(in_channels, ch1x1, kernel_size=1)
         self.branch2 = conv_block(in_channels, ch3x3, kernel_size=3, padding=1)
@@ -61,8 +62,18 @@ class NaiveInception(nn.Module):
         self.branch4 = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Run the four branches and concatenate them on channels.
+
+        Example:
+            >>> NaiveInception(8, ch1x1=2, ch3x3=2, ch5x5=2)(torch.randn(1, 8, 5, 5)).shape
+            torch.Size([1, 14, 5, 5])
+        """
+        check_block_input(x, self.in_channels, self._who)
         # N x (in + ch1x1 + ch3x3 + ch5x5) x H x W
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (
@@ -127,6 +138,7 @@ class Inception(nn.Module):
         if k % 2 == 0:
             raise ValueError(f"ch5x5_kernel_size must be odd to keep the size, got {k}")
         self.ch5x5_kernel_size = k
+        check_layer_factory("conv_block", conv_block, optional=False)
         self.out_channels = ch1x1 + ch3x3 + ch5x5 + pool_proj
 
         self.branch1 = conv_block(in_channels, ch1x1, kernel_size=1)
@@ -144,8 +156,19 @@ class Inception(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Run the four branches and concatenate them on channels.
+
+        Example:
+            >>> block = Inception(8, ch1x1=2, ch3x3red=2, ch3x3=2, ch5x5red=2, ch5x5=2, pool_proj=2)
+            >>> block(torch.randn(1, 8, 5, 5)).shape
+            torch.Size([1, 8, 5, 5])
+        """
+        check_block_input(x, self.in_channels, self._who)
         # N x (ch1x1 + ch3x3 + ch5x5 + pool_proj) x H x W
         return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (
@@ -183,6 +206,7 @@ class InceptionAux(nn.Module):
         self.in_channels = check_int("in_channels", in_channels)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         self.dropout_p = check_fraction("dropout", dropout, low_open=False, high_open=True)
+        check_layer_factory("conv_block", conv_block, optional=False)
         self.conv = conv_block(in_channels, 128, kernel_size=1)
         self.pool = nn.AdaptiveAvgPool2d((4, 4))
         self.fc1 = nn.Linear(2048, 1024)
@@ -191,6 +215,13 @@ class InceptionAux(nn.Module):
         self.fc2 = nn.Linear(1024, num_classes) if num_classes else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
+        """Pool to 4x4, project to 128 maps, then two fully-connected layers.
+
+        Example:
+            >>> InceptionAux(16, 3).eval()(torch.randn(1, 16, 8, 8)).shape
+            torch.Size([1, 3])
+        """
+        check_block_input(x, self.in_channels, self._who)
         x = self.pool(x)
         # N x in_channels x 4 x 4
         x = self.conv(x)
@@ -200,6 +231,9 @@ class InceptionAux(nn.Module):
         x = self.dropout(self.act(self.fc1(x)))
         # N x 1024
         return self.fc2(x)  # N x num_classes
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from torch import nn
+from torch import Tensor, nn
 
-from onebyone._checks import check_int
+from onebyone._checks import check_block_input, check_int, check_layer_factory
 from onebyone._sequential import PlainSlicesSequential
 
 __all__ = ["MLPConv"]
@@ -57,6 +57,8 @@ class MLPConv(PlainSlicesSequential):
         kernel_size = check_int("kernel_size", kernel_size)
         stride = check_int("stride", stride)
         padding = check_int("padding", padding, minimum=0)
+        check_layer_factory("norm_layer", norm_layer)
+        check_layer_factory("act_layer", act_layer)
         layers: list[nn.Module] = []
         previous = in_channels
         for i, width in enumerate(widths):
@@ -77,6 +79,21 @@ class MLPConv(PlainSlicesSequential):
         self.kernel_size = kernel_size
         self.stride = stride
         self.padding = padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Check the input's channels, then run the layers in order.
+
+        Example:
+            >>> import torch
+            >>> MLPConv(3, (8, 4), kernel_size=3)(torch.randn(1, 3, 5, 5)).shape
+            torch.Size([1, 4, 3, 3])
+        """
+        check_block_input(x, self.in_channels, self._who)
+        # N x in_channels x H x W -> N x out_channels x H' x W'
+        return super().forward(x)
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (

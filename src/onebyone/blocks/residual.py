@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from onebyone._checks import check_choice, check_int
+from onebyone._checks import check_block_input, check_choice, check_int, check_layer_factory
 
 __all__ = ["SHORTCUTS", "BasicBlock", "Bottleneck", "ZeroPadShortcut"]
 
@@ -63,6 +63,13 @@ class ZeroPadShortcut(nn.Module):
         self.pad_after = extra - extra // 2
 
     def forward(self, x: Tensor) -> Tensor:
+        """Subsample and zero-pad the channels.
+
+        Example:
+            >>> import torch
+            >>> ZeroPadShortcut(2, 4)(torch.ones(1, 2, 1, 1)).flatten().tolist()
+            [0.0, 1.0, 1.0, 0.0]
+        """
         if self.stride > 1:
             x = x[:, :, :: self.stride, :: self.stride]
         if self.pad_before or self.pad_after:
@@ -76,6 +83,12 @@ class ZeroPadShortcut(nn.Module):
 def _norm(norm_layer: Callable[[int], nn.Module] | None, channels: int) -> nn.Module:
     # None means no norm: an Identity keeps the attribute (and the forward) in place.
     return nn.Identity() if norm_layer is None else norm_layer(channels)
+
+
+def _zero_weight(norm: nn.Module) -> None:
+    weight = getattr(norm, "weight", None)
+    if isinstance(weight, nn.Parameter):
+        nn.init.zeros_(weight)
 
 
 def _act(act_layer: Callable[..., nn.Module] | None) -> nn.Module:
@@ -107,9 +120,19 @@ def _shortcut(
     )
 
 
-def _check_block(block: nn.Module, in_channels: int, mid_channels: int, stride: int, shortcut: str) -> None:
+def _check_block(
+    block: nn.Module,
+    in_channels: int,
+    mid_channels: int,
+    stride: int,
+    shortcut: str,
+    norm_layer: Callable[[int], nn.Module] | None,
+    act_layer: Callable[..., nn.Module] | None,
+) -> None:
     # The arguments BasicBlock and Bottleneck share, checked and set on the block (with
     # out_channels = mid_channels * expansion); an "A" shortcut cannot remove channels.
+    check_layer_factory("norm_layer", norm_layer)
+    check_layer_factory("act_layer", act_layer)
     block.in_channels = check_int("in_channels", in_channels)
     block.mid_channels = check_int("mid_channels", mid_channels)
     block.stride = check_int("stride", stride)
@@ -160,7 +183,7 @@ class BasicBlock(nn.Module):
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
-        _check_block(self, in_channels, mid_channels, stride, shortcut)
+        _check_block(self, in_channels, mid_channels, stride, shortcut, norm_layer, act_layer)
         self.conv1 = nn.Conv2d(in_channels, mid_channels, 3, stride=stride, padding=1, bias=norm_layer is None)
         self.bn1 = _norm(norm_layer, mid_channels)
         self.act1 = _act(act_layer)
@@ -169,11 +192,37 @@ class BasicBlock(nn.Module):
         self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
         self.act2 = _act(act_layer)
 
+    def zero_init_last(self) -> None:
+        """Zero the last norm's weight (``bn2``), so the block starts as its shortcut alone.
+
+        Does nothing without an affine norm (``norm_layer=None``).
+
+        Example:
+            >>> import torch
+            >>> block = BasicBlock(8, 8).eval()
+            >>> block.zero_init_last()
+            >>> x = torch.randn(1, 8, 4, 4)
+            >>> torch.equal(block(x), torch.relu(x))
+            True
+        """
+        _zero_weight(self.bn2)
+
     def forward(self, x: Tensor) -> Tensor:
+        """Two 3x3 convolutions plus the shortcut, then the activation.
+
+        Example:
+            >>> import torch
+            >>> BasicBlock(8, 16, stride=2)(torch.randn(2, 8, 6, 6)).shape
+            torch.Size([2, 16, 3, 3])
+        """
+        check_block_input(x, self.in_channels, self._who)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.act2(out + identity)
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (
@@ -225,7 +274,7 @@ class Bottleneck(nn.Module):
         act_layer: Callable[..., nn.Module] | None = nn.ReLU,
     ) -> None:
         super().__init__()
-        _check_block(self, in_channels, mid_channels, stride, shortcut)
+        _check_block(self, in_channels, mid_channels, stride, shortcut, norm_layer, act_layer)
         if not isinstance(stride_in_1x1, bool):
             raise TypeError(f"stride_in_1x1 must be a bool, got {stride_in_1x1!r}")
         self.stride_in_1x1 = stride_in_1x1
@@ -243,7 +292,28 @@ class Bottleneck(nn.Module):
         self.downsample = _shortcut(shortcut, in_channels, self.out_channels, stride, norm_layer)
         self.act3 = _act(act_layer)
 
+    def zero_init_last(self) -> None:
+        """Zero the last norm's weight (``bn3``), so the block starts as its shortcut alone.
+
+        Does nothing without an affine norm (``norm_layer=None``).
+
+        Example:
+            >>> block = Bottleneck(64, 16)
+            >>> block.zero_init_last()
+            >>> block.bn3.weight.abs().sum().item()
+            0.0
+        """
+        _zero_weight(self.bn3)
+
     def forward(self, x: Tensor) -> Tensor:
+        """1x1 reduce, 3x3, 1x1 restore plus the shortcut, then the activation.
+
+        Example:
+            >>> import torch
+            >>> Bottleneck(16, 4)(torch.randn(2, 16, 5, 5)).shape
+            torch.Size([2, 16, 5, 5])
+        """
+        check_block_input(x, self.in_channels, self._who)
         identity = x if self.downsample is None else self.downsample(x)
         out = self.act1(self.bn1(self.conv1(x)))
         # N x mid x H x W (v1: already subsampled)
@@ -252,6 +322,9 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         # N x 4*mid x H/stride x W/stride
         return self.act3(out + identity)
+
+    def _who(self) -> str:
+        return f"{self._get_name()}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
         return (

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from onebyone.functional import _check_pool_args, _pool, pool_output_size
+from onebyone import _kernels
+from onebyone._checks import check_pool_args, check_pool_input, pool_channels
 
 __all__ = ["CrossChannelPool"]
 
@@ -54,7 +55,7 @@ class CrossChannelPool(nn.Module):
     ) -> None:
         super().__init__()
         (self.pool_size, self.mode, self.grouping, self.stride, self.dim, self.p) = (
-            _check_pool_args(pool_size, mode, grouping, stride, dim, p)
+            check_pool_args(pool_size, mode, grouping, stride, dim, p)
         )
 
     def output_channels(self, in_channels: int) -> int:
@@ -67,19 +68,17 @@ class CrossChannelPool(nn.Module):
             >>> CrossChannelPool(10).output_channels(50)
             5
         """
-        return pool_output_size(in_channels, self.pool_size, self.stride, self.mode, self.__repr__)
+        return pool_channels(in_channels, self.pool_size, self.stride, self.mode, self.__repr__)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _pool(
-            x,
-            self.pool_size,
-            self.mode,
-            self.grouping,
-            self.stride,
-            self.dim,
-            self.p,
-            self.__repr__,
-        )
+        """Pool groups of ``pool_size`` entries along ``dim`` into one.
+
+        Example:
+            >>> CrossChannelPool(2, dim=-1)(torch.tensor([[1.0, 3.0, 2.0, 0.0]]))
+            tensor([[3., 2.]])
+        """
+        d = check_pool_input(x, self.pool_size, self.stride, self.mode, self.dim, self.__repr__)
+        return _kernels.pool(x, self.pool_size, self.mode, self.grouping, self.stride, d, self.p)
 
     def extra_repr(self) -> str:
         s = (

@@ -52,6 +52,12 @@ class ChannelSum(_ChannelReduce):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Sum over ``dim``.
+
+        Example:
+            >>> ChannelSum(dim=-1)(torch.tensor([[1.0, 2.0, 3.0]]))
+            tensor([6.])
+        """
         self._checked(x)
         return x.sum(self.dim, keepdim=self.keepdim)
 
@@ -69,5 +75,11 @@ class ChannelMean(_ChannelReduce):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Average over ``dim``.
+
+        Example:
+            >>> ChannelMean(dim=-1)(torch.tensor([[1.0, 2.0, 3.0]]))
+            tensor([2.])
+        """
         self._checked(x)
         return x.mean(self.dim, keepdim=self.keepdim)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from onebyone._checks import check_choice, check_int
+from onebyone._checks import check_bool, check_choice, check_int, check_pair
 from onebyone.functional import POOL_GROUPINGS
 from onebyone.layers.channel_pool import CrossChannelPool
 
@@ -31,6 +31,7 @@ class Maxout(nn.Module):
     Raises:
         ValueError: on a bad size or grouping here, and at call time on an input whose last
             dimension is not ``in_features``.
+        TypeError: on a ``bias`` that is not a bool.
 
     Example:
         >>> m = Maxout(20, 5, pieces=3)
@@ -54,10 +55,17 @@ class Maxout(nn.Module):
         self.out_features = check_int("out_features", out_features)
         self.pieces = check_int("pieces", pieces)
         self.grouping = check_choice("grouping", grouping, POOL_GROUPINGS)
+        check_bool("bias", bias)
         self.linear = nn.Linear(self.in_features, self.out_features * self.pieces, bias=bias)
         self.pool = CrossChannelPool(self.pieces, mode="max", grouping=self.grouping, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The linear layer, then the max over each unit's pieces.
+
+        Example:
+            >>> Maxout(3, 2, pieces=2)(torch.randn(5, 3)).shape
+            torch.Size([5, 2])
+        """
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"{self._get_name()}({self.in_features}, {self.out_features}): expected "
@@ -74,6 +82,27 @@ class Maxout(nn.Module):
         )
 
 
+def _check_conv_kwargs(
+    in_channels: int, out_channels: int, kernel_size: Any, conv_kwargs: dict[str, Any]
+) -> None:
+    """Check the geometry ``nn.Conv2d`` would otherwise accept and fail on later (or never)."""
+    check_pair("kernel_size", kernel_size, minimum=1)
+    check_pair("stride", conv_kwargs.get("stride", 1), minimum=1)
+    check_pair("dilation", conv_kwargs.get("dilation", 1), minimum=1)
+    padding = conv_kwargs.get("padding", 0)
+    if isinstance(padding, str):
+        check_choice("padding", padding, ("valid", "same"))
+    else:
+        check_pair("padding", padding, minimum=0)
+    groups = check_int("groups", conv_kwargs.get("groups", 1))
+    if in_channels % groups or out_channels % groups:
+        raise ValueError(
+            f"groups={groups} must divide in_channels={in_channels} and out_channels * pieces="
+            f"{out_channels}"
+        )
+    check_bool("bias", conv_kwargs.get("bias", True))
+
+
 class MaxoutConv2d(nn.Module):
     """A convolution with ``out_channels * pieces`` maps followed by a max over the pieces.
 
@@ -86,8 +115,10 @@ class MaxoutConv2d(nn.Module):
         **conv_kwargs: passed on to ``nn.Conv2d`` (``stride``, ``padding``, ``bias``, ...).
 
     Raises:
-        ValueError: on a bad size or grouping here, and at call time on an input that is not
-            ``(N, in_channels, H, W)`` or ``(in_channels, H, W)``.
+        ValueError: on a bad size, geometry (``kernel_size``, ``stride``, ``padding``,
+            ``dilation``, ``groups``) or grouping here, and at call time on an input that is
+            not ``(N, in_channels, H, W)`` or ``(in_channels, H, W)``.
+        TypeError: on a ``bias`` that is not a bool.
 
     Example:
         >>> m = MaxoutConv2d(3, 8, 3, pieces=2, padding=1)
@@ -110,6 +141,7 @@ class MaxoutConv2d(nn.Module):
         self.out_channels = check_int("out_channels", out_channels)
         self.pieces = check_int("pieces", pieces)
         self.grouping = check_choice("grouping", grouping, POOL_GROUPINGS)
+        _check_conv_kwargs(self.in_channels, self.out_channels * self.pieces, kernel_size, conv_kwargs)
         self.conv = nn.Conv2d(
             self.in_channels, self.out_channels * self.pieces, kernel_size, **conv_kwargs
         )
@@ -117,6 +149,12 @@ class MaxoutConv2d(nn.Module):
         self.pool = CrossChannelPool(self.pieces, mode="max", grouping=self.grouping, dim=-3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolution, then the max over each output map's pieces.
+
+        Example:
+            >>> MaxoutConv2d(3, 2, 3, pieces=2)(torch.randn(1, 3, 5, 5)).shape
+            torch.Size([1, 2, 3, 3])
+        """
         if x.dim() not in (3, 4) or x.shape[-3] != self.in_channels:
             raise ValueError(
                 f"{self._get_name()}({self.in_channels}, {self.out_channels}): expected a 4-D "

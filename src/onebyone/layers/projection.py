@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from onebyone._checks import check_int
-from onebyone.functional import _project
+from onebyone import _kernels
+from onebyone._checks import check_bool, check_int, check_layer_factory, check_project_input
 
 __all__ = ["ChannelProjection"]
 
@@ -60,13 +60,9 @@ class ChannelProjection(nn.Module):
         self.in_channels = check_int("in_channels", in_channels)
         self.out_channels = check_int("out_channels", out_channels)
         self.stride = check_int("stride", stride)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be a bool, got {type(bias).__name__} {bias!r}")
-        for name, layer in (("norm_layer", norm_layer), ("act_layer", act_layer)):
-            if layer is not None and not callable(layer):
-                raise TypeError(
-                    f"{name} must be a callable returning a module or None, got {layer!r}"
-                )
+        check_bool("bias", bias)
+        check_layer_factory("norm_layer", norm_layer)
+        check_layer_factory("act_layer", act_layer)
         factory = {"device": device, "dtype": dtype}
         self.weight = nn.Parameter(
             torch.empty(self.out_channels, self.in_channels, 1, 1, **factory)
@@ -82,15 +78,29 @@ class ChannelProjection(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Initialise as ``nn.Conv2d`` does (Kaiming-uniform weight, uniform bias)."""
+        """Initialise as ``nn.Conv2d`` does (Kaiming-uniform weight, uniform bias).
+
+        Example:
+            >>> proj = ChannelProjection(16, 4)
+            >>> proj.reset_parameters()
+            >>> bool(proj.bias.abs().max() <= 1 / 16**0.5)
+            True
+        """
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
         if self.bias is not None:
             bound = 1.0 / math.sqrt(self.in_channels)
             nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Project, then apply the norm and the activation (when present).
+
+        Example:
+            >>> ChannelProjection(4, 2, stride=2)(torch.randn(1, 4, 5, 5)).shape
+            torch.Size([1, 2, 3, 3])
+        """
         # N x in_channels x H x W -> N x out_channels x H/stride x W/stride
-        x = _project(x, self.weight, self.bias, self.stride, self._who)
+        check_project_input(x, self.in_channels, self._who)
+        x = _kernels.project(x, self.weight, self.bias, self.stride)
         # Identity placeholders are skipped: a module call costs microseconds per layer, and so
         # does each nn.Module.__getattr__; small layers at batch 1 are that overhead-bound.
         # (weight and bias go through __getattr__: pruning and weight_norm hooks replace them.)

@@ -1,4 +1,5 @@
-"""The model zoo: Network in Network, GoogLeNet, ResNet, VGG and the tutorial's models.
+"""The model zoo: Network in Network, GoogLeNet, ResNet, VGG, MobileNetV2 and the tutorial's
+models.
 
 Importing this package registers every family.
 
@@ -8,6 +9,7 @@ True
 """
 
 from . import googlenet as _googlenet  # noqa: F401  (registers the models)
+from . import mobilenet as _mobilenet  # noqa: F401
 from . import nin as _nin  # noqa: F401
 from . import resnet as _resnet  # noqa: F401
 from . import tutorial as _tutorial  # noqa: F401
@@ -15,6 +17,7 @@ from . import vgg as _vgg  # noqa: F401
 from ._registry import create_model, is_model, list_models, register_model
 from ._spec import load_model
 from .googlenet import GoogLeNet, GoogLeNetOutputs
+from .mobilenet import MobileNetV2
 from .nin import NiN
 from .resnet import ResNet
 from .tutorial import TutorialModel
@@ -24,6 +27,7 @@ __all__ = [
     "VGG",
     "GoogLeNet",
     "GoogLeNetOutputs",
+    "MobileNetV2",
     "NiN",
     "ResNet",
     "TutorialModel",

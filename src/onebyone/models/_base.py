@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, fx, nn
 
 from onebyone._checks import check_int
 
-__all__ = ["check_input", "is_meta", "linear_or_identity"]
+__all__ = ["check_input", "init_unless_meta", "is_meta", "linear_or_identity"]
 
 
 def check_input(x: Tensor, *, in_channels: int, model_name: str) -> None:
@@ -54,3 +56,24 @@ def is_meta(module: nn.Module) -> bool:
         True
     """
     return any(p.is_meta for p in module.parameters())
+
+
+def init_unless_meta(model: nn.Module, **kwargs: Any) -> None:
+    """Call ``model.init_weights(**kwargs)`` unless its parameters are on the meta device.
+
+    The zoo's constructors end with it: a meta-device model (built to count parameters and
+    MACs) has no values to initialise, and skipping the loop keeps counting fast.
+
+    Example:
+        >>> class Tiny(nn.Linear):
+        ...     def init_weights(self):
+        ...         nn.init.ones_(self.weight)
+        >>> layer = Tiny(2, 2)
+        >>> init_unless_meta(layer)
+        >>> layer.weight.sum().item()
+        4.0
+        >>> with torch.device("meta"):
+        ...     init_unless_meta(Tiny(2, 2))  # nothing to do
+    """
+    if not is_meta(model):
+        model.init_weights(**kwargs)

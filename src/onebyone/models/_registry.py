@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -41,14 +42,23 @@ def register_model(fn: F) -> F:
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Return the sorted names of registered models matching an fnmatch ``pattern``.
+    """Return the names of registered models matching an fnmatch ``pattern``, in natural
+    order (numbers compare as numbers: ``resnet18`` before ``resnet101``).
 
     Example:
-        >>> list_models("resnet5*")
-        ['resnet50', 'resnet56']
+        >>> list_models("resnet1*")
+        ['resnet18', 'resnet101', 'resnet110', 'resnet152']
     """
     _ensure_loaded()
-    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern))
+    return sorted((n for n in _MODELS if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+
+
+def _natural_key(name: str) -> list[str | int]:
+    # re.split with a group alternates text and digit runs, so equal positions compare alike.
+    return [int(part) if i % 2 else part for i, part in enumerate(_DIGITS.split(name))]
+
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 def is_model(name: str) -> bool:

@@ -16,7 +16,7 @@ from onebyone._checks import check_fraction, check_int
 from onebyone.blocks.conv_block import BasicConv2d
 from onebyone.blocks.inception import Inception, InceptionAux
 
-from ._base import check_input, is_meta, linear_or_identity
+from ._base import check_input, init_unless_meta, linear_or_identity
 from ._registry import register_model
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs"]
@@ -144,9 +144,21 @@ class GoogLeNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = linear_or_identity(1024, num_classes)
 
-        # A meta-device model (built to count parameters) has nothing to initialise.
-        to_init = () if is_meta(self) else tuple(self.modules())
-        for m in to_init:
+        init_unless_meta(self)
+
+    def init_weights(self) -> None:
+        """Initialise every layer as torchvision's GoogLeNet does: convolution and linear
+        weights from a normal (std 0.01) truncated at +-2, BatchNorm at one and zero.
+
+        The constructor calls it unless the model is on the meta device.
+
+        Example:
+            >>> model = GoogLeNet(num_classes=3)
+            >>> model.init_weights()
+            >>> bool(model.fc.weight.abs().max() <= 2)
+            True
+        """
+        for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
             elif isinstance(m, nn.BatchNorm2d):
@@ -206,23 +218,50 @@ class GoogLeNet(nn.Module):
         return x, aux1, aux2
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return inception5b's maps (``N x 1024 x 7 x 7`` for 224x224 input)."""
+        """Return inception5b's maps (``N x 1024 x 7 x 7`` for 224x224 input).
+
+        Example:
+            >>> GoogLeNet().eval().forward_features(torch.randn(1, 3, 64, 64)).shape
+            torch.Size([1, 1024, 2, 2])
+        """
         return self._features(x, with_aux=False)[0]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Pool, drop out and classify (or return the pooled ``N x 1024`` vector)."""
+        """Pool, drop out and classify (or return the pooled ``N x 1024`` vector).
+
+        Example:
+            >>> model, maps = GoogLeNet(num_classes=5).eval(), torch.randn(2, 1024, 7, 7)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 5]), torch.Size([2, 1024]))
+        """
         x = torch.flatten(self.avgpool(x), 1)
         # N x 1024
         return x if pre_logits else self.fc(self.dropout(x))
 
     def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
+        """Classify ``x``: the logits, or in training mode with auxiliary heads
+        ``GoogLeNetOutputs(logits, aux_logits2, aux_logits1)``.
+
+        Example:
+            >>> model = GoogLeNet(num_classes=3, aux_logits=True)
+            >>> x = torch.randn(2, 3, 64, 64)
+            >>> type(model.train()(x)).__name__, model.eval()(x).shape
+            ('GoogLeNetOutputs', torch.Size([2, 3]))
+        """
         if self.training and self.aux_logits:
             x, aux1, aux2 = self._features(x, with_aux=True)
             return GoogLeNetOutputs(self.forward_head(x), aux2, aux1)
         return self.forward_head(self.forward_features(x))  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier (and the auxiliary heads' last layers) for ``num_classes``."""
+        """Replace the classifier (and the auxiliary heads' last layers) for ``num_classes``.
+
+        Example:
+            >>> model = GoogLeNet(aux_logits=True)
+            >>> model.reset_classifier(3)
+            >>> model.fc.out_features, model.aux1.fc2.out_features, model.num_classes
+            (3, 3, 3)
+        """
         self.fc = linear_or_identity(self.num_features, num_classes)
         for aux in (self.aux1, self.aux2):
             if aux is not None:

@@ -13,10 +13,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from onebyone._checks import check_choice, check_fraction, check_int
+from onebyone._checks import check_choice, check_fraction, check_int, check_layer_factory
 from onebyone.blocks.mlpconv import MLPConv
 
-from ._base import check_input, is_meta
+from ._base import check_input, init_unless_meta
 from ._registry import register_model
 
 __all__ = ["NiN"]
@@ -84,6 +84,7 @@ class NiN(nn.Module):
                 f"got {pools}"
             )
         check_fraction("dropout", dropout, low_open=False, high_open=True)
+        check_layer_factory("norm_layer", norm_layer)
         self.model_name = "NiN"
         self.default_input_size = (1, in_channels, 32, 32)
 
@@ -113,15 +114,32 @@ class NiN(nn.Module):
         self.act = nn.ReLU(inplace=True)
         self.global_pool = nn.AdaptiveAvgPool2d((1, 1))
 
-        # A meta-device model (built to count parameters) has nothing to initialise.
-        to_init = () if is_meta(self) else tuple(self.modules())
-        for m in to_init:
+        init_unless_meta(self)
+
+    def init_weights(self) -> None:
+        """Initialise every convolution Kaiming-normal (fan in) with a zero bias; norms keep
+        their own initialisation.
+
+        The constructor calls it unless the model is on the meta device.
+
+        Example:
+            >>> model = NiN(num_classes=10)
+            >>> model.init_weights()
+            >>> model.classifier.bias.abs().sum().item()
+            0.0
+        """
+        for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return the last mlpconv's maps before the class layer (``N x 192 x 8 x 8`` at 32x32)."""
+        """Return the last mlpconv's maps before the class layer (``N x 192 x 8 x 8`` at 32x32).
+
+        Example:
+            >>> NiN().eval().forward_features(torch.randn(1, 3, 32, 32)).shape
+            torch.Size([1, 192, 8, 8])
+        """
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         # N x 3 x 32 x 32
         return self.features(x)  # N x 192 x 8 x 8
@@ -131,6 +149,11 @@ class NiN(nn.Module):
 
         With ``pre_logits=True`` it returns the globally pooled ``N x num_features`` features
         (NiN classifies before pooling, so these are not the classifier's exact input).
+
+        Example:
+            >>> model, maps = NiN(num_classes=10), torch.randn(2, 192, 8, 8)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 10]), torch.Size([2, 192]))
         """
         if not pre_logits:
             x = self.act(self.classifier(x))
@@ -138,10 +161,23 @@ class NiN(nn.Module):
         return torch.flatten(self.global_pool(x), 1)  # N x num_classes
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``: ``forward_head(forward_features(x))``.
+
+        Example:
+            >>> NiN(in_channels=1).eval()(torch.randn(2, 1, 28, 28)).shape
+            torch.Size([2, 10])
+        """
         return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the class layer (the last 1x1 convolution) for ``num_classes`` (0: none)."""
+        """Replace the class layer (the last 1x1 convolution) for ``num_classes`` (0: none).
+
+        Example:
+            >>> model = NiN()
+            >>> model.reset_classifier(4)
+            >>> model.classifier
+            Conv2d(192, 4, kernel_size=(1, 1), stride=(1, 1))
+        """
         num_classes = check_int("num_classes", num_classes, minimum=0)
         self.classifier = (
             nn.Conv2d(self.num_features, num_classes, kernel_size=1)

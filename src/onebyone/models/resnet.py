@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from onebyone._checks import check_choice, check_int
+from onebyone._checks import check_choice, check_int, check_layer_factory
 from onebyone.blocks.residual import SHORTCUTS, BasicBlock, Bottleneck
 
-from ._base import check_input, is_meta, linear_or_identity
+from ._base import check_input, init_unless_meta, linear_or_identity
 from ._registry import register_model
 
 __all__ = ["ResNet"]
@@ -65,12 +65,7 @@ class ResNet(nn.Module):
         norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
-        if not (isinstance(block, type) and issubclass(block, nn.Module)) or not hasattr(
-            block, "expansion"
-        ):
-            raise TypeError(
-                f"block must be a residual block class such as Bottleneck, got {block!r}"
-            )
+        block_kwargs = _block_kwargs(block, shortcut, stride_in_1x1, norm_layer)
         layers = tuple(check_int(f"layers[{i}]", n) for i, n in enumerate(layers))
         widths = tuple(check_int(f"widths[{i}]", w) for i, w in enumerate(widths))
         if not layers or len(layers) != len(widths):
@@ -81,63 +76,82 @@ class ResNet(nn.Module):
         self.in_channels = check_int("in_channels", in_channels)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         self.stem = check_choice("stem", stem, ("imagenet", "cifar"))
-        self.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)
-        block_kwargs: dict[str, Any] = {"shortcut": shortcut, "norm_layer": norm_layer}
-        if stride_in_1x1:
-            if not issubclass(block, Bottleneck):
-                raise ValueError(
-                    f"stride_in_1x1=True needs Bottleneck blocks (a 1x1 to stride in), "
-                    f"got block={block.__name__}"
-                )
-            block_kwargs["stride_in_1x1"] = True
+        self.shortcut = shortcut
         self.block = block
         self.layers = layers
         self.widths = widths
         self.stride_in_1x1 = bool(stride_in_1x1)
+        self.zero_init_residual = bool(zero_init_residual)
         self.model_name = "ResNet"
         size = 224 if stem == "imagenet" else 32
         self.default_input_size = (1, in_channels, size, size)
 
-        stem_width = widths[0]
-        if stem == "imagenet":
-            self.conv1 = nn.Conv2d(in_channels, stem_width, 7, stride=2, padding=3, bias=norm_layer is None)
+        self._make_stem(norm_layer)
+        self.num_features = self._make_stages(block_kwargs)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = linear_or_identity(self.num_features, num_classes)
+        init_unless_meta(self, zero_init_last=self.zero_init_residual)
+
+    def _make_stem(self, norm_layer: Callable[[int], nn.Module] | None) -> None:
+        """``conv1``, ``bn1``, ``relu`` and ``maxpool`` (torchvision's names)."""
+        width, bias = self.widths[0], norm_layer is None
+        if self.stem == "imagenet":
+            self.conv1 = nn.Conv2d(self.in_channels, width, 7, stride=2, padding=3, bias=bias)
         else:
-            self.conv1 = nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=norm_layer is None)
-        self.bn1 = nn.Identity() if norm_layer is None else norm_layer(stem_width)
+            self.conv1 = nn.Conv2d(self.in_channels, width, 3, padding=1, bias=bias)
+        self.bn1 = nn.Identity() if norm_layer is None else norm_layer(width)
         self.relu = nn.ReLU(inplace=True)
-        if stem == "imagenet":
+        if self.stem == "imagenet":
             self.maxpool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         else:
             self.maxpool = nn.Identity()
 
-        channels = stem_width
-        for i, (depth, width) in enumerate(zip(layers, widths, strict=True)):
+    def _make_stages(self, block_kwargs: dict[str, Any]) -> int:
+        """``layer1``, ``layer2``, ...: each stage's first block (after the first stage)
+        halves the size. Returns the channels of the last stage."""
+        channels = self.widths[0]
+        for i, (depth, width) in enumerate(zip(self.layers, self.widths, strict=True)):
             blocks = []
             for j in range(depth):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(block(channels, width, stride=stride, **block_kwargs))
-                channels = width * block.expansion
+                blocks.append(self.block(channels, width, stride=stride, **block_kwargs))
+                channels = width * self.block.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-        self.num_features = channels
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = linear_or_identity(channels, num_classes)
+        return channels
 
-        # A meta-device model (built to count parameters) has nothing to initialise.
-        to_init = () if is_meta(self) else tuple(self.modules())
-        for m in to_init:
+    def init_weights(self, *, zero_init_last: bool = False) -> None:
+        """Initialise every layer as torchvision does (Kaiming-normal convolutions, norms at
+        one and zero); with ``zero_init_last``, each residual block's last norm weight is
+        zero, so blocks start as identities (Goyal et al., 2017).
+
+        The constructor calls it (with ``zero_init_residual``) unless the model is on the
+        meta device. The classifier keeps ``nn.Linear``'s own initialisation.
+
+        Example:
+            >>> model = resnet20()
+            >>> model.init_weights(zero_init_last=True)
+            >>> model.layer1[0].bn2.weight.abs().sum().item()
+            0.0
+        """
+        for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)) and m.weight is not None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
-        if zero_init_residual:
-            for m in to_init:
-                last = m.bn3 if isinstance(m, Bottleneck) else getattr(m, "bn2", None)
-                if isinstance(m, (BasicBlock, Bottleneck)) and hasattr(last, "weight"):
-                    nn.init.zeros_(last.weight)
+        if zero_init_last:
+            for m in self.modules():
+                if isinstance(m, (BasicBlock, Bottleneck)):
+                    m.zero_init_last()
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return the last stage's feature maps (``N x num_features x H/32 x W/32``)."""
+        """Return the last stage's feature maps (``N x num_features x H/32 x W/32``).
+
+        Example:
+            >>> import torch
+            >>> resnet20().forward_features(torch.randn(1, 3, 32, 32)).shape
+            torch.Size([1, 64, 8, 8])
+        """
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         # N x 3 x 224 x 224 (imagenet stem) | N x 3 x 32 x 32 (cifar stem)
         x = self.relu(self.bn1(self.conv1(x)))
@@ -149,17 +163,38 @@ class ResNet(nn.Module):
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        """Pool the feature maps and classify them (or return the pooled vector)."""
+        """Pool the feature maps and classify them (or return the pooled vector).
+
+        Example:
+            >>> import torch
+            >>> model, maps = resnet20(), torch.randn(2, 64, 8, 8)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 10]), torch.Size([2, 64]))
+        """
         x = torch.flatten(self.avgpool(x), 1)
         # N x num_features
         return x if pre_logits else self.fc(x)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``: ``forward_head(forward_features(x))``.
+
+        Example:
+            >>> import torch
+            >>> resnet20(in_channels=1).eval()(torch.randn(2, 1, 28, 28)).shape
+            torch.Size([2, 10])
+        """
         x = self.forward_features(x)
         return self.forward_head(x)  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the classifier with a fresh ``num_classes``-way layer (0: none)."""
+        """Replace the classifier with a fresh ``num_classes``-way layer (0: none).
+
+        Example:
+            >>> model = resnet20()
+            >>> model.reset_classifier(3)
+            >>> model.fc, model.num_classes
+            (Linear(in_features=64, out_features=3, bias=True), 3)
+        """
         self.fc = linear_or_identity(self.num_features, num_classes)
         self.num_classes = num_classes
 
@@ -169,6 +204,31 @@ class ResNet(nn.Module):
             f"in_channels={self.in_channels}, num_classes={self.num_classes}, "
             f"widths={self.widths}, stem={self.stem!r}, shortcut={self.shortcut!r}"
         )
+
+
+def _block_kwargs(
+    block: Any,
+    shortcut: Any,
+    stride_in_1x1: Any,
+    norm_layer: Any,
+) -> dict[str, Any]:
+    """Check the block class and the arguments ResNet passes on to every block."""
+    if not (isinstance(block, type) and issubclass(block, nn.Module)) or not hasattr(
+        block, "expansion"
+    ):
+        raise TypeError(f"block must be a residual block class such as Bottleneck, got {block!r}")
+    kwargs: dict[str, Any] = {
+        "shortcut": check_choice("shortcut", shortcut, SHORTCUTS),
+        "norm_layer": check_layer_factory("norm_layer", norm_layer),
+    }
+    if stride_in_1x1:
+        if not issubclass(block, Bottleneck):
+            raise ValueError(
+                f"stride_in_1x1=True needs Bottleneck blocks (a 1x1 to stride in), "
+                f"got block={block.__name__}"
+            )
+        kwargs["stride_in_1x1"] = True
+    return kwargs
 
 
 def _resnet(name: str, block: type[nn.Module], layers: Sequence[int], **kwargs: Any) -> ResNet:

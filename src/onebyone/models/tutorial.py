@@ -74,6 +74,13 @@ class TutorialModel(PlainSlicesSequential):
         self.default_input_size = (1, in_channels, check_int("input_size", input_size), input_size)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Run the convolutions (each followed by ReLU) after checking the input's channels.
+
+        Example:
+            >>> import torch
+            >>> TutorialModel(layers=((8, 3), (4, 1)))(torch.randn(1, 3, 9, 9)).shape
+            torch.Size([1, 4, 9, 9])
+        """
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         # N x 3 x 256 x 256
         return super().forward(x)  # N x out_channels x 256 x 256

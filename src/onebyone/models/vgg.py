@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from onebyone._checks import check_fraction, check_int
 
-from ._base import check_input, is_meta, linear_or_identity
+from ._base import check_input, init_unless_meta, linear_or_identity
 from ._registry import register_model
 
 __all__ = ["VGG"]
@@ -101,9 +101,21 @@ class VGG(nn.Module):
             linear_or_identity(hidden_features, num_classes),
         )
 
-        # A meta-device model (built to count parameters) has nothing to initialise.
-        to_init = () if is_meta(self) else tuple(self.modules())
-        for m in to_init:
+        init_unless_meta(self)
+
+    def init_weights(self) -> None:
+        """Initialise every layer as torchvision's VGG does: Kaiming-normal convolutions,
+        linear weights from N(0, 0.01), BatchNorm at one, every bias at zero.
+
+        The constructor calls it unless the model is on the meta device.
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32)
+            >>> model.init_weights()
+            >>> model.features[0].bias.abs().sum().item()
+            0.0
+        """
+        for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
@@ -115,7 +127,13 @@ class VGG(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """Return the last stage's pooled maps (``N x 512 x 7 x 7`` for 224x224 input)."""
+        """Return the last stage's pooled maps (``N x 512 x 7 x 7`` for 224x224 input).
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32)
+            >>> model.forward_features(torch.randn(1, 3, 8, 8)).shape
+            torch.Size([1, 16, 2, 2])
+        """
         check_input(x, in_channels=self.in_channels, model_name=self.model_name)
         if not isinstance(x, torch.fx.Proxy) and min(x.shape[-2:]) < self.min_input_size:
             raise ValueError(
@@ -128,7 +146,14 @@ class VGG(nn.Module):
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         """Pool to 7x7, flatten and run the fully-connected layers (all but the last if
-        ``pre_logits``)."""
+        ``pre_logits``).
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32).eval()
+            >>> maps = torch.randn(2, 16, 2, 2)
+            >>> model.forward_head(maps).shape, model.forward_head(maps, pre_logits=True).shape
+            (torch.Size([2, 3]), torch.Size([2, 32]))
+        """
         x = torch.flatten(self.avgpool(x), 1)
         # N x 25088
         if pre_logits:
@@ -136,10 +161,24 @@ class VGG(nn.Module):
         return self.classifier(x)  # N x num_classes
 
     def forward(self, x: Tensor) -> Tensor:
+        """Classify ``x``: ``forward_head(forward_features(x))``.
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32).eval()
+            >>> model(torch.randn(2, 3, 8, 8)).shape
+            torch.Size([2, 3])
+        """
         return self.forward_head(self.forward_features(x))  # N x num_classes
 
     def reset_classifier(self, num_classes: int) -> None:
-        """Replace the last fully-connected layer with a fresh ``num_classes``-way one."""
+        """Replace the last fully-connected layer with a fresh ``num_classes``-way one.
+
+        Example:
+            >>> model = VGG(((8,), (16,)), num_classes=3, hidden_features=32)
+            >>> model.reset_classifier(5)
+            >>> model.classifier[-1]
+            Linear(in_features=32, out_features=5, bias=True)
+        """
         self.classifier[-1] = linear_or_identity(self.hidden_features, num_classes)
         self.num_classes = num_classes
 
