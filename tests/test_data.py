@@ -452,3 +452,28 @@ def test_cifar_forged_lengths_are_refused_before_allocating(tmp_path, raw):
     p.write_bytes(raw)
     with pytest.raises(ValueError, match=r"test_batch"):
         data.read_cifar_batch(p)
+
+
+def test_npz_header_cannot_declare_more_than_the_archive_holds(tmp_path):
+    import io
+    import tracemalloc
+    import zipfile
+
+    def npy(shape, payload):
+        buf = io.BytesIO()
+        header = {"descr": "|u1", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(buf, header)
+        return buf.getvalue() + payload
+
+    p = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(p, "w") as zf:  # stored, not compressed: 200 bytes in all
+        zf.writestr("train_images.npy", npy((1_000_000, 28, 28), b"\x00" * 16))
+        zf.writestr("train_labels.npy", npy((1_000_000,), b""))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"bomb\.npz.*train_images.*\(1000000, 28, 28\)"):
+            load(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20  # np.load would have allocated the declared 784 MB first
