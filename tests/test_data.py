@@ -307,6 +307,41 @@ def test_cifar_real_batch_layout_still_loads(tmp_path, protocol):
     assert np.array_equal(got["data"], d) and got["labels"].tolist() == [1, 2]
 
 
+def _py2_batch(data: bytes, shape: tuple[int, int], labels: list[int]) -> bytes:
+    """A batch as the real CIFAR files are: Python 2's cPickle, protocol 2, str as BINSTRING.
+
+    Assembled opcode by opcode (Python 3 cannot write Python 2 strings); numpy arrays pickle as
+    ``_reconstruct(ndarray, (0,), 'b')`` then BUILD with ``(1, shape, dtype, False, data)``.
+    """
+
+    def string(b: bytes) -> bytes:  # SHORT_BINSTRING
+        return b"U" + bytes([len(b)]) + b
+
+    out = b"\x80\x02}q\x00(" + string(b"data")
+    out += b"cnumpy.core.multiarray\n_reconstruct\nq\x01cnumpy\nndarray\nq\x02K\x00\x85q\x03"
+    out += string(b"b") + b"\x87q\x04Rq\x05(K\x01"
+    out += b"".join(b"M" + struct.pack("<H", d) for d in shape) + b"\x86"
+    out += b"cnumpy\ndtype\nq\x06" + string(b"u1") + b"K\x00K\x01\x87Rq\x07(K\x03" + string(b"|")
+    out += b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    out += b"\x89T" + struct.pack("<I", len(data)) + data + b"tb"
+    out += string(b"labels") + b"]q\x08(" + b"".join(b"K" + bytes([v]) for v in labels) + b"e"
+    return out + string(b"batch_label") + string(b"training batch 1 of 5") + b"u."
+
+
+def test_cifar_python2_batch_loads(tmp_path):
+    d = np.arange(2 * 3072).astype(np.uint8).reshape(2, 3072)
+    raw = _py2_batch(d.tobytes(), (2, 3072), [6, 9])
+    assert pickle.loads(raw, encoding="bytes")[b"labels"] == [6, 9]  # the reference reader agrees
+    (tmp_path / "data_batch_1").write_bytes(raw)
+    out = data.read_cifar_batch(tmp_path / "data_batch_1")
+    assert np.array_equal(out["data"], d) and out["labels"] == [6, 9]
+    assert out["batch_label"] == b"training batch 1 of 5"
+    # The same layout with a shape its bytes do not fill is refused before allocating.
+    (tmp_path / "data_batch_1").write_bytes(_py2_batch(d.tobytes(), (60000, 3072), [6, 9]))
+    with pytest.raises(ValueError, match=r"data_batch_1.*\(60000, 3072\)"):
+        data.read_cifar_batch(tmp_path / "data_batch_1")
+
+
 def test_cifar_refuses_non_numeric_dtypes(tmp_path):
     p = _cifar_file(tmp_path / "data_batch_1", np.zeros(2, dtype=[("a", "u1")]), [0, 1])
     with pytest.raises(ValueError, match=r"data_batch_1.*dtype"):
