@@ -512,3 +512,14 @@ def test_npz_header_cannot_declare_more_than_the_archive_holds(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20  # np.load would have allocated the declared 784 MB first
+
+
+def test_image_folder_empty_holdout_test_split_is_named(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    for c in ("a", "b"):
+        (tmp_path / c).mkdir()
+        for i in range(3):  # fewer than 5: every 5th image is held out, so none is
+            Image.new("L", (4, 4), i).save(tmp_path / c / f"{i}.png")
+    assert len(load(tmp_path, "train")) == 6
+    with pytest.raises(ValueError, match=r"test split holds no images.*at least 5 images"):
+        load(tmp_path, "test")
