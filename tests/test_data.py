@@ -523,3 +523,19 @@ def test_image_folder_empty_holdout_test_split_is_named(tmp_path):
     assert len(load(tmp_path, "train")) == 6
     with pytest.raises(ValueError, match=r"test split holds no images.*at least 5 images"):
         load(tmp_path, "test")
+
+
+def test_npz_with_a_corrupt_npy_header_names_the_file(tmp_path):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((2, 4, 4), np.uint8))
+    good = buf.getvalue()
+    p = tmp_path / "set.npz"
+    for bad in (b"\x93NUMPX" + good[6:], good.replace(b"'shape'", b"'shap\x00'")):
+        with zipfile.ZipFile(p, "w") as zf:  # a valid archive (CRCs right) around a bad .npy
+            zf.writestr("train_images.npy", bad)
+            zf.writestr("train_labels.npy", good)
+        with pytest.raises(ValueError, match=r"set\.npz' train_images: not a valid \.npy array"):
+            load(p)

@@ -136,13 +136,16 @@ def _read_npy_member(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
             f"{info.compress_size} compressed ones, more than compression allows"
         )
     with zf.open(info) as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        else:
-            raise ValueError(f"{where}: unsupported .npy format version {version}")
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except (ValueError, SyntaxError, TypeError) as e:
+            raise ValueError(f"{where}: not a valid .npy array: {e}") from None
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
             raise ValueError(f"{where}: expected a plain numeric array, got dtype {dtype}")
         size = math.prod(shape) * dtype.itemsize
