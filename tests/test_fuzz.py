@@ -372,6 +372,51 @@ def test_fuse_is_exact_in_eval(stack, cheaper):
     torch.testing.assert_close(new(x), model(x), rtol=1e-9, atol=1e-9)
 
 
+@st.composite
+def classifier_heads(draw):
+    c, side = draw(st.integers(1, 4)), draw(st.integers(2, 6))
+    width = draw(st.integers(1, 5))
+    pool = draw(st.sampled_from(["none", "avg1", "avg2"]))
+    layers: list[nn.Module] = [nn.Conv2d(c, width, 3, padding=1), nn.ReLU()]
+    h = side
+    if pool != "none":
+        h = min(int(pool[-1]), side)
+        layers.append(nn.AdaptiveAvgPool2d(h))
+    layers.append(nn.Flatten())
+    features = width * h * h
+    for _ in range(draw(st.integers(0, 1))):
+        hidden = draw(st.integers(1, 6))
+        layers += [nn.Linear(features, hidden), nn.ReLU()]
+        features = hidden
+    layers.append(nn.Linear(features, draw(st.integers(1, 5))))
+    return nn.Sequential(*layers).eval(), (c, side, side), pool == "avg1"
+
+
+@fuzz(6, explore=100)  # ~0.5 s each: convolutionalize traces and checks the model
+@given(classifier_heads())
+def test_convolutionalize_gives_the_same_logits_at_the_input_size(case):
+    model, size, global_pool = case
+    x = torch.randn(2, *size)
+    new, _report = surgery.convolutionalize(model, size)
+    scores = new(x)
+    # At input_size: a 1x1 map holding the logits, or (global average pool head) the map whose
+    # mean is the logits (the documented contract).
+    logits = scores.mean((2, 3)) if global_pool else scores.flatten(1)
+    torch.testing.assert_close(logits, model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 14 item 21 (blocks): BasicBlock(4, 4)(torch.randn(1, 3, 8, 8)) raises torch's "
+    "RuntimeError, not a ValueError naming the block and the shape",
+)
+def test_block_with_the_wrong_channel_count_is_a_value_error():
+    from onebyone import BasicBlock
+
+    with pytest.raises(ValueError, match="BasicBlock"):
+        BasicBlock(4, 4)(torch.randn(1, 3, 8, 8))
+
+
 # ---- data loaders -------------------------------------------------------------------------------
 
 
