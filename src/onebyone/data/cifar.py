@@ -4,9 +4,9 @@ The batches are Python pickles. A plain ``pickle.load`` can run any code a file 
 numpy's own constructors allocate whatever a file asks (``numpy.ndarray((10**6, 3072), "u1")``
 from a 121-byte file). So a batch is read in three guarded steps:
 
-1. The whole file is read (its real size bounds everything after) and its opcodes are scanned
-   with :func:`pickletools.genops` before anything is built: every length prefix must fit in
-   the bytes that remain, and memo indices must be ones the file could have assigned.
+1. The whole file is read (its real size bounds everything after) and its opcodes are walked
+   before anything is built: every length prefix must fit in the bytes that remain, and memo
+   indices must be ones the file could have assigned.
 2. The Unpickler's ``find_class`` allows only what a real CIFAR batch holds (dicts, lists,
    bytes and str, ints, numeric numpy arrays) and maps each numpy global to a checked
    stand-in: ``ndarray`` is a token that cannot be called, ``_reconstruct`` only makes the
@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import pickletools
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -161,16 +162,69 @@ class _DataOnlyUnpickler(pickle.Unpickler):
             ) from None
 
 
+# Length-prefixed opcode arguments: (prefix bytes, struct format) by pickletools' markers.
+_PREFIXED = {
+    pickletools.TAKEN_FROM_ARGUMENT1: (1, "<B"),
+    pickletools.TAKEN_FROM_ARGUMENT4: (4, "<i"),
+    pickletools.TAKEN_FROM_ARGUMENT4U: (4, "<I"),
+    pickletools.TAKEN_FROM_ARGUMENT8U: (8, "<Q"),
+}
+_OPCODES = {ord(op.code): op for op in pickletools.opcodes}
+
+
 def _scan(raw: bytes) -> None:
-    """Walk the opcodes without building anything: lengths and memo indices must be possible."""
-    count = 0
-    for count, (op, arg, _pos) in enumerate(pickletools.genops(io.BytesIO(raw)), start=1):
-        # The C unpickler grows its memo table to the index it is given; a pickler numbers
-        # its memo entries 0, 1, 2... so an index past the opcodes read so far is forged.
-        if op.name in _MEMO_OPS and not (isinstance(arg, int) and 0 <= arg <= count):
-            raise _Bad(f"stores memo entry {arg!r:.20} after {count} opcodes; the file is forged")
-    if count == 0:
-        raise _Bad("is empty")
+    """Walk the opcodes without building anything: lengths and memo indices must be possible.
+
+    The C unpickler allocates what a length prefix says before reading the bytes (BYTEARRAY8)
+    and grows its memo table to the index it is given, so both are checked against the file
+    first. Payloads are skipped, not copied: the walk costs one step per opcode.
+    """
+    pos, end, count = 0, len(raw), 0
+    while pos < end:
+        op = _OPCODES.get(raw[pos])
+        if op is None:
+            raise _Bad(f"holds byte {raw[pos]:#04x} at offset {pos}, which is no pickle opcode")
+        pos, count = pos + 1, count + 1
+        if op.name == "STOP":
+            return
+        arg = op.arg
+        if arg is None:
+            continue
+        if arg.n in _PREFIXED:
+            width, fmt = _PREFIXED[arg.n]
+            if pos + width > end:
+                break
+            (length,) = struct.unpack_from(fmt, raw, pos)
+            pos += width
+            if not 0 <= length <= end - pos:
+                raise _Bad(
+                    f"declares {length} bytes for {op.name} at offset {pos - width - 1} but "
+                    f"only {end - pos} follow"
+                )
+            pos += length
+            continue
+        start = pos
+        if arg.n == pickletools.UP_TO_NEWLINE:
+            for _ in range(2 if arg.name == "stringnl_noescape_pair" else 1):
+                newline = raw.find(b"\n", pos)
+                if newline < 0:
+                    raise _Bad(f"is truncated inside {op.name} at offset {start - 1}")
+                pos = newline + 1
+        elif pos + arg.n <= end:
+            pos += arg.n
+        else:
+            break
+        if op.name in _MEMO_OPS or op.name == "FRAME":
+            text = raw[start:pos]
+            value = int(text) if op.name == "PUT" else int.from_bytes(text, "little")
+            # A frame holds bytes that follow; a pickler numbers memo entries 0, 1, 2...,
+            # never beyond the opcodes so far.
+            if value > (end - pos if op.name == "FRAME" else count):
+                raise _Bad(f"holds {op.name} {value} at offset {start - 1}; the file is forged")
+    raise _Bad("is truncated (it ends before the pickle's STOP)")
+
+
+_PLAIN = frozenset({int, bytes, str, float, bool, type(None)})
 
 
 def _resolve(obj: Any, depth: int = 0) -> Any:
@@ -185,6 +239,8 @@ def _resolve(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, dict):
         return {_resolve(k, depth + 1): _resolve(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
+        if all(type(v) in _PLAIN for v in obj):  # labels and filenames: no walk per item
+            return obj
         items = [_resolve(v, depth + 1) for v in obj]
         return items if isinstance(obj, list) else tuple(items)
     if obj is None or isinstance(obj, (bool, int, float, str, bytes, bytearray, np.ndarray)):
@@ -216,6 +272,12 @@ def read_cifar_batch(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"cannot read CIFAR batch {str(path)!r}: {e}") from e
     try:
         _scan(raw)
+    except _Bad as e:
+        raise ValueError(
+            f"{str(path)!r} is not a CIFAR python batch (a pickled dict with 'data' and "
+            f"'labels'): it {e}"
+        ) from None
+    try:
         obj = _resolve(_DataOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load())
     except _Bad as e:
         raise ValueError(f"{str(path)!r} {e}") from None
