@@ -539,3 +539,25 @@ def test_npz_with_a_corrupt_npy_header_names_the_file(tmp_path):
             zf.writestr("train_labels.npy", good)
         with pytest.raises(ValueError, match=r"set\.npz' train_images: not a valid \.npy array"):
             load(p)
+
+
+@pytest.mark.parametrize(
+    "evil",
+    [
+        # BUILD with a (None, {name: value}) state runs setattr on what is on the stack: here on
+        # the function standing for _codecs.encode, which every later file would then use.
+        b"\x80\x02c_codecs\nencode\nN}X\x0c\x00\x00\x00__defaults__(X\x01\x00\x00\x00xts\x86b.",
+        # and a second BUILD on an array, after its data was set.
+        None,
+    ],
+    ids=["global", "array-twice"],
+)
+def test_cifar_batch_cannot_modify_the_readers_globals(tmp_path, evil):
+    if evil is None:
+        good = pickle.dumps(np.zeros(2, np.uint8), protocol=5)
+        evil = good[:-1] + b"(K\x01K\x02\x85cnumpy\ndtype\nX\x02\x00\x00\x00u1\x89\x88\x87RC\x00tb."
+    (tmp_path / "test_batch").write_bytes(evil)
+    with pytest.raises(ValueError, match=r"test_batch.*(tries to modify _codecs\.encode|twice)"):
+        data.read_cifar_batch(tmp_path / "test_batch")
+    _cifar_file(tmp_path / "data_batch_1", np.zeros((2, 3072), np.uint8), [0, 1], protocol=5)
+    assert data.read_cifar_batch(tmp_path / "data_batch_1")["labels"] == [0, 1]  # still works

@@ -55,6 +55,8 @@ def _text(value: Any) -> str:
 class _DType:
     """``numpy.dtype(code, align, copy)`` for plain numeric codes; BUILD sets the byte order only."""
 
+    __slots__ = ("dtype",)
+
     def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
         code = _text(code)
         if not isinstance(code, str) or code not in _TYPE_CODES:
@@ -97,22 +99,50 @@ def _array(raw: Any, dtype: np.dtype, shape: tuple[int, ...], fortran: bool) -> 
     return array.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
 
 
-class _NDArrayToken:
-    """Stands for ``numpy.ndarray`` in a batch: only ``_reconstruct`` may receive it."""
+class _Global:
+    """What ``find_class`` hands the unpickler: a callable that BUILD cannot modify.
+
+    Pickle's BUILD sets attributes on whatever object is on the stack; on a module-level
+    function or class that would change the reader for every later file, so it is refused.
+    """
+
+    __slots__ = ("_call", "name")
+
+    def __init__(self, name: str, call: Any) -> None:
+        self.name, self._call = name, call
 
     def __call__(self, *args: Any) -> Any:
-        raise _Bad("calls numpy.ndarray directly (it allocates whatever it is asked)")
+        return self._call(*args)
+
+    def __setstate__(self, state: Any) -> None:
+        raise _Bad(f"tries to modify {self.name} (pickle BUILD on a global)")
+
+    def __reduce__(self) -> Any:  # never pickled itself
+        raise TypeError(f"{self.name} stand-in cannot be pickled")
 
 
-_NDARRAY = _NDArrayToken()
+def _refuse_ndarray(*args: Any) -> Any:
+    raise _Bad("calls numpy.ndarray directly (it allocates whatever it is asked)")
+
+
+_NDARRAY = _Global("numpy.ndarray", _refuse_ndarray)
 
 
 class _ArrayPlaceholder:
-    """What ``_reconstruct`` returns; BUILD (``__setstate__``) gives it its checked data."""
+    """What ``_reconstruct`` returns; BUILD (``__setstate__``) gives it its checked data, once.
 
-    array: np.ndarray | None = None
+    ``_frombuffer`` returns one that already holds its array, so numpy's own ``__setstate__``
+    never sees a state from the file.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray | None = None) -> None:
+        self.array = array
 
     def __setstate__(self, state: Any) -> None:
+        if self.array is not None:
+            raise _Bad("sets the data of a numpy array twice")
         if isinstance(state, tuple) and len(state) == 5:
             state = state[1:]  # (version, shape, dtype, is_fortran, data)
         if not isinstance(state, tuple) or len(state) != 4:
@@ -128,10 +158,10 @@ def _reconstruct(subtype: Any, shape: Any, typecode: Any) -> _ArrayPlaceholder:
     return _ArrayPlaceholder()
 
 
-def _frombuffer(raw: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+def _frombuffer(raw: Any, dtype: Any, shape: Any, order: Any) -> _ArrayPlaceholder:
     if order not in ("C", "F"):
         raise _Bad(f"gives an array the order {order!r:.20}; expected 'C' or 'F'")
-    return _array(raw, _numeric_dtype(dtype), _shape(shape), order == "F")
+    return _ArrayPlaceholder(_array(raw, _numeric_dtype(dtype), _shape(shape), order == "F"))
 
 
 def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
@@ -141,14 +171,14 @@ def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
     return codecs.encode(text, "latin1")
 
 
-_GLOBALS: dict[tuple[str, str], Any] = {
+_GLOBALS: dict[tuple[str, str], _Global] = {
     ("numpy", "ndarray"): _NDARRAY,
-    ("numpy", "dtype"): _DType,
-    ("_codecs", "encode"): _encode,
+    ("numpy", "dtype"): _Global("numpy.dtype", _DType),
+    ("_codecs", "encode"): _Global("_codecs.encode", _encode),
 }
 for _mod in ("numpy.core", "numpy._core"):
-    _GLOBALS[(f"{_mod}.multiarray", "_reconstruct")] = _reconstruct
-    _GLOBALS[(f"{_mod}.numeric", "_frombuffer")] = _frombuffer
+    _GLOBALS[(f"{_mod}.multiarray", "_reconstruct")] = _Global("_reconstruct", _reconstruct)
+    _GLOBALS[(f"{_mod}.numeric", "_frombuffer")] = _Global("_frombuffer", _frombuffer)
 
 
 class _DataOnlyUnpickler(pickle.Unpickler):
@@ -234,8 +264,10 @@ def _resolve(obj: Any, depth: int = 0) -> Any:
         if obj.array is None:
             raise _Bad("holds an array without data")
         return obj.array
-    if isinstance(obj, (_DType, _NDArrayToken)):
-        raise _Bad(f"holds a bare {type(obj).__name__.strip('_')}")
+    if isinstance(obj, _DType):
+        raise _Bad("holds a bare numpy dtype")
+    if isinstance(obj, _Global):
+        raise _Bad(f"holds {obj.name} itself")
     if isinstance(obj, dict):
         return {_resolve(k, depth + 1): _resolve(v, depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
