@@ -85,6 +85,11 @@ class ArrayDataset(Dataset):
         classes: the class names; defaults to ``"0"``, ``"1"``, ... for ``max(labels) + 1`` classes.
         name: a short description shown in ``repr`` and progress bars.
 
+    Raises:
+        TypeError: images that are not uint8, or labels that are not integers.
+        ValueError: a bad shape, or a label outside ``[0, max(MAX_CLASSES, N))`` (see
+            :func:`check_labels`).
+
     Attributes:
         in_channels: C, the number of image channels.
         num_classes: the number of classes.
