@@ -8,14 +8,16 @@
 
 from onebyone.data.bundled import load_mnist5k
 from onebyone.data.cifar import load_cifar, read_cifar_batch
-from onebyone.data.dataset import ArrayDataset
+from onebyone.data.dataset import MAX_CLASSES, ArrayDataset, check_labels
 from onebyone.data.idx import load_mnist_idx, read_idx
 from onebyone.data.image_folder import load_image_folder
 from onebyone.data.load import DATA_HELP, list_datasets, load
 
 __all__ = [
     "DATA_HELP",
+    "MAX_CLASSES",
     "ArrayDataset",
+    "check_labels",
     "list_datasets",
     "load",
     "load_cifar",

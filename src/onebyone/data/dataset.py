@@ -13,7 +13,67 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["ArrayDataset"]
+__all__ = ["MAX_CLASSES", "ArrayDataset", "check_labels"]
+
+#: Labels may name at most ``max(MAX_CLASSES, number of images)`` classes. The class list is
+#: built from the largest label, so one corrupt label (2**40) must not decide its length.
+MAX_CLASSES = 100_000
+
+
+def check_labels(labels: np.ndarray, num_images: int, *, where: str = "labels") -> np.ndarray:
+    """Return ``labels`` as int64 after checking they are sane class indices for ``num_images``.
+
+    Integer arrays pass; float arrays pass only if every value is a whole number (they are
+    never truncated). Every label must be in ``[0, max(MAX_CLASSES, num_images))``.
+
+    Args:
+        labels: a 1-D numpy array.
+        num_images: the number of images the labels belong to (bounds the number of classes).
+        where: what the labels are, for messages (a file and a key).
+
+    Raises:
+        ValueError: a label is not a whole number, is negative, or is too large.
+
+    Example:
+        >>> check_labels(np.array([0.0, 2.0]), 2).tolist()
+        [0, 2]
+        >>> check_labels(np.array([0, 2**40]), 2, where="'a.npz' train_labels")
+        Traceback (most recent call last):
+        ...
+        ValueError: 'a.npz' train_labels: label 1099511627776 (index 1) is too large: ...
+    """
+    labels = np.asarray(labels)
+    if labels.dtype == np.bool_ or labels.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: expected integer labels, got dtype {labels.dtype}")
+    if labels.dtype.kind == "f":
+        whole = np.isfinite(labels) & (labels == np.round(labels))
+        if not whole.all():
+            i = int(np.argmin(whole))
+            raise ValueError(
+                f"{where}: label {float(labels.flat[i])!r} (index {i}) is not a whole number; "
+                "class labels must be integers"
+            )
+    if labels.size == 0:
+        return labels.astype(np.int64)
+    limit = max(MAX_CLASSES, int(num_images))
+    # Compare in float64 for floats (no overflow on the cast) and natively for integers.
+    i_max, i_min = int(np.argmax(labels)), int(np.argmin(labels))
+    if labels.flat[i_min] < 0:
+        raise ValueError(
+            f"{where}: label {_fmt(labels.flat[i_min])} (index {i_min}) is negative; "
+            "class labels are 0, 1, 2, ..."
+        )
+    if labels.flat[i_max] >= limit:
+        raise ValueError(
+            f"{where}: label {_fmt(labels.flat[i_max])} (index {i_max}) is too large: "
+            f"{num_images} images allow at most {limit} classes "
+            f"(labels in [0, {limit}), the larger of {MAX_CLASSES} and the number of images)"
+        )
+    return labels.astype(np.int64)
+
+
+def _fmt(value: np.generic) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class ArrayDataset(Dataset):
@@ -24,6 +84,11 @@ class ArrayDataset(Dataset):
         labels: integer array or tensor ``(N,)`` with values in ``[0, num_classes)``.
         classes: the class names; defaults to ``"0"``, ``"1"``, ... for ``max(labels) + 1`` classes.
         name: a short description shown in ``repr`` and progress bars.
+
+    Raises:
+        TypeError: images that are not uint8, or labels that are not integers.
+        ValueError: a bad shape, or a label outside ``[0, max(MAX_CLASSES, N))`` (see
+            :func:`check_labels`).
 
     Attributes:
         in_channels: C, the number of image channels.
@@ -66,11 +131,9 @@ class ArrayDataset(Dataset):
             raise ValueError(
                 f"labels must have shape ({images.shape[0]},) to match images, got {tuple(labels.shape)}"
             )
-        if labels.is_floating_point() or labels.dtype == torch.bool:
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
             raise TypeError(f"labels must be integers, got {labels.dtype}")
-        labels = labels.to(torch.int64)
-        if len(labels) and int(labels.min()) < 0:
-            raise ValueError(f"labels must be >= 0, got {int(labels.min())}")
+        labels = torch.from_numpy(check_labels(labels.detach().cpu().numpy(), len(labels)))
         n_found = int(labels.max()) + 1 if len(labels) else 0
         if classes is None:
             classes = [str(i) for i in range(n_found)]

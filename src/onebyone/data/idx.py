@@ -7,12 +7,15 @@ each dimension as a big-endian int32, then the values in row-major order.
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-from onebyone.data.dataset import ArrayDataset
+from onebyone.data.dataset import ArrayDataset, check_labels
 
 __all__ = ["find_idx_pair", "load_mnist_idx", "read_idx"]
 
@@ -30,6 +33,10 @@ _PREFIX = {"train": "train", "test": "t10k"}
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (optionally gzip-compressed) into a numpy array.
 
+    The header is checked before any data is read, and no more data is read than it
+    declares: a ``.gz`` whose header declares more than deflate could hold in the file's
+    size (about 1100 times it), or that inflates beyond the declared size, is refused.
+
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: the file is not a well-formed IDX file; the message names the file.
@@ -44,28 +51,66 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"IDX file {str(path)!r} does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
+    compressed = path.suffix == ".gz"
+    opener = gzip.open if compressed else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
+            # The header comes first and decides how much is read: never more than it declares
+            # (plus one byte, to notice trailing data), so a small .gz cannot inflate to GiBs.
+            dtype, dims = _read_header(f, path)
+            size = math.prod(dims) * dtype.itemsize
+            _check_declared_size(path, dims, size, compressed)
+            raw = f.read(size + 1)
+    except (OSError, EOFError, zlib.error) as e:
         raise ValueError(f"cannot read IDX file {str(path)!r}: {e}") from e
-    expected = "an IDX file (2 zero bytes, type code, ndim, big-endian int32 sizes, data)"
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES or raw[3] == 0:
-        raise ValueError(f"{str(path)!r} is not {expected}: bad magic number {raw[:4].hex()!r}")
-    dtype, ndim = _TYPES[raw[2]], raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{str(path)!r} is not {expected}: header truncated")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
-    count = int(np.prod(dims)) if dims else 0
-    if len(raw) - header != count * dtype.itemsize:
+    if len(raw) != size:
+        more = "more data than" if len(raw) > size else f"only {len(raw)} data bytes, less than"
         raise ValueError(
-            f"{str(path)!r} is not {expected}: header says shape {dims} "
-            f"({count * dtype.itemsize} data bytes) but the file holds {len(raw) - header}"
+            f"{str(path)!r} is not {_EXPECTED}: it holds {more} its header declares "
+            f"(shape {dims}, {size} data bytes)"
         )
-    data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
+    data = np.frombuffer(raw, dtype=dtype).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
+
+
+_EXPECTED = "an IDX file (2 zero bytes, type code, ndim, big-endian int32 sizes, data)"
+# Deflate cannot expand data more than about 1032 times (258-byte matches coded in 2 bits);
+# 1100 leaves room for the gzip header and trailer.
+_MAX_GZIP_RATIO = 1100
+
+
+def _read_header(f: BinaryIO, path: Path) -> tuple[np.dtype, tuple[int, ...]]:
+    magic = f.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _TYPES or magic[3] == 0:
+        raise ValueError(f"{str(path)!r} is not {_EXPECTED}: bad magic number {magic.hex()!r}")
+    ndim = magic[3]
+    sizes = f.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise ValueError(f"{str(path)!r} is not {_EXPECTED}: header truncated")
+    dims = tuple(int(d) for d in np.frombuffer(sizes, dtype=">i4"))
+    for i, d in enumerate(dims):
+        if d < 0:
+            raise ValueError(
+                f"{str(path)!r} is not {_EXPECTED}: dimension {i} of the header is {d}, "
+                "expected a size >= 0"
+            )
+    return _TYPES[magic[2]], dims
+
+
+def _check_declared_size(path: Path, dims: tuple[int, ...], size: int, compressed: bool) -> None:
+    on_disk = path.stat().st_size
+    header = 4 + 4 * len(dims)
+    if compressed:
+        if size > _MAX_GZIP_RATIO * on_disk:
+            raise ValueError(
+                f"{str(path)!r} is not {_EXPECTED}: the header declares shape {dims} "
+                f"({size} data bytes), more than a {on_disk}-byte gzip file can hold"
+            )
+    elif size != on_disk - header:
+        raise ValueError(
+            f"{str(path)!r} is not {_EXPECTED}: header says shape {dims} "
+            f"({size} data bytes) but the file holds {on_disk - header}"
+        )
 
 
 def find_idx_pair(root: str | os.PathLike, split: str = "train") -> tuple[Path, Path] | None:
@@ -107,7 +152,8 @@ def load_mnist_idx(root: str | os.PathLike, split: str = "train") -> ArrayDatase
 
     Raises:
         FileNotFoundError: the folder or one of the two files is missing.
-        ValueError: a file is malformed, or images and labels disagree.
+        ValueError: a file is malformed, images and labels disagree, the split holds no
+            images, or a label is not a class index (see :func:`~onebyone.data.check_labels`).
 
     Example:
         >>> import tempfile
@@ -138,4 +184,10 @@ def load_mnist_idx(root: str | os.PathLike, split: str = "train") -> ArrayDatase
         raise ValueError(
             f"{str(pair[1])!r}: expected {images.shape[0]} labels to match {pair[0].name}, got shape {labels.shape}"
         )
-    return ArrayDataset(images, labels.astype(np.int64), name=f"{root.name}:{split}")
+    if images.shape[0] == 0:
+        raise ValueError(
+            f"{str(pair[0])!r} holds no images (shape {images.shape}); "
+            f"the {split} split needs at least one"
+        )
+    labels = check_labels(labels, images.shape[0], where=repr(str(pair[1])))
+    return ArrayDataset(images, labels, name=f"{root.name}:{split}")

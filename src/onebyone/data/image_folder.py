@@ -48,7 +48,8 @@ def load_image_folder(
 
     Raises:
         FileNotFoundError: no such folder, or no class subfolders with images.
-        ValueError: an image cannot be decoded, or sizes differ and ``size`` is not given.
+        ValueError: an image cannot be decoded, sizes differ and ``size`` is not given, or
+            the held-out test split is empty (fewer than 5 images per class).
         ImportError: Pillow is not installed.
 
     Example:
@@ -89,6 +90,13 @@ def load_image_folder(
                 p for i, p in enumerate(members) if (i % step == step - 1) == (split == "test")
             ]
         files.extend((p, label) for p in members)
+    if holdout and class_dirs and not files and split == "test":
+        step = round(1 / _HOLDOUT)
+        raise ValueError(
+            f"{str(base)!r}: the test split holds no images: without train/ and test/ "
+            f"subfolders every {step}th image of each class (by name) is held out, so a class "
+            f"needs at least {step} images"
+        )
     if not class_dirs or not files:
         raise FileNotFoundError(
             f"{str(base)!r}: expected one subfolder per class holding images "

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from onebyone.data.bundled import BUNDLED, load_mnist5k
 from onebyone.data.cifar import load_cifar
-from onebyone.data.dataset import ArrayDataset
+from onebyone.data.dataset import ArrayDataset, check_labels
 from onebyone.data.idx import find_idx_pair, load_mnist_idx
 from onebyone.data.image_folder import load_image_folder
 
@@ -79,15 +81,16 @@ def _load_npz(path: Path, split: str) -> ArrayDataset:
                 f"{str(path)!r} is not an .npz archive (expected a zip of .npy arrays)"
             )
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
+        with zipfile.ZipFile(path) as zf:
+            keys = {n.removesuffix(".npy") for n in zf.namelist() if n.endswith(".npy")}
             need = {f"{split}_images", f"{split}_labels"}
             if not need <= keys:
                 raise ValueError(
                     f"{str(path)!r}: expected arrays {sorted(need)} (uint8 images, int labels), "
                     f"found {sorted(keys)}"
                 )
-            images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
+            images = _read_npy_member(zf, f"{split}_images", path)
+            labels = _read_npy_member(zf, f"{split}_labels", path)
     except ValueError:
         raise
     except Exception as e:
@@ -96,4 +99,63 @@ def _load_npz(path: Path, split: str) -> ArrayDataset:
         ) from None
     if images.dtype != np.uint8:
         raise ValueError(f"{str(path)!r}: expected uint8 {split}_images, got {images.dtype}")
-    return ArrayDataset(images, labels.astype(np.int64), name=f"{path.stem}:{split}")
+    where = f"{str(path)!r} {split}_labels"
+    if labels.dtype == np.bool_ or labels.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: expected integer {split}_labels, got dtype {labels.dtype}")
+    if images.ndim not in (3, 4) or images.shape[0] == 0:
+        raise ValueError(
+            f"{str(path)!r}: expected {split}_images of shape (N, H, W) or (N, C, H, W) with "
+            f"N >= 1, got {images.shape}"
+        )
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"{where}: expected shape ({images.shape[0]},) to match {split}_images, "
+            f"got {labels.shape}"
+        )
+    labels = check_labels(labels, images.shape[0], where=where)
+    return ArrayDataset(images, labels, name=f"{path.stem}:{split}")
+
+
+# Deflate expands at most ~1032x; more than this per member is a lie in the zip directory.
+_MAX_DEFLATE_RATIO = 1100
+
+
+def _read_npy_member(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
+    """Read ``key.npy`` from an open .npz, checking its declared size before allocating.
+
+    ``np.load`` allocates what the .npy header declares before reading the data, so a
+    100-byte archive could ask for any amount of memory; here the header must agree with the
+    member's size in the zip directory, which must be one the compressed bytes can hold.
+    """
+    info = zf.getinfo(f"{key}.npy")
+    where = f"{str(path)!r} {key}"
+    ratio = 1 if info.compress_type == zipfile.ZIP_STORED else _MAX_DEFLATE_RATIO
+    if info.file_size > ratio * max(info.compress_size, 1):
+        raise ValueError(
+            f"{where}: the archive declares {info.file_size} bytes for "
+            f"{info.compress_size} compressed ones, more than compression allows"
+        )
+    with zf.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except (ValueError, SyntaxError, TypeError) as e:
+            raise ValueError(f"{where}: not a valid .npy array: {e}") from None
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+            raise ValueError(f"{where}: expected a plain numeric array, got dtype {dtype}")
+        size = math.prod(shape) * dtype.itemsize
+        if size != info.file_size - f.tell():
+            raise ValueError(
+                f"{where}: the .npy header declares shape {shape} ({size} data bytes) but "
+                f"the archive holds {info.file_size - f.tell()}"
+            )
+        raw = f.read(size + 1)
+    if len(raw) != size:
+        raise ValueError(f"{where}: holds {len(raw)} data bytes, expected {size}")
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return array.astype(dtype.newbyteorder("="))
