@@ -182,11 +182,6 @@ def test_channel_projection_matches_conv2d(case, channels_last, unbatched):
     _close(proj.weight.grad, conv.weight.grad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 item 13 (layers): ChannelProjection(3, 2)(torch.randn(0, 3, 2, 2)) raises; "
-    "nn.Conv2d returns (0, 2, 2, 2)",
-)
 def test_channel_projection_batch_zero():
     proj = ChannelProjection(3, 2, act_layer=None)
     assert proj(torch.randn(0, 3, 2, 2)).shape == (0, 2, 2, 2)
@@ -349,13 +344,6 @@ def test_decompose_at_full_rank_is_exact(stack, method):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # input untouched
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="surgery: a float64 model's full-rank decomposition is only float32-exact (4e-8) "
-    "while the report says w err 2e-16: torch.manual_seed(0); m = nn.Sequential(nn.Conv2d(1, 2, 3, "
-    "padding=1, bias=False)).double(); x = torch.randn(2, 1, 6, 6, dtype=torch.float64); "
-    "new, _ = surgery.decompose(m, rank=1.0, example_input=x, only_if_cheaper=False); (new(x) - m(x)).abs().max()",
-)
 def test_decompose_float64_at_full_rank_is_float64_exact():
     m = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False)).double().eval()
     x = torch.randn(2, 1, 6, 6, dtype=torch.float64)
@@ -405,11 +393,6 @@ def test_convolutionalize_gives_the_same_logits_at_the_input_size(case):
     torch.testing.assert_close(logits, model(x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 item 21 (blocks): BasicBlock(4, 4)(torch.randn(1, 3, 8, 8)) raises torch's "
-    "RuntimeError, not a ValueError naming the block and the shape",
-)
 def test_block_with_the_wrong_channel_count_is_a_value_error():
     from onebyone import BasicBlock
 
@@ -587,10 +570,7 @@ def test_cli_random_arguments_exit_0_or_2_with_one_line(capsys, command, draw):
 @pytest.mark.parametrize(
     "argv",
     [
-        pytest.param(
-            ["summary", "tutorial_base", "--batch", "99999999999999999999999"],
-            marks=pytest.mark.xfail(strict=True, reason="issue 14 item 19 (cli): --batch 1e23 ends in a traceback"),
-        ),
+        pytest.param(["summary", "tutorial_base", "--batch", "99999999999999999999999"]),
         pytest.param(
             ["summary", "tutorial_base", "--input", "3x99999999999x99999999999"],
             marks=pytest.mark.xfail(strict=True, reason="issue 14 item 19 (cli): a huge --input ends in a traceback"),
