@@ -3,10 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["History"]
+__all__ = ["EpochRecord", "History"]
+
+
+@dataclass
+class EpochRecord:
+    """What one training epoch measured; :meth:`to_dict` is the record kept in a
+    :class:`History` and in ``state.json``.
+
+    Example:
+        >>> r = EpochRecord(epoch=1, train_loss=0.5, train_accuracy=0.9, lr=0.01,
+        ...                 train_samples=640, samples_per_second=3200.0)
+        >>> r.val_accuracy is None, list(r.to_dict())[:3]
+        (True, ['epoch', 'train_loss', 'train_accuracy'])
+    """
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    lr: float
+    train_samples: int
+    samples_per_second: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-able dict (the keys of :class:`History` records)."""
+        return asdict(self)
 
 
 @dataclass
