@@ -158,8 +158,15 @@ def test_checkpoint_roundtrip_and_torn_checkpoint(tmp_path):
 def test_model_that_cannot_take_the_data_fails_before_training(digits, tmp_path):
     train, _ = digits
     wrong_input = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
-    with pytest.raises(ValueError, match=r"cannot run on the training samples \(1x28x28\)"):
+    # The user's forward failing is a OneByOneError (as in analyze), naming the innermost
+    # module running and its input shapes, with torch's own error chained.
+    with pytest.raises(OneByOneError) as info:
         fit(wrong_input, train, None, out_dir=tmp_path, quiet=True, device="cpu")
+    assert str(info.value).startswith(
+        "model Sequential cannot run on the training samples (1x28x28): forward failed in "
+        "module '1' (Linear) on input shapes (2, 784): RuntimeError: mat1 and mat2"
+    )
+    assert isinstance(info.value.__cause__, RuntimeError)
     too_few = SmallNet(num_classes=5)
     with pytest.raises(ValueError, match="returns 5 class scores but the data has 10 classes"):
         fit(too_few, train, None, out_dir=tmp_path, quiet=True, device="cpu")
@@ -181,15 +188,35 @@ def test_model_that_cannot_take_the_data_fails_before_training(digits, tmp_path)
         fit(AuxInTraining(), train, None, quiet=True, device="cpu")
     # The check runs in eval mode (BatchNorm statistics untouched) and gives every module
     # its own flag back.
-    from onebyone.train.fit import _check_model_fits_data
+    from onebyone.train._model_check import check_model_fits_data
 
     net = SmallNet()
     net.features[1].eval()
     stats = net.features[1].running_mean.clone()
-    _check_model_fits_data(net, train, torch.device("cpu"), torch.preserve_format)
+    assert check_model_fits_data(net, train, torch.device("cpu"), torch.preserve_format) == (1, 28, 28)
     assert net.training is True and net.features[1].training is False
     assert net.features[0].training is True
     torch.testing.assert_close(net.features[1].running_mean, stats, rtol=0, atol=0)
+
+
+def test_forward_failing_in_training_is_a_onebyone_error(digits):
+    """A forward that works in eval mode (the check) but fails in training mode: the same
+    error type as a failure in the check, with the epoch and the batch's shape."""
+
+    class FailsInTraining(SmallNet):
+        def forward(self, x):
+            if self.training:
+                raise ZeroDivisionError("user bug")
+            return super().forward(x)
+
+    model = FailsInTraining()
+    with pytest.raises(OneByOneError) as info:
+        fit(model, digits[0].subset(64), None, epochs=1, batch_size=32, quiet=True, device="cpu")
+    assert str(info.value) == (
+        "model FailsInTraining cannot run on the training samples (1x28x28) in training, "
+        "epoch 1: forward failed on input shapes (32, 1, 28, 28): ZeroDivisionError: user bug"
+    )
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
 
 
 def test_metadata_is_kept_in_state_json(digits, tmp_path):

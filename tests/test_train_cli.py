@@ -123,11 +123,17 @@ def test_train_cli_model_that_cannot_take_the_data_fails_before_training(model_f
     out = tmp_path / "o"
     code, text = _run("train", f"{model_file}:cifar_mlp", "--out", out, "-q", "--subset", "100")
     assert code == 2, text
-    assert text.startswith("error: model Sequential cannot run on the training samples (1x28x28)")
+    assert text.startswith(
+        "error: model Sequential cannot run on the training samples (1x28x28): forward failed in "
+        "module '1' (Linear) on input shapes (2, 784): RuntimeError: mat1 and mat2"
+    )
     assert len(text.splitlines()) == 1
     code, text = _run("train", f"{model_file}:asserting", "--out", out, "-q", "--subset", "100")
     assert code == 2, text
-    assert text == "error: model Net cannot run on the training samples (1x28x28): AssertionError: need RGB\n"
+    assert text == (
+        "error: model Net cannot run on the training samples (1x28x28): forward failed in the "
+        "model (Net) on input shapes (2, 1, 28, 28): AssertionError: need RGB\n"
+    )
     assert not out.exists()
 
 

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from onebyone.train import _distributed
+from onebyone.train._model_check import check_model_fits_data, forward_error
 from onebyone.train._optim import OPTIMIZERS, make_optimizer
 from onebyone.train._progress import Progress
 from onebyone.train._schedule import SCHEDULES, lr_at
@@ -107,10 +108,13 @@ def fit(
         The :class:`History`, one record per completed epoch (resumed epochs included).
 
     Raises:
-        ValueError: bad arguments; the model cannot run on the data's samples or returns
-            fewer class scores than the data has classes (checked on two samples before any
+        ValueError: bad arguments; the model returns something other than logits, or fewer
+            class scores than the data has classes (checked on two samples before any
             training); ``out_dir`` already holds a checkpoint and ``resume`` is not set; the
             resume directory holds another model's checkpoint (nothing is written in any case).
+        OneByOneError: the model's forward raised (on the two samples checked before any
+            training, or in training); the message names the module and the input shapes,
+            and the model's exception is chained as ``__cause__``.
         KeyboardInterrupt: passed on after Ctrl-C; the last complete checkpoint is intact.
 
     Example:
@@ -178,7 +182,7 @@ def _run(
     model.to(dev)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    _check_model_fits_data(model, train, dev, memory_format)
+    check_model_fits_data(model, train, dev, memory_format)
     opt = make_optimizer(
         cfg.optimizer, model, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
     )
@@ -268,41 +272,6 @@ def _save(loop: _Loop, cfg: TrainConfig, record: EpochRecord, history: History) 
         save_checkpoint(cfg.out_dir, loop.model, loop.opt, state)
 
 
-def _check_model_fits_data(
-    model: nn.Module, train: Dataset, dev: torch.device, memory_format: torch.memory_format
-) -> None:
-    """One forward of two training samples (eval mode, no grad) before any training, so that a
-    model built for other inputs fails at once with one clear line instead of after setup."""
-    from onebyone._modes import eval_mode
-
-    x, _ = next(iter(iter_batches(train, list(range(min(2, len(train)))), 2)))
-    x = x.to(dev)
-    if x.dim() == 4:
-        x = x.contiguous(memory_format=memory_format)
-    sample = "x".join(map(str, x.shape[1:]))
-    try:
-        with eval_mode(model), torch.no_grad():
-            logits = model(x)
-    except Exception as e:  # the user's forward failed on the user's data
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise ValueError(
-            f"model {type(model).__name__} cannot run on the training samples ({sample}): "
-            f"{type(e).__name__}: {first}"
-        ) from e
-    classes = getattr(train, "num_classes", None)
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] != x.shape[0]:
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise ValueError(
-            f"model {type(model).__name__} must return logits of shape (N, num_classes) for "
-            f"N samples of {sample}; it returned {shape} for N={x.shape[0]}"
-        )
-    if isinstance(classes, int) and logits.shape[1] < classes:
-        raise ValueError(
-            f"model {type(model).__name__} returns {logits.shape[1]} class scores but the data "
-            f"has {classes} classes; build it with num_classes={classes}"
-        )
-
-
 def _train_epoch(
     loop: _Loop, cfg: TrainConfig, train: Dataset, epoch: int, progress: Progress, task: Any
 ) -> EpochRecord:
@@ -326,7 +295,10 @@ def _train_epoch(
         if x.dim() == 4:
             x = x.contiguous(memory_format=loop.memory_format)
         y = y.to(dev, non_blocking=True)
-        logits = loop.net(x)
+        try:
+            logits = loop.net(x)
+        except Exception as e:  # the user's forward failed on the user's data
+            raise forward_error(loop.model, x, e, what=f"in training, epoch {epoch + 1}") from e
         if not isinstance(logits, torch.Tensor):
             raise ValueError(
                 f"the model returned {type(logits).__name__} in training mode; fit needs a tensor "
