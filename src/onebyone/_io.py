@@ -93,7 +93,12 @@ def _atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically and return the path."""
+    """Write ``text`` to ``path`` atomically and return the path.
+
+    >>> import tempfile, pathlib
+    >>> write_text_atomic(pathlib.Path(tempfile.mkdtemp()) / "a.txt", "hi").read_text()
+    'hi'
+    """
     with _atomic_open(path, "w") as f:
         f.write(text)
     return Path(path)
@@ -116,6 +121,13 @@ def save_safetensors_atomic(
     """Save a dict of tensors with safetensors, atomically; tensors are made contiguous.
 
     Tied tensors (two names sharing storage) are cloned so safetensors accepts them.
+
+    >>> import tempfile, pathlib, torch
+    >>> from safetensors.torch import load_file
+    >>> w = torch.ones(2, 3)
+    >>> p = save_safetensors_atomic({"a": w, "b": w}, pathlib.Path(tempfile.mkdtemp()) / "w.safetensors")
+    >>> sorted(load_file(p))
+    ['a', 'b']
     """
     from safetensors.torch import save_file
 

@@ -63,11 +63,25 @@ class CompareReport:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``report.json`` content: ``{"variants": [{name, twin, params, macs, ...}]}``."""
+        """The ``report.json`` content: ``{"variants": [{name, twin, params, macs, ...}]}``.
+
+        Example:
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0)])
+            >>> r.to_dict()["variants"][0]["macs"]
+            400
+        """
         return {"variants": [{k: asdict(v)[k] for k in REPORT_KEYS} for v in self.variants]}
 
     def pairs(self) -> list[dict[str, Any]]:
-        """Each variant that has a twin present, with its MAC ratio and both accuracies."""
+        """Each variant that has a twin present, with its MAC ratio and both accuracies.
+
+        Example:
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0),
+            ...                    VariantResult("b", "a", 5, 100, None, None, 0.97, 2.0)])
+            >>> p = r.pairs()[0]
+            >>> p["twin"], p["params_ratio"], p["twin_accuracy"]
+            ('a', 2.0, 0.95)
+        """
         by_name = {v.name: v for v in self.variants}
         out = []
         for v in self.variants:
@@ -83,7 +97,13 @@ class CompareReport:
         return out
 
     def table(self) -> Any:
-        """A rich Table of the rows."""
+        """A rich Table of the rows.
+
+        Example:
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0)])
+            >>> r.table().row_count
+            1
+        """
         from rich.table import Table
 
         from onebyone.analysis.render import human_count
@@ -246,7 +266,14 @@ def compare(
 def write_outputs(
     result: CompareReport, out_dir: str | os.PathLike, *, plot: bool = True
 ) -> list[Path]:
-    """Write ``report.json`` (and ``accuracy_vs_macs.png`` if ``plot``) into ``out_dir``."""
+    """Write ``report.json`` (and ``accuracy_vs_macs.png`` if ``plot``) into ``out_dir``.
+
+    Example:
+        >>> import tempfile
+        >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0)])
+        >>> [p.name for p in write_outputs(r, tempfile.mkdtemp(), plot=False)]
+        ['report.json']
+    """
     from onebyone._io import write_json_atomic
 
     out = Path(out_dir)
@@ -261,6 +288,14 @@ def plot_accuracy_vs_macs(result: CompareReport, path: str | os.PathLike) -> Pat
 
     Raises:
         ImportError: matplotlib is not installed (``pip install 'onebyone[plot]'``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0),
+        ...                    VariantResult("b", "a", 5, 100, None, None, 0.97, 2.0)])
+        >>> path = plot_accuracy_vs_macs(r, pathlib.Path(tempfile.mkdtemp()) / "plot.png")
+        >>> path.read_bytes()[:4]
+        b'\x89PNG'
     """
     try:
         import matplotlib

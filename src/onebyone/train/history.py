@@ -32,7 +32,11 @@ class EpochRecord:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """The record as a JSON-able dict (the keys of :class:`History` records)."""
+        """The record as a JSON-able dict (the keys of :class:`History` records).
+
+        >>> EpochRecord(2, 0.1, 0.97, 0.0, 64, 900.0).to_dict()["epoch"]
+        2
+        """
         return asdict(self)
 
 
@@ -60,10 +64,18 @@ class History:
 
     @property
     def last(self) -> dict[str, Any]:
-        """The record of the last completed epoch (an empty dict if none)."""
+        """The record of the last completed epoch (an empty dict if none).
+
+        >>> History().last
+        {}
+        """
         return self.records[-1] if self.records else {}
 
     @property
     def train_seconds(self) -> float:
-        """Total seconds spent training and validating, over all recorded epochs."""
+        """Total seconds spent training and validating, over all recorded epochs.
+
+        >>> History([{"seconds": 1.5}, {"seconds": 2.0}]).train_seconds
+        3.5
+        """
         return float(sum(r.get("seconds", 0.0) for r in self.records))
