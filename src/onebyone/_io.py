@@ -141,6 +141,29 @@ def save_safetensors_atomic(
         seen.add(t.untyped_storage().data_ptr())
         clean[name] = t
     with atomic_path(path) as tmp:
-        save_file(clean, str(tmp), metadata=metadata)
+        try:
+            save_file(clean, str(tmp), metadata=metadata)
+        except Exception as e:
+            if type(e).__name__ != "SafetensorError":
+                raise
+            raise _as_os_error(e, path) from e
         _fsync(tmp)  # on disk before the rename, like the JSON files
     return Path(path)
+
+
+def _as_os_error(error: Exception, path: str | os.PathLike) -> OSError:
+    """safetensors reports a failed write (disk full, file too large) as ``SafetensorError``,
+    which is not an ``OSError``: give it back as the ``OSError`` it was, naming the file.
+
+    >>> e = _as_os_error(RuntimeError("I/O error: No space left on device (os error 28)"), "w.st")
+    >>> type(e).__name__, e.errno, e.strerror, e.filename
+    ('OSError', 28, 'cannot write: No space left on device', 'w.st')
+    """
+    import re
+
+    found = re.search(r"os error (\d+)", str(error))
+    if found:
+        code = int(found.group(1))
+        return OSError(code, f"cannot write: {os.strerror(code)}", str(path))
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return OSError(errno.EIO, f"cannot write: {first}", str(path))

@@ -95,8 +95,10 @@ def fit(
         seed: seeds the data order and dropout.
         device: ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``...
         channels_last: use the channels-last memory format for 4-D inputs.
-        out_dir: if given, a checkpoint is written there at each epoch end
-            (``model.safetensors``, ``optimizer.safetensors``, ``state.json``).
+        out_dir: if given, a checkpoint is written there at each epoch end: the tensor files
+            in an epoch folder, then ``state.json`` (with their checksums) in one atomic
+            rename; the previous epoch's folder goes only after that (see
+            :mod:`onebyone.train.checkpoint`).
         resume: a checkpoint directory to continue from, or True for ``out_dir``; the run
             continues with the checkpoint's seed and stops after ``epochs`` epochs in all.
         quiet: no progress bars and no printing.
@@ -166,6 +168,7 @@ class _Loop:
     dev: torch.device
     memory_format: torch.memory_format
     seed: int  # the checkpoint's seed when resuming
+    input_size: tuple[int, ...]  # one sample, e.g. (1, 28, 28): recorded in state.json
     steps_per_epoch: int
     total_steps: int
 
@@ -182,7 +185,7 @@ def _run(
     model.to(dev)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    check_model_fits_data(model, train, dev, memory_format)
+    input_size = check_model_fits_data(model, train, dev, memory_format)
     opt = make_optimizer(
         cfg.optimizer, model, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
     )
@@ -203,7 +206,7 @@ def _run(
     )  # fmt: skip
     steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
     loop = _Loop(
-        model, net, opt, sampler, info, dev, memory_format, seed, steps_per_epoch,
+        model, net, opt, sampler, info, dev, memory_format, seed, input_size, steps_per_epoch,
         steps_per_epoch * cfg.epochs,
     )  # fmt: skip
     show = info.is_main and not cfg.quiet
@@ -265,11 +268,18 @@ def _save(loop: _Loop, cfg: TrainConfig, record: EpochRecord, history: History) 
     state: dict[str, Any] = {
         "epoch": record.epoch, "epochs": cfg.epochs, "metrics": metrics, "seed": loop.seed,
         "config": cfg.to_json(loop.info.world_size), "history": history.records,
+        "input_size": list(loop.input_size),
     }  # fmt: skip
     if cfg.metadata is not None:
         state["metadata"] = cfg.metadata
     with _sigint_deferred():
-        save_checkpoint(cfg.out_dir, loop.model, loop.opt, state)
+        try:
+            save_checkpoint(cfg.out_dir, loop.model, loop.opt, state)
+        except OSError as e:  # disk full, no permission: say what is kept
+            if e.strerror is None or not has_checkpoint(cfg.out_dir):
+                raise
+            kept = f"the checkpoint of epoch {record.epoch - 1} in {str(cfg.out_dir)!r} is intact"
+            raise type(e)(e.errno, f"{e.strerror}; {kept}", e.filename) from e
 
 
 def _train_epoch(
