@@ -67,7 +67,9 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
     assert state["epoch"] == 1 and state["metrics"]["val_accuracy"] > 0.3
     assert (out / "epoch-0001" / "model.safetensors").stat().st_size > 0
     assert state["input_size"] == [1, 28, 28]
-    assert "done: 1 epochs" in text
+    # One word for one number: the epoch line's "val" accuracy is the final line's.
+    acc = f"{100 * state['metrics']['val_accuracy']:.2f}%"
+    assert f"done: 1 epoch, val accuracy {acc}; checkpoint in {out}" in text
 
     before = _snapshot(out)
     code, text = _run(
@@ -158,10 +160,13 @@ def test_trained_folder_feeds_compress(model_file, tmp_path):
         assert code == 0, text
         plan = json.loads((tmp_path / "small.json").read_text())
         assert plan["base"]["kwargs"] == {"in_channels": 1, "num_classes": 10}
-    # As the README shows it: the folder alone says how the model was built (1 channel).
+    # As the README shows it: the folder alone says how the model was built (1 channel) and
+    # the size it was trained at (28x28 digits, not resnet20's default 32x32).
+    assert state["input_size"] == [1, 28, 28]
     code, text = _run("compress", "resnet20", "--checkpoint", run, "--budget", "0.5",
                       "--out", tmp_path / "readme")  # fmt: skip
     assert code == 0, text
+    assert "totals at input 1x28x28 (" in text and "1x32x32" not in text
     assert json.loads((tmp_path / "readme.json").read_text())["base"]["kwargs"]["in_channels"] == 1
     code, text = _run("compress", "resnet20", "--checkpoint", run, "--rank", "8",
                       "--input", "3x32x32", "--out", tmp_path / "x")  # fmt: skip
@@ -211,7 +216,7 @@ def test_ddp_two_processes_on_cpu(model_file, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == 0, stderr[-3000:]
-    assert stdout.count("done: 1 epochs") == 1  # only rank 0 prints
+    assert stdout.count("done: 1 epoch,") == 1  # only rank 0 prints
     state = json.loads((out / "state.json").read_text())
     assert state["config"]["world_size"] == 2 and state["epoch"] == 1
     # Each process trained on its half of the 320 digits; the all-reduced count is the whole set.

@@ -89,5 +89,7 @@ def train(
     if int(os.environ.get("RANK", "0")) == 0:
         state = read_state(out)
         acc = history.last.get("val_accuracy")
-        acc_text = f"test accuracy {100 * acc:.2f}%" if acc is not None else ""
-        typer.echo(f"done: {state['epoch']} epochs, {acc_text}; checkpoint in {out}")
+        # the word of the epoch lines ("val") for the same number; "1 epoch", not "1 epochs"
+        acc_text = f", val accuracy {100 * acc:.2f}%" if acc is not None else ""
+        done = state["epoch"]
+        typer.echo(f"done: {done} epoch{'' if done == 1 else 's'}{acc_text}; checkpoint in {out}")

@@ -283,6 +283,52 @@ def write_outputs(
     return written
 
 
+_KINDS = {  # legend label and colour of each kind of point
+    "naive": ("naive", "tab:red"),
+    "reduced": ("1x1-reduced", "tab:green"),
+    "alone": ("no twin", "tab:purple"),
+}
+
+
+def _kind(v: VariantResult, variants: list[VariantResult]) -> str:
+    if v.twin:
+        return "reduced"
+    return "naive" if any(u.twin == v.name for u in variants) else "alone"
+
+
+def _figure(result: CompareReport, plt: Any) -> Any:
+    """The accuracy-vs-MACs figure: every point labelled and in the legend by its kind
+    (variants without a twin, such as ``maxout``, are named in their legend entry)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    by_name = {v.name: v for v in result.variants}
+    for v in result.variants:
+        twin = by_name.get(v.twin) if v.twin else None
+        if twin is not None:
+            ax.annotate(
+                "", xy=(v.macs, 100 * v.accuracy), xytext=(twin.macs, 100 * twin.accuracy),
+                arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 1},
+            )  # fmt: skip
+    for kind, (label, color) in _KINDS.items():
+        points = [v for v in result.variants if _kind(v, result.variants) == kind]
+        if not points:
+            continue
+        if kind == "alone":
+            label += ": " + ", ".join(v.name for v in points)
+        ax.scatter([v.macs for v in points], [100 * v.accuracy for v in points], color=color,
+                   zorder=3, label=label)  # fmt: skip
+        for v in points:
+            ax.annotate(v.name, (v.macs, 100 * v.accuracy), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs per image (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs MACs: naive -> 1x1-reduced (arrows)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_accuracy_vs_macs(result: CompareReport, path: str | os.PathLike) -> Path:
     """Plot test accuracy against MACs (log x), one labelled point per variant, arrows to twins.
 
@@ -306,35 +352,7 @@ def plot_accuracy_vs_macs(result: CompareReport, path: str | os.PathLike) -> Pat
         raise ImportError("the plot needs matplotlib: pip install 'onebyone[plot]'") from e
     from onebyone._io import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    by_name = {v.name: v for v in result.variants}
-    for v in result.variants:
-        twin = by_name.get(v.twin) if v.twin else None
-        if twin is not None:
-            ax.annotate(
-                "", xy=(v.macs, 100 * v.accuracy), xytext=(twin.macs, 100 * twin.accuracy),
-                arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 1},
-            )  # fmt: skip
-    for v in result.variants:
-        color = (
-            "tab:green"
-            if v.twin
-            else ("tab:purple" if not any(u.twin == v.name for u in result.variants) else "tab:red")
-        )
-        ax.scatter([v.macs], [100 * v.accuracy], color=color, zorder=3)
-        ax.annotate(
-            v.name,
-            (v.macs, 100 * v.accuracy),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("MACs per image (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("accuracy vs MACs: naive (red) -> 1x1-reduced (green)")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
+    fig = _figure(result, plt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
