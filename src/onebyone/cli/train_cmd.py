@@ -20,7 +20,7 @@ def train(
         5, "--epochs", help="Total epochs (a resumed run stops at the same total)."
     ),
     out: Path = typer.Option(
-        ..., "--out", help="Checkpoint directory (model.safetensors, state.json)."
+        ..., "--out", help="Checkpoint directory (state.json and an epoch folder of safetensors files)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per step (per process)."),

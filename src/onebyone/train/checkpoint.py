@@ -133,6 +133,9 @@ def _remove_old(directory: Path, keep: str, v1: bool) -> None:
             entry.name.startswith("epoch-")
         ):
             shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(f".{STATE_FILE}.") and entry.name.endswith(".tmp"):
+            with contextlib.suppress(OSError):  # the temporary file of a killed state write
+                entry.unlink()
     for name in (MODEL_FILE, OPTIM_FILE) if v1 else ():
         with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
             (directory / name).unlink()
