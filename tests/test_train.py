@@ -190,10 +190,21 @@ class _Killed(BaseException):
     """A process killed at this point: no except-Exception handler (no cleanup) runs."""
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(digits):
+    """The data, the settings and the model of a 3-epoch run that nothing interrupts."""
+    train = digits[0].subset(96, seed=0)
+    kw = dict(epochs=3, batch_size=32, lr=0.02, optimizer="adamw", quiet=True, device="cpu", seed=3)
+    torch.manual_seed(0)
+    ref = SmallNet()
+    fit(ref, train, None, **kw)
+    return train, kw, ref
+
+
 @pytest.mark.parametrize("kind", ["error", "kill"])
 @pytest.mark.parametrize("failing_write", [1, 2, 3])
 def test_a_checkpoint_write_failing_at_any_step_keeps_the_last_complete_one(
-    digits, tmp_path, monkeypatch, failing_write, kind
+    uninterrupted, tmp_path, monkeypatch, failing_write, kind
 ):
     """Fault injection: the n-th atomic write (rename) of epoch 2's checkpoint fails, as an
     error (disk full) or as a kill. The epoch-1 checkpoint must stay complete, resume must
@@ -204,11 +215,7 @@ def test_a_checkpoint_write_failing_at_any_step_keeps_the_last_complete_one(
 
     fit_module = importlib.import_module("onebyone.train.fit")  # the module, not the function
 
-    train = digits[0].subset(96, seed=0)
-    kw = dict(epochs=3, batch_size=32, lr=0.02, optimizer="adamw", quiet=True, device="cpu", seed=3)
-    torch.manual_seed(0)
-    ref = SmallNet()
-    fit(ref, train, None, **kw)
+    train, kw, ref = uninterrupted
 
     writes = {"armed": False, "count": 0}
     real_replace, real_save = os.replace, fit_module.save_checkpoint
