@@ -347,3 +347,28 @@ def test_resume_names_a_missing_parameter(tmp_path):
         load_checkpoint(tmp_path, nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2)))
     with pytest.raises(ValueError, match=r"0\.bias of the checkpoint is not in the given model"):
         load_checkpoint(tmp_path, nn.Sequential(nn.Linear(3, 2, bias=False)))
+
+
+def test_train_config_is_validated_once_and_frozen(tmp_path):
+    import dataclasses
+    import math
+
+    from onebyone.train import TrainConfig
+    from onebyone.train._schedule import lr_at
+
+    cfg = TrainConfig.from_fit_args(resume=tmp_path / "a", epochs=2)
+    assert cfg.out_dir == cfg.resume_dir == tmp_path / "a"  # resume=path writes there too
+    cfg = TrainConfig.from_fit_args(out_dir=tmp_path / "b", resume=tmp_path / "a")
+    assert (cfg.out_dir, cfg.resume_dir) == (tmp_path / "b", tmp_path / "a")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0
+    with pytest.raises(ValueError, match="resume=True needs out_dir"):
+        TrainConfig.from_fit_args(resume=True)
+    with pytest.raises(ValueError, match="schedule must be one of 'cosine', 'constant'; got 'step'"):
+        TrainConfig(schedule="step")
+    with pytest.raises(TypeError, match="quiet must be a bool, got 'yes'"):
+        TrainConfig(quiet="yes")
+    # The schedule by hand: 100 steps, warm-up max(1, 100 // 20) = 5 steps, then cosine to 0.
+    assert [lr_at("cosine", 0.5, s, 100) for s in (0, 4)] == [0.1, 0.5]
+    assert lr_at("cosine", 0.5, 5 + 95 // 2, 100) == pytest.approx(0.25 * (1 + math.cos(math.pi * 47 / 95)))
+    assert lr_at("cosine", 0.5, 99, 100) == pytest.approx(0.25 * (1 + math.cos(math.pi * 94 / 95)))
