@@ -6,16 +6,7 @@ from typing import Any
 
 from onebyone.train.history import EpochRecord
 
-__all__ = ["Progress", "epoch_line", "plural"]
-
-
-def plural(count: int, word: str) -> str:
-    """``count`` and ``word``, with an ``s`` unless the count is one.
-
-    >>> plural(1, "epoch"), plural(3, "epoch"), plural(0, "epoch")
-    ('1 epoch', '3 epochs', '0 epochs')
-    """
-    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+__all__ = ["Progress", "epoch_line"]
 
 
 def epoch_line(record: EpochRecord, epochs: int) -> str:
