@@ -398,3 +398,23 @@ def test_disk_full_while_writing_the_optimizer_keeps_the_previous_checkpoint(tra
                       "--optimizer", "adamw", "--out", run, "--resume", "-q", "--device", "cpu")  # fmt: skip
     assert code == 0, text
     assert json.loads((run / "state.json").read_text())["epoch"] == 2
+
+
+def test_a_folder_of_the_old_layout_still_feeds_fuse_and_resumes(trained, tmp_path):
+    """onebyone-checkpoint/1 (tensor files beside state.json, no checksums) is still read."""
+    model_file, run = trained
+    run = _copy(run, tmp_path)
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        (run / "epoch-0001" / name).rename(run / name)
+    (run / "epoch-0001").rmdir()
+    state = json.loads((run / "state.json").read_text())
+    state["format"] = "onebyone-checkpoint/1"
+    del state["files"]
+    (run / "state.json").write_text(json.dumps(state))
+    spec = f"{model_file}:small"
+    code, text = _run("fuse", spec, "--checkpoint", run, "--input", "1x28x28", "--out", tmp_path / "f")
+    assert code == 0, text
+    code, text = _run("train", spec, "--out", run, "--resume", "--epochs", "2", "-q", "--subset",
+                      "100", "--optimizer", "adamw", "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    assert sorted(p.name for p in run.iterdir()) == ["epoch-0002", "state.json"]
