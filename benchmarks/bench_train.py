@@ -12,6 +12,13 @@ batch size, optimizer and learning rate. Each round times, in alternation:
 It prints the median seconds per epoch over the rounds and each one's ratio to ``bare``.
 
     .venv/bin/python benchmarks/bench_train.py --rounds 5
+
+``--checkpoint MODEL`` times instead what a checkpoint costs per epoch for a zoo model with
+SGD momentum, in alternation: ``safetensors`` (two plain ``save_file`` calls, no sync: the
+floor), ``save_checkpoint`` (epoch folder, fsync, SHA-256 of both files, state.json, one
+rename, old folder removed) and ``load_checkpoint`` (schema, checksums, both state dicts).
+
+    .venv/bin/python benchmarks/bench_train.py --checkpoint resnet20 --rounds 7
 """
 
 from __future__ import annotations
@@ -53,12 +60,59 @@ def _dataloader(model, x, y, batch_size):
         opt.step()
 
 
+def _checkpoint(name: str, rounds: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from onebyone.models import create_model
+    from onebyone.train import load_checkpoint, save_checkpoint
+
+    def model_and_optimizer():
+        torch.manual_seed(0)
+        model = create_model(name)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        model(torch.randn(2, *model.default_input_size[1:])).sum().backward()
+        opt.step()  # fills the momentum buffers
+        return model, opt
+
+    model, opt = model_and_optimizer()
+    other, other_opt = model_and_optimizer()
+    momentum = {f"{k}.momentum_buffer": v["momentum_buffer"] for k, v in opt.state_dict()["state"].items()}
+    params = sum(p.numel() for p in model.parameters())
+    times: dict[str, list[float]] = {"safetensors": [], "save_checkpoint": [], "load_checkpoint": []}
+    with tempfile.TemporaryDirectory(dir=".") as d:
+        root = Path(d)
+        for epoch in range(1, rounds + 2):  # the first round warms up and is dropped
+            start = time.perf_counter()
+            save_file(model.state_dict(), str(root / "m.safetensors"))
+            save_file(momentum, str(root / "o.safetensors"))
+            times["safetensors"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            save_checkpoint(root / "ck", model, opt, {"epoch": epoch, "metrics": {}})
+            times["save_checkpoint"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            load_checkpoint(root / "ck", other, other_opt)
+            times["load_checkpoint"].append(time.perf_counter() - start)
+    base = statistics.median(times["safetensors"][1:])
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {name} ({params:,} "
+          f"parameters) + SGD momentum, {rounds} rounds (medians), folder under the current one")  # fmt: skip
+    for key, ts in times.items():
+        med = statistics.median(ts[1:])
+        print(f"{key:16s} {1000 * med:8.1f} ms  x{med / base:.2f} of safetensors")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--checkpoint", metavar="MODEL", help="time checkpoints of this zoo model")
     args = parser.parse_args()
+    if args.checkpoint:
+        _checkpoint(args.checkpoint, args.rounds)
+        return
     data = load("mnist5k").subset(args.samples, seed=0)
     x, y = data.get_batch(range(len(data)))
     runners = {

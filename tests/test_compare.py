@@ -179,3 +179,40 @@ def test_residual_pair_macs_by_hand():
     got = {n: analyze(build_variant(n), (1, 1, 28, 28)).total_macs for n in ("resnet_basic", "resnet_bottleneck")}  # fmt: skip
     assert got == {"resnet_basic": basic, "resnet_bottleneck": bottleneck}
     assert basic / bottleneck >= 2  # the claim's cost half; compare measures the accuracy half
+
+
+def test_plot_gives_every_point_a_legend_entry_maxout_included():
+    """Each kind of point has a legend entry in its own colour; maxout, which has no twin, is
+    named in its entry (it had no legend entry at all)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from onebyone.experiments.comparison import CompareReport, VariantResult, _figure
+
+    report = CompareReport([
+        VariantResult("plain_5x5", None, 455_114, 11_065_088, None, None, 0.97, 1.0),
+        VariantResult("nin_mlpconv", "plain_5x5", 29_878, 5_000_000, None, None, 0.98, 1.0),
+        VariantResult("maxout", None, 85_642, 4_000_000, None, None, 0.98, 1.0),
+    ])  # fmt: skip
+    fig = _figure(report, plt)
+    try:
+        (ax,) = fig.axes
+        legend = ax.get_legend()
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert labels == ["naive", "1x1-reduced", "no twin: maxout"]
+        colours = {
+            label: tuple(h.get_facecolor()[0]) for label, h in zip(labels, legend.legend_handles, strict=True)
+        }
+        assert colours == {
+            "naive": to_rgba("tab:red"),
+            "1x1-reduced": to_rgba("tab:green"),
+            "no twin: maxout": to_rgba("tab:purple"),
+        }
+        # every variant is drawn once, at its (MACs, accuracy %)
+        drawn = sorted(tuple(map(float, xy)) for c in ax.collections for xy in c.get_offsets())
+        assert drawn == sorted((float(v.macs), 100 * v.accuracy) for v in report.variants)
+    finally:
+        plt.close(fig)

@@ -82,3 +82,35 @@ def test_cli_prints_an_os_error_as_one_line_naming_the_file(tmp_path):
     result = CliRunner().invoke(cmd, [str(target)])
     assert result.exit_code == 2
     assert result.output == f"error: {str(target)!r}: is a directory, expected a file path\n"
+
+
+def test_a_failed_safetensors_write_is_an_os_error_and_keeps_the_old_file(tmp_path):
+    """A real write failure inside safetensors (a per-file size limit, as a full disk would
+    fail): safetensors raises SafetensorError, which is not an OSError; we give it back as
+    the OSError it was, naming the file, and the previous file is untouched."""
+    import subprocess
+    import sys
+    import textwrap
+
+    target = tmp_path / "w.safetensors"
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, torch
+        from onebyone._io import save_safetensors_atomic
+        save_safetensors_atomic({{"w": torch.zeros(10)}}, {str(target)!r})  # the old file
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+        try:
+            save_safetensors_atomic({{"w": torch.zeros(100_000)}}, {str(target)!r})
+        except OSError as e:
+            print(type(e).__name__, e.errno, e.filename == {str(target)!r}, e.strerror)
+        """
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                         timeout=120)  # fmt: skip
+    assert out.stdout == "OSError 27 True cannot write: File too large\n", out.stderr[-2000:]
+    from safetensors.torch import load_file
+
+    assert load_file(str(target))["w"].shape == (10,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]  # no temp left

@@ -48,6 +48,10 @@ def model_file(tmp_path):
     return path
 
 
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def _run(*args):
     result = CliRunner().invoke(app, [str(a) for a in args])
     return result.exit_code, result.output
@@ -61,10 +65,13 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
     assert code == 0, text
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 1 and state["metrics"]["val_accuracy"] > 0.3
-    assert (out / "model.safetensors").stat().st_size > 0
-    assert "done: 1 epochs" in text
+    assert (out / "epoch-0001" / "model.safetensors").stat().st_size > 0
+    assert state["input_size"] == [1, 28, 28]
+    # One word for one number: the epoch line's "val" accuracy is the final line's.
+    acc = f"{100 * state['metrics']['val_accuracy']:.2f}%"
+    assert f"done: 1 epoch, val accuracy {acc}; checkpoint in {out}" in text
 
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = _snapshot(out)
     code, text = _run(
         "train", f"{model_file}:wide", "--epochs", "2", "--out", out, "--resume", "-q"
     )
@@ -76,7 +83,7 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
     )
     code, text = _run("train", f"{model_file}:small", "--epochs", "2", "--out", out, "-q")
     assert code == 2 and "already holds a checkpoint" in text
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _snapshot(out) == before
 
 
 @pytest.mark.parametrize(
@@ -123,11 +130,17 @@ def test_train_cli_model_that_cannot_take_the_data_fails_before_training(model_f
     out = tmp_path / "o"
     code, text = _run("train", f"{model_file}:cifar_mlp", "--out", out, "-q", "--subset", "100")
     assert code == 2, text
-    assert text.startswith("error: model Sequential cannot run on the training samples (1x28x28)")
+    assert text.startswith(
+        "error: model Sequential cannot run on the training samples (1x28x28): forward failed in "
+        "module '1' (Linear) on input shapes (2, 784): RuntimeError: mat1 and mat2"
+    )
     assert len(text.splitlines()) == 1
     code, text = _run("train", f"{model_file}:asserting", "--out", out, "-q", "--subset", "100")
     assert code == 2, text
-    assert text == "error: model Net cannot run on the training samples (1x28x28): AssertionError: need RGB\n"
+    assert text == (
+        "error: model Net cannot run on the training samples (1x28x28): forward failed in the "
+        "model (Net) on input shapes (2, 1, 28, 28): AssertionError: need RGB\n"
+    )
     assert not out.exists()
 
 
@@ -141,16 +154,19 @@ def test_trained_folder_feeds_compress(model_file, tmp_path):
     assert state["metadata"] == {
         "model": {"spec": "resnet20", "kwargs": {"in_channels": 1, "num_classes": 10}}
     }
-    for checkpoint in (run, run / "model.safetensors"):
+    for checkpoint in (run, run / "epoch-0001" / "model.safetensors"):
         code, text = _run("compress", "resnet20", "--checkpoint", checkpoint, "--rank", "8",
                           "--input", "1x28x28", "--out", tmp_path / "small")  # fmt: skip
         assert code == 0, text
         plan = json.loads((tmp_path / "small.json").read_text())
         assert plan["base"]["kwargs"] == {"in_channels": 1, "num_classes": 10}
-    # As the README shows it: the folder alone says how the model was built (1 channel).
+    # As the README shows it: the folder alone says how the model was built (1 channel) and
+    # the size it was trained at (28x28 digits, not resnet20's default 32x32).
+    assert state["input_size"] == [1, 28, 28]
     code, text = _run("compress", "resnet20", "--checkpoint", run, "--budget", "0.5",
                       "--out", tmp_path / "readme")  # fmt: skip
     assert code == 0, text
+    assert "totals at input 1x28x28 (" in text and "1x32x32" not in text
     assert json.loads((tmp_path / "readme.json").read_text())["base"]["kwargs"]["in_channels"] == 1
     code, text = _run("compress", "resnet20", "--checkpoint", run, "--rank", "8",
                       "--input", "3x32x32", "--out", tmp_path / "x")  # fmt: skip
@@ -160,7 +176,10 @@ def test_trained_folder_feeds_compress(model_file, tmp_path):
     assert code == 2
     assert text.startswith("error: --checkpoint") and "trained from 'resnet20', not 'resnet32'" in text
     code, text = _run("fuse", "resnet20", "--checkpoint", tmp_path, "--out", tmp_path / "f")
-    assert code == 2 and "is a folder without model.safetensors" in text
+    assert code == 2 and "is a folder without a checkpoint (state.json) or model.safetensors" in text
+    code, text = _run("fuse", "resnet20", "--checkpoint", run / "model.safetensors", "--out",
+                      tmp_path / "f")  # fmt: skip
+    assert code == 2 and "keeps its weights in an epoch folder; give the folder" in text
     state["metadata"] = {"model": "resnet20"}  # hand-edited: not the {"spec", "kwargs"} entry
     (run / "state.json").write_text(json.dumps(state))
     code, text = _run("fuse", "resnet20", "--checkpoint", run, "--out", tmp_path / "f")
@@ -197,15 +216,16 @@ def test_ddp_two_processes_on_cpu(model_file, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == 0, stderr[-3000:]
-    assert stdout.count("done: 1 epochs") == 1  # only rank 0 prints
+    assert stdout.count("done: 1 epoch,") == 1  # only rank 0 prints
     state = json.loads((out / "state.json").read_text())
     assert state["config"]["world_size"] == 2 and state["epoch"] == 1
     # Each process trained on its half of the 320 digits; the all-reduced count is the whole set.
     assert state["metrics"]["train_samples"] == 320
     assert state["metrics"]["val_accuracy"] > 0.3
-    assert sorted(p.name for p in out.iterdir()) == [
-        "model.safetensors",
-        "optimizer.safetensors",
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
+        "epoch-0001",
+        "epoch-0001/model.safetensors",
+        "epoch-0001/optimizer.safetensors",
         "state.json",
     ]
 
@@ -253,3 +273,148 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_resume_finishes(model_file, tmp_pa
                       "--device", "cpu")  # fmt: skip
     assert code == 0, text
     assert read_state(out)["epoch"] == done + 1 and f"done: {done + 1} epochs" in text
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A one-epoch checkpoint of nets.py:small (AdamW), trained once for the tests below."""
+    root = tmp_path_factory.mktemp("trained")
+    (root / "nets.py").write_text(MODEL_PY)
+    run = root / "run"
+    code, text = _run("train", f"{root / 'nets.py'}:small", "--epochs", "1", "--subset", "100",
+                      "--optimizer", "adamw", "--out", run, "-q", "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    return root / "nets.py", run
+
+
+def _copy(run, tmp_path):
+    import shutil
+
+    return shutil.copytree(run, tmp_path / "run")
+
+
+def _set(key, value):
+    def edit(state):
+        state[key] = value
+
+    return edit
+
+
+def _first_group_empty(state):
+    state["optimizer"]["param_groups"] = [{}]
+
+
+@pytest.mark.parametrize(
+    ("edit", "needle"),
+    [
+        (_set("epoch", None), "epoch must be an integer >= 0, got null"),
+        (_set("epoch", [1]), "epoch must be an integer >= 0, got [1]"),
+        ("1e400", "epoch must be an integer >= 0, got inf"),
+        (_set("history", 5), "history must be a list of epoch records, got 5"),
+        (_first_group_empty, "optimizer.param_groups[0].params must be a list of parameter ids"),
+        (_set("optimizer", 5), "optimizer must be an object, got 5"),
+        (_set("input_size", [1, 0, 28]), "input_size[] must be an integer >= 1, got 0"),
+        (_set("files", {"dir": "../elsewhere"}), "files.dir must be an epoch folder name"),
+        ("{", "is not a readable JSON checkpoint state"),
+    ],
+    ids=["null", "list", "1e400", "history", "param_groups", "optimizer", "input_size", "dir", "json"],
+)
+def test_a_corrupted_state_json_is_refused_in_one_line_by_every_command(trained, tmp_path, edit,
+                                                                         needle):
+    """train --resume and fuse --checkpoint read state.json with the one validated reader."""
+    model_file, run = trained
+    run = _copy(run, tmp_path)
+    path = run / "state.json"
+    if edit == "1e400":
+        text = path.read_text()
+        assert '"epoch": 1,' in text
+        path.write_text(text.replace('"epoch": 1,', '"epoch": 1e400,', 1))
+    elif edit == "{":
+        path.write_text("{")
+    else:
+        state = json.loads(path.read_text())
+        edit(state)
+        path.write_text(json.dumps(state))
+    spec = f"{model_file}:small"
+    for args in (("train", spec, "--out", run, "--resume", "--epochs", "2", "-q", "--subset", "100"),
+                 ("fuse", spec, "--checkpoint", run, "--out", tmp_path / "f")):  # fmt: skip
+        code, text = _run(*args)
+        assert code == 2, (args[0], text)
+        assert text.startswith("error: ") and len(text.splitlines()) == 1, (args[0], text)
+        assert "state.json" in text and needle in text, (args[0], text)
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_a_flipped_byte_is_refused_by_resume_and_by_compress(trained, tmp_path):
+    model_file, run = trained
+    run = _copy(run, tmp_path)
+    weights = run / "epoch-0001" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    weights.write_bytes(bytes(data))
+    spec = f"{model_file}:small"
+    for args in (("train", spec, "--out", run, "--resume", "--epochs", "2", "-q", "--subset", "100"),
+                 ("compress", spec, "--checkpoint", run, "--rank", "4", "--out", tmp_path / "s"),
+                 ("fuse", spec, "--checkpoint", weights, "--out", tmp_path / "f")):  # fmt: skip
+        code, text = _run(*args)
+        assert code == 2, (args[0], text)
+        assert text == (
+            f"error: checkpoint file {str(weights)!r} is corrupted: its SHA-256 differs from the "
+            "one state.json recorded when it was written (epoch 1); refusing to load it\n"
+        ), args[0]
+
+
+def test_disk_full_while_writing_the_optimizer_keeps_the_previous_checkpoint(trained, tmp_path):
+    """A real failing write (a file-size limit: the optimizer file of AdamW, twice the model's
+    size, cannot be written; the model file can): one line, exit 2, and the epoch-1
+    checkpoint is intact and resumes."""
+    model_file, run = trained
+    run = _copy(run, tmp_path)
+    model_bytes = (run / "epoch-0001" / "model.safetensors").stat().st_size
+    optim_bytes = (run / "epoch-0001" / "optimizer.safetensors").stat().st_size
+    assert model_bytes < 1.5 * model_bytes < optim_bytes
+    limit = int(1.5 * model_bytes)
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # a failing write, not a killed process
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY))\n"
+        "from onebyone.cli import main\n"
+        "sys.argv[0] = 'onebyone'\n"
+        "main()\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-c", script, "train", f"{model_file}:small", "--epochs", "2",
+           "--subset", "100", "--optimizer", "adamw", "--out", str(run), "--resume", "-q",
+           "--device", "cpu"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    optim = run / "epoch-0002" / "optimizer.safetensors"
+    assert proc.stderr == (
+        f"error: {str(optim)!r}: cannot write: File too large; the checkpoint of epoch 1 in "
+        f"{str(run)!r} is intact\n"
+    )
+    assert sorted(p.name for p in run.iterdir()) == ["epoch-0001", "state.json"]
+    code, text = _run("train", f"{model_file}:small", "--epochs", "2", "--subset", "100",
+                      "--optimizer", "adamw", "--out", run, "--resume", "-q", "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    assert json.loads((run / "state.json").read_text())["epoch"] == 2
+
+
+def test_a_folder_of_the_old_layout_still_feeds_fuse_and_resumes(trained, tmp_path):
+    """onebyone-checkpoint/1 (tensor files beside state.json, no checksums) is still read."""
+    model_file, run = trained
+    run = _copy(run, tmp_path)
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        (run / "epoch-0001" / name).rename(run / name)
+    (run / "epoch-0001").rmdir()
+    state = json.loads((run / "state.json").read_text())
+    state["format"] = "onebyone-checkpoint/1"
+    del state["files"]
+    (run / "state.json").write_text(json.dumps(state))
+    spec = f"{model_file}:small"
+    code, text = _run("fuse", spec, "--checkpoint", run, "--input", "1x28x28", "--out", tmp_path / "f")
+    assert code == 0, text
+    code, text = _run("train", spec, "--out", run, "--resume", "--epochs", "2", "-q", "--subset",
+                      "100", "--optimizer", "adamw", "--device", "cpu")  # fmt: skip
+    assert code == 0, text
+    assert sorted(p.name for p in run.iterdir()) == ["epoch-0002", "state.json"]

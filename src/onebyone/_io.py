@@ -93,7 +93,12 @@ def _atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically and return the path."""
+    """Write ``text`` to ``path`` atomically and return the path.
+
+    >>> import tempfile, pathlib
+    >>> write_text_atomic(pathlib.Path(tempfile.mkdtemp()) / "a.txt", "hi").read_text()
+    'hi'
+    """
     with _atomic_open(path, "w") as f:
         f.write(text)
     return Path(path)
@@ -116,6 +121,13 @@ def save_safetensors_atomic(
     """Save a dict of tensors with safetensors, atomically; tensors are made contiguous.
 
     Tied tensors (two names sharing storage) are cloned so safetensors accepts them.
+
+    >>> import tempfile, pathlib, torch
+    >>> from safetensors.torch import load_file
+    >>> w = torch.ones(2, 3)
+    >>> p = save_safetensors_atomic({"a": w, "b": w}, pathlib.Path(tempfile.mkdtemp()) / "w.safetensors")
+    >>> sorted(load_file(p))
+    ['a', 'b']
     """
     from safetensors.torch import save_file
 
@@ -129,6 +141,29 @@ def save_safetensors_atomic(
         seen.add(t.untyped_storage().data_ptr())
         clean[name] = t
     with atomic_path(path) as tmp:
-        save_file(clean, str(tmp), metadata=metadata)
+        try:
+            save_file(clean, str(tmp), metadata=metadata)
+        except Exception as e:
+            if type(e).__name__ != "SafetensorError":
+                raise
+            raise _as_os_error(e, path) from e
         _fsync(tmp)  # on disk before the rename, like the JSON files
     return Path(path)
+
+
+def _as_os_error(error: Exception, path: str | os.PathLike) -> OSError:
+    """safetensors reports a failed write (disk full, file too large) as ``SafetensorError``,
+    which is not an ``OSError``: give it back as the ``OSError`` it was, naming the file.
+
+    >>> e = _as_os_error(RuntimeError("I/O error: No space left on device (os error 28)"), "w.st")
+    >>> type(e).__name__, e.errno, e.strerror, e.filename
+    ('OSError', 28, 'cannot write: No space left on device', 'w.st')
+    """
+    import re
+
+    found = re.search(r"os error (\d+)", str(error))
+    if found:
+        code = int(found.group(1))
+        return OSError(code, f"cannot write: {os.strerror(code)}", str(path))
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return OSError(errno.EIO, f"cannot write: {first}", str(path))

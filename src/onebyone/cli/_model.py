@@ -8,6 +8,7 @@ repeating them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,60 +57,127 @@ def trained_with(spec: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"model": {"spec": spec, "kwargs": dict(kwargs)}}
 
 
-def resolve_checkpoint(
-    path: Path, spec: str, option: str = "--checkpoint"
-) -> tuple[Path, dict[str, Any]]:
-    """The weights file behind ``--checkpoint`` and the model kwargs it was trained with.
+@dataclass(frozen=True)
+class TrainedCheckpoint:
+    """What ``--checkpoint`` brings: the weights file, and from a folder written by
+    ``onebyone train`` the builder kwargs and the input size (C, H, W) it was trained with.
 
-    ``path`` is a ``.safetensors`` file or a folder written by ``onebyone train`` (its
-    ``model.safetensors``). When ``state.json`` sits beside the weights and names the spec the
-    model was trained from, its kwargs come back; a different spec is an error.
+    Example:
+        >>> c = TrainedCheckpoint(Path("runs/r20/epoch-0003/model.safetensors"),
+        ...                       {"in_channels": 1}, (1, 28, 28))
+        >>> c.input_size
+        (1, 28, 28)
+    """
+
+    weights: Path
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    input_size: tuple[int, ...] | None = None
+
+
+def _state_beside(weights: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint folder and validated state that ``weights`` belongs to, if any: a
+    ``model.safetensors`` in an epoch folder (or beside state.json, the old layout)."""
+    from onebyone.train import read_state
+    from onebyone.train.checkpoint import checkpoint_file
+
+    for folder in (weights.parent.parent, weights.parent):
+        if (folder / STATE_FILE).is_file():
+            state = read_state(folder)
+            if checkpoint_file(folder, state).resolve() == weights.resolve():
+                return folder, state
+    return None
+
+
+def read_checkpoint(path: Path, spec: str, option: str = "--checkpoint") -> TrainedCheckpoint:
+    """Read ``--checkpoint``: a ``.safetensors`` file, or a folder written by ``onebyone train``.
+
+    A folder's ``state.json`` is read with the one validated reader of
+    :func:`onebyone.train.read_state` (a corrupt one is refused, never ignored), the weights'
+    checksum is checked, and the kwargs and input size it recorded come back. When the state
+    names the spec the model was trained from, a different ``spec`` is an error.
+
+    Raises:
+        ValueError: a folder without a checkpoint, an invalid ``state.json``, weights trained
+            from another spec.
+        OneByOneError: the weights file is corrupted (its checksum differs).
+        FileNotFoundError: ``path`` does not exist.
 
     Example:
         >>> import tempfile
-        >>> resolve_checkpoint(Path(tempfile.mkdtemp()), "resnet20")
+        >>> read_checkpoint(Path(tempfile.mkdtemp()), "resnet20")
         Traceback (most recent call last):
         ...
-        ValueError: --checkpoint '...' is a folder without model.safetensors; ...
+        ValueError: --checkpoint '...' is a folder without a checkpoint (state.json) or model.safetensors; ...
     """
-    text = str(path)
-    if path.is_dir():
-        weights = path / MODEL_FILE
-        if not weights.is_file():
-            raise ValueError(
-                f"{option} {text!r} is a folder without {MODEL_FILE}; expected a .safetensors "
-                "file or a folder written by onebyone train"
-            )
-    elif path.exists():
-        weights = path
-    else:
-        raise FileNotFoundError(f"{option} {text!r} does not exist; expected a .safetensors file")
-    state_path = weights.parent / STATE_FILE
-    if not state_path.is_file():
-        return weights, {}
     from onebyone.train import read_state
+    from onebyone.train.checkpoint import checkpoint_file, read_tensors
 
+    text = str(path)
+    found: tuple[Path, dict[str, Any]] | None = None
     try:
-        state = read_state(weights.parent)
-    except (ValueError, FileNotFoundError):
-        return weights, {}  # not a onebyone train folder: the weights alone
+        if path.is_dir() and (path / STATE_FILE).is_file():
+            found = path, read_state(path)
+            weights = checkpoint_file(path, found[1])
+        elif path.is_dir():
+            weights = path / MODEL_FILE
+            if not weights.is_file():
+                raise ValueError(
+                    f"{option} {text!r} is a folder without a checkpoint ({STATE_FILE}) or "
+                    f"{MODEL_FILE}; expected a .safetensors file or a folder written by onebyone train"
+                )
+        elif path.exists():
+            weights, found = path, _state_beside(path)
+        elif path.name == MODEL_FILE and (path.parent / STATE_FILE).is_file():
+            raise FileNotFoundError(
+                f"{option} {text!r} does not exist: the checkpoint keeps its weights in an epoch "
+                f"folder; give the folder, {option} {str(path.parent)!r}"
+            )
+        else:
+            raise FileNotFoundError(f"{option} {text!r} does not exist; expected a .safetensors file")
+    except ValueError as e:
+        if str(e).startswith(option):
+            raise
+        raise ValueError(f"{option} {text!r}: {e}") from None
+    if found is None:
+        return TrainedCheckpoint(weights)
+    folder, state = found
+    read_tensors(folder, state)  # the checksum, before anything is built from these weights
+    size = state.get("input_size")
+    input_size = tuple(size) if size is not None else None
     metadata = state.get("metadata")
     model = metadata.get("model") if isinstance(metadata, dict) else None
     if model is None:
-        return weights, {}
+        return TrainedCheckpoint(weights, {}, input_size)
     trained_spec = model.get("spec") if isinstance(model, dict) else None
     kwargs = model.get("kwargs", {}) if isinstance(model, dict) else None
     if not isinstance(trained_spec, str) or not isinstance(kwargs, dict):
         raise ValueError(
-            f"{option} {text!r}: {str(state_path)!r} has a malformed metadata.model entry; "
-            'expected {"spec": "<model spec>", "kwargs": {...}}'
+            f"{option} {text!r}: {str(folder / STATE_FILE)!r} has a malformed metadata.model "
+            'entry; expected {"spec": "<model spec>", "kwargs": {...}}'
         )
     if _normalized(trained_spec) != _normalized(spec):
         raise ValueError(
             f"{option} {text!r} holds weights trained from {trained_spec!r}, not {spec!r}; "
             f"give the model it was trained from"
         )
-    return weights, dict(kwargs)
+    return TrainedCheckpoint(weights, dict(kwargs), input_size)
+
+
+def resolve_checkpoint(
+    path: Path, spec: str, option: str = "--checkpoint"
+) -> tuple[Path, dict[str, Any]]:
+    """The weights file behind ``--checkpoint`` and the model kwargs it was trained with
+    (:func:`read_checkpoint` without the input size).
+
+    Example:
+        >>> import tempfile
+        >>> resolve_checkpoint(Path(tempfile.mkdtemp()) / "w.safetensors", "resnet20")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: --checkpoint '...w.safetensors' does not exist; expected a .safetensors file
+    """
+    found = read_checkpoint(path, spec, option)
+    return found.weights, found.kwargs
 
 
 def build_kwargs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -17,11 +18,12 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     by ``onebyone train`` brings back the arguments the model was trained with. Returns the
     model and the builder kwargs (saved in the plan so that ``load`` rebuilds the same model).
     """
-    from onebyone.cli._model import build_kwargs, load_spec, resolve_checkpoint
+    from onebyone.cli._model import TrainedCheckpoint, build_kwargs, load_spec, read_checkpoint
     from onebyone.surgery import load_weights
 
     shape = input_size(None, input) if input is not None else None
-    weights, trained = (None, {}) if checkpoint is None else resolve_checkpoint(checkpoint, model)
+    found = TrainedCheckpoint(None) if checkpoint is None else read_checkpoint(checkpoint, model)
+    weights, trained = found.weights, found.kwargs
     channels = trained.get("in_channels")
     if shape is not None and isinstance(channels, int) and shape[0] != channels:
         raise ValueError(
@@ -32,6 +34,9 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     net = load_spec(model, **kwargs)
     if weights is not None:
         load_weights(net, weights)
+    if found.input_size is not None and len(found.input_size) == 3:
+        with contextlib.suppress(AttributeError):  # a read-only property of the user's model
+            net.default_input_size = (1, *found.input_size)  # the size it was trained at
     return net.eval(), kwargs
 
 

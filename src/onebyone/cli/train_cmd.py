@@ -20,7 +20,7 @@ def train(
         5, "--epochs", help="Total epochs (a resumed run stops at the same total)."
     ),
     out: Path = typer.Option(
-        ..., "--out", help="Checkpoint directory (model.safetensors, state.json)."
+        ..., "--out", help="Checkpoint directory (state.json and an epoch folder of safetensors files)."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples per step (per process)."),
@@ -89,5 +89,7 @@ def train(
     if int(os.environ.get("RANK", "0")) == 0:
         state = read_state(out)
         acc = history.last.get("val_accuracy")
-        acc_text = f"test accuracy {100 * acc:.2f}%" if acc is not None else ""
-        typer.echo(f"done: {state['epoch']} epochs, {acc_text}; checkpoint in {out}")
+        # the word of the epoch lines ("val") for the same number; "1 epoch", not "1 epochs"
+        acc_text = f", val accuracy {100 * acc:.2f}%" if acc is not None else ""
+        done = state["epoch"]
+        typer.echo(f"done: {done} epoch{'' if done == 1 else 's'}{acc_text}; checkpoint in {out}")

@@ -63,11 +63,25 @@ class CompareReport:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``report.json`` content: ``{"variants": [{name, twin, params, macs, ...}]}``."""
+        """The ``report.json`` content: ``{"variants": [{name, twin, params, macs, ...}]}``.
+
+        Example:
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0)])
+            >>> r.to_dict()["variants"][0]["macs"]
+            400
+        """
         return {"variants": [{k: asdict(v)[k] for k in REPORT_KEYS} for v in self.variants]}
 
     def pairs(self) -> list[dict[str, Any]]:
-        """Each variant that has a twin present, with its MAC ratio and both accuracies."""
+        """Each variant that has a twin present, with its MAC ratio and both accuracies.
+
+        Example:
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0),
+            ...                    VariantResult("b", "a", 5, 100, None, None, 0.97, 2.0)])
+            >>> p = r.pairs()[0]
+            >>> p["twin"], p["params_ratio"], p["twin_accuracy"]
+            ('a', 2.0, 0.95)
+        """
         by_name = {v.name: v for v in self.variants}
         out = []
         for v in self.variants:
@@ -83,7 +97,13 @@ class CompareReport:
         return out
 
     def table(self) -> Any:
-        """A rich Table of the rows."""
+        """A rich Table of the rows.
+
+        Example:
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0)])
+            >>> r.table().row_count
+            1
+        """
         from rich.table import Table
 
         from onebyone.analysis.render import human_count
@@ -246,7 +266,14 @@ def compare(
 def write_outputs(
     result: CompareReport, out_dir: str | os.PathLike, *, plot: bool = True
 ) -> list[Path]:
-    """Write ``report.json`` (and ``accuracy_vs_macs.png`` if ``plot``) into ``out_dir``."""
+    """Write ``report.json`` (and ``accuracy_vs_macs.png`` if ``plot``) into ``out_dir``.
+
+    Example:
+        >>> import tempfile
+        >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0)])
+        >>> [p.name for p in write_outputs(r, tempfile.mkdtemp(), plot=False)]
+        ['report.json']
+    """
     from onebyone._io import write_json_atomic
 
     out = Path(out_dir)
@@ -256,11 +283,65 @@ def write_outputs(
     return written
 
 
+_KINDS = {  # legend label and colour of each kind of point
+    "naive": ("naive", "tab:red"),
+    "reduced": ("1x1-reduced", "tab:green"),
+    "alone": ("no twin", "tab:purple"),
+}
+
+
+def _kind(v: VariantResult, variants: list[VariantResult]) -> str:
+    if v.twin:
+        return "reduced"
+    return "naive" if any(u.twin == v.name for u in variants) else "alone"
+
+
+def _figure(result: CompareReport, plt: Any) -> Any:
+    """The accuracy-vs-MACs figure: every point labelled and in the legend by its kind
+    (variants without a twin, such as ``maxout``, are named in their legend entry)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    by_name = {v.name: v for v in result.variants}
+    for v in result.variants:
+        twin = by_name.get(v.twin) if v.twin else None
+        if twin is not None:
+            ax.annotate(
+                "", xy=(v.macs, 100 * v.accuracy), xytext=(twin.macs, 100 * twin.accuracy),
+                arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 1},
+            )  # fmt: skip
+    for kind, (label, color) in _KINDS.items():
+        points = [v for v in result.variants if _kind(v, result.variants) == kind]
+        if not points:
+            continue
+        if kind == "alone":
+            label += ": " + ", ".join(v.name for v in points)
+        ax.scatter([v.macs for v in points], [100 * v.accuracy for v in points], color=color,
+                   zorder=3, label=label)  # fmt: skip
+        for v in points:
+            ax.annotate(v.name, (v.macs, 100 * v.accuracy), textcoords="offset points",
+                        xytext=(5, 4), fontsize=8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs per image (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("accuracy vs MACs: naive -> 1x1-reduced (arrows)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_accuracy_vs_macs(result: CompareReport, path: str | os.PathLike) -> Path:
     """Plot test accuracy against MACs (log x), one labelled point per variant, arrows to twins.
 
     Raises:
         ImportError: matplotlib is not installed (``pip install 'onebyone[plot]'``).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0),
+        ...                    VariantResult("b", "a", 5, 100, None, None, 0.97, 2.0)])
+        >>> path = plot_accuracy_vs_macs(r, pathlib.Path(tempfile.mkdtemp()) / "plot.png")
+        >>> path.read_bytes()[:4]
+        b'\x89PNG'
     """
     try:
         import matplotlib
@@ -271,35 +352,7 @@ def plot_accuracy_vs_macs(result: CompareReport, path: str | os.PathLike) -> Pat
         raise ImportError("the plot needs matplotlib: pip install 'onebyone[plot]'") from e
     from onebyone._io import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    by_name = {v.name: v for v in result.variants}
-    for v in result.variants:
-        twin = by_name.get(v.twin) if v.twin else None
-        if twin is not None:
-            ax.annotate(
-                "", xy=(v.macs, 100 * v.accuracy), xytext=(twin.macs, 100 * twin.accuracy),
-                arrowprops={"arrowstyle": "->", "color": "0.6", "lw": 1},
-            )  # fmt: skip
-    for v in result.variants:
-        color = (
-            "tab:green"
-            if v.twin
-            else ("tab:purple" if not any(u.twin == v.name for u in result.variants) else "tab:red")
-        )
-        ax.scatter([v.macs], [100 * v.accuracy], color=color, zorder=3)
-        ax.annotate(
-            v.name,
-            (v.macs, 100 * v.accuracy),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("MACs per image (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("accuracy vs MACs: naive (red) -> 1x1-reduced (green)")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
+    fig = _figure(result, plt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:

@@ -60,6 +60,20 @@ def _stem(in_channels: int, out_channels: int) -> list[nn.Module]:
 def inception_naive(
     in_channels: int = 1, num_classes: int = 10, *, input_size: tuple[int, int] = (28, 28)
 ) -> nn.Module:
+    """Naive Inception modules after a 3x3 stem: 1x1, 3x3 and 5x5 convolutions and a 3x3
+    max pool side by side, with no 1x1 reduction, so the pool branch passes every input channel
+    on and the width grows module after module.
+
+    Args:
+        in_channels: image channels.
+        num_classes: class scores returned.
+        input_size: (H, W) of the images (the head pools globally, so any size works).
+
+    Example:
+        >>> net = inception_naive()
+        >>> [net[i].out_channels for i in (2, 3, 5)]  # 16+32+16+32, 16+32+16+96, 32+64+32+160
+        [96, 160, 288]
+    """
     from onebyone.blocks import NaiveInception
 
     a = NaiveInception(32, ch1x1=16, ch3x3=32, ch5x5=16)  # 32 -> 96 @ 14x14
@@ -73,6 +87,20 @@ def inception_naive(
 def inception_reduced(
     in_channels: int = 1, num_classes: int = 10, *, input_size: tuple[int, int] = (28, 28)
 ) -> nn.Module:
+    """GoogLeNet's Inception modules (1x1 reductions before the 3x3 and 5x5 convolutions, a
+    1x1 projection after the pool) with the output widths of :func:`inception_naive`'s
+    convolution branches.
+
+    Args:
+        in_channels: image channels.
+        num_classes: class scores returned.
+        input_size: (H, W) of the images (the head pools globally, so any size works).
+
+    Example:
+        >>> net = inception_reduced()
+        >>> [net[i].out_channels for i in (2, 3, 5)]  # 16+32+16+16, 16+32+16+16, 32+64+32+32
+        [80, 80, 160]
+    """
     from onebyone.blocks import Inception
 
     a = Inception(32, ch1x1=16, ch3x3red=16, ch3x3=32, ch5x5red=8, ch5x5=16, pool_proj=16)
@@ -90,6 +118,17 @@ def inception_reduced(
 def plain_5x5(
     in_channels: int = 1, num_classes: int = 10, *, input_size: tuple[int, int] = (28, 28)
 ) -> nn.Module:
+    """Two 5x5 convolutions, each followed by 2x2 max pooling, then a fully-connected head.
+
+    Args:
+        in_channels: image channels.
+        num_classes: class scores returned.
+        input_size: (H, W) of the images: the first Linear takes 64 * (H // 4) * (W // 4).
+
+    Example:
+        >>> plain_5x5()[9].in_features, plain_5x5(input_size=(32, 32))[9].in_features
+        (3136, 4096)
+    """
     return nn.Sequential(
         nn.Conv2d(in_channels, 32, 5, padding=2), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
         nn.MaxPool2d(2),  # 32 x 14 x 14
@@ -102,6 +141,19 @@ def plain_5x5(
 def nin_mlpconv(
     in_channels: int = 1, num_classes: int = 10, *, input_size: tuple[int, int] = (28, 28)
 ) -> nn.Module:
+    """Network in Network: three mlpconv blocks (a kxk convolution then a 1x1), the last with
+    ``num_classes`` output maps, averaged globally: no fully-connected layer.
+
+    Args:
+        in_channels: image channels.
+        num_classes: output maps of the last block, one per class.
+        input_size: (H, W) of the images (the head pools globally, so any size works).
+
+    Example:
+        >>> net = nin_mlpconv(num_classes=7)
+        >>> net[4].out_channels, any(isinstance(m, nn.Linear) for m in net.modules())
+        (7, False)
+    """
     from onebyone.blocks import MLPConv
 
     bn = nn.BatchNorm2d
@@ -118,6 +170,19 @@ def nin_mlpconv(
 def resnet_basic(
     in_channels: int = 1, num_classes: int = 10, *, input_size: tuple[int, int] = (28, 28)
 ) -> nn.Module:
+    """Residual stages of basic blocks (two 3x3 convolutions each): 64 channels at 14x14,
+    then 128 at 7x7.
+
+    Args:
+        in_channels: image channels.
+        num_classes: class scores returned.
+        input_size: (H, W) of the images (the head pools globally, so any size works).
+
+    Example:
+        >>> net = resnet_basic()
+        >>> [net[i].out_channels for i in (2, 3, 4)]
+        [64, 64, 128]
+    """
     from onebyone.blocks import BasicBlock
 
     return nn.Sequential(
@@ -132,6 +197,19 @@ def resnet_basic(
 def resnet_bottleneck(
     in_channels: int = 1, num_classes: int = 10, *, input_size: tuple[int, int] = (28, 28)
 ) -> nn.Module:
+    """Residual stages of bottleneck blocks (1x1 reduce, 3x3, 1x1 restore to 4x the middle
+    width), three per stage, with :func:`resnet_basic`'s stage widths (64, then 128).
+
+    Args:
+        in_channels: image channels.
+        num_classes: class scores returned.
+        input_size: (H, W) of the images (the head pools globally, so any size works).
+
+    Example:
+        >>> net = resnet_bottleneck()
+        >>> [(net[i].mid_channels, net[i].out_channels) for i in (2, 5)]  # out = 4 * mid
+        [(16, 64), (32, 128)]
+    """
     from onebyone.blocks import Bottleneck
 
     return nn.Sequential(
@@ -149,6 +227,19 @@ def resnet_bottleneck(
 def maxout(
     in_channels: int = 1, num_classes: int = 10, *, input_size: tuple[int, int] = (28, 28)
 ) -> nn.Module:
+    """Maxout convolutions: each convolution computes two maps per output channel and keeps
+    their maximum (cross-channel max pooling), then a global-average-pool head.
+
+    Args:
+        in_channels: image channels.
+        num_classes: class scores returned.
+        input_size: (H, W) of the images (the head pools globally, so any size works).
+
+    Example:
+        >>> net = maxout()
+        >>> net[0].conv.out_channels, net[0].out_channels  # 2 pieces per output channel
+        (64, 32)
+    """
     from onebyone.layers import MaxoutConv2d
 
     return nn.Sequential(
