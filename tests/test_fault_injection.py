@@ -165,12 +165,6 @@ def test_a_real_write_error_names_the_target_and_keeps_the_old_file(tmp_path):
     assert target.read_bytes() == OLD and _listing(tmp_path) == ["a.json"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 item 2 (_io owner): safetensors raises SafetensorError, not OSError, when the "
-    "disk refuses bytes, so the CLI shows a traceback: under RLIMIT_FSIZE=64K, "
-    "save_safetensors_atomic({'w': torch.ones(65536)}, 'w.safetensors')",
-)
 def test_safetensors_write_error_is_an_os_error(tmp_path):
     with _file_size_limit(), pytest.raises(OSError):
         _io.save_safetensors_atomic({"w": torch.ones(65_536)}, tmp_path / "w.safetensors")
