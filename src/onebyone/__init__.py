@@ -11,6 +11,7 @@ from onebyone.analysis import LayerStats, Report, analyze, plan
 from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
 from onebyone.errors import InternalError, OneByOneError
 from onebyone.experiments import compare
+from onebyone.html import report_html
 from onebyone.layers import (
     ChannelMean,
     ChannelProjection,
@@ -64,6 +65,7 @@ __all__ = [
     "load_model",
     "plan",
     "register_model",
+    "report_html",
     "surgery",
     "train",
 ]
