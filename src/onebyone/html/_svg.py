@@ -29,8 +29,9 @@ def _num(x: float) -> str:
 def figure(svg_body: str, *, width: float, height: float, title: str, desc: str, caption: str = "") -> str:
     """Wrap SVG elements into an accessible figure (``<title>`` and ``<desc>`` for screen readers).
 
-    >>> print(figure("<rect/>", width=10, height=5, title="t", desc="d")[:40])
-    <figure><svg xmlns="http://www.w3.org/200
+    >>> svg = figure("<rect/>", width=10, height=5, title="t", desc="d")
+    >>> 'role="img"' in svg, '<title id=' in svg, '<desc id=' in svg
+    (True, True, True)
     """
     uid = next(_ids)
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
