@@ -287,3 +287,29 @@ def test_cli_report_bad_input_is_one_line_and_no_file(tmp_path):
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
     assert sorted(os.listdir(tmp_path)) == ["bad.py"]
+
+
+def test_cli_tour_and_compare_write_pages(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["tour", "--quick", "--html", str(tmp_path / "tour.html")])
+    assert result.exit_code == 0, result.output
+    assert "14,336" in (tmp_path / "tour.html").read_text()
+    result = runner.invoke(app, [
+        "compare", "plain_5x5", "nin_mlpconv", "--quick", "--subset", "200", "--test-subset", "100",
+        "--no-latency", "--no-plot", "--out", str(tmp_path / "c"), "--quiet", "--device", "cpu",
+        "--html", str(tmp_path / "compare.html"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "c" / "report.json").read_text())
+    text = (tmp_path / "compare.html").read_text()
+    assert text.count("<tr><td>") == len(saved["variants"]) == 2
+    for v in saved["variants"]:
+        assert f'data-v="{v["macs"]}"' in text
+
+
+def test_cli_html_paths_are_checked_before_the_work(tmp_path):
+    runner = CliRunner()
+    for cmd in (["tour", "--quick"], ["compare", "nin_mlpconv", "--quick", "--out", str(tmp_path)]):
+        result = runner.invoke(app, [*cmd, "--html", str(tmp_path / "no" / "p.html")])
+        assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
+        assert result.output.startswith("error:") and "does not exist" in result.output
