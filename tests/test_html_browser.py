@@ -155,6 +155,10 @@ def test_report_table_folds_by_module(browser, pages):
         assert page.evaluate(visible) == len(report.rows) - (len(layer1) - 1)
         row.locator("button.tog").click()
         assert page.evaluate(visible) == len(report.rows)
+        # Folded, then sorted by another column: every row shows again (no tree in that order).
+        row.locator("button.tog").click()
+        page.click("#layers thead th:nth-child(6)")
+        assert page.evaluate(visible) == len(report.rows)
     finally:
         page.context.close()
 

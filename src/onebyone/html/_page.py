@@ -119,7 +119,7 @@ th { position: sticky; top: 0; background: var(--panel); text-align: left; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; user-select: none; }
 th[aria-sort=ascending]::after { content: " \\25B2"; } th[aria-sort=descending]::after { content: " \\25BC"; }
-tr.hidden { display: none; } tr:hover td { background: var(--panel); }
+tr.hidden { display: none; } table.flat button.tog { visibility: hidden; } tr:hover td { background: var(--panel); }
 button.tog { border: 0; background: none; color: var(--accent); cursor: pointer; padding: 0 .2rem;
   font: inherit; width: 1.2rem; }
 details { margin-left: 1rem; } details > summary { cursor: pointer; margin-left: -1rem; }
@@ -175,22 +175,23 @@ _JS = """
     var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
     var asc = th.getAttribute('aria-sort') !== 'ascending';
     if (th.getAttribute('aria-sort') === null && th.classList.contains('n') && i > 0) asc = false;
-    rows.sort(function (a, b) {
-      var x = key(a, i), y = key(b, i);
-      return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+    var keyed = rows.map(function (r) { return [key(r, i), r]; });
+    keyed.sort(function (a, b) {
+      return (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0) * (asc ? 1 : -1);
     });
     var heads = table.tHead.rows[0].cells;
     for (var j = 0; j < heads.length; j++) heads[j].removeAttribute('aria-sort');
     th.setAttribute('aria-sort', asc ? 'ascending' : 'descending');
-    var frag = document.createDocumentFragment();
+    // Out of execution order the tree means nothing: show every row and hide the toggles.
     var inOrder = i === 0 && asc;
-    rows.forEach(function (r) {
-      if (!inOrder) r.classList.remove('hidden');
-      var t = r.querySelector('button.tog');
-      if (t) { t.style.visibility = inOrder ? '' : 'hidden';
-               if (!inOrder && !t.disabled) { t.setAttribute('aria-expanded', 'true'); t.textContent = '\\u25BE'; } }
-      frag.appendChild(r);
-    });
+    table.classList.toggle('flat', !inOrder);
+    if (!inOrder) {
+      table.querySelectorAll('tr.hidden').forEach(function (r) { r.classList.remove('hidden'); });
+      table.querySelectorAll('button.tog[aria-expanded=false]').forEach(function (t) {
+        t.setAttribute('aria-expanded', 'true'); t.textContent = '\\u25BE'; });
+    }
+    var frag = document.createDocumentFragment();
+    keyed.forEach(function (k) { frag.appendChild(k[1]); });
     body.appendChild(frag);
   }
   document.querySelectorAll('table.sortable').forEach(function (table) {
