@@ -138,6 +138,7 @@ def _layer_charts(report: Any) -> str:
             [(_label(r), [getattr(r, key)]) for r in top], fmt=fmt,
             title=f"The {len(top)} layers with the most {what}",
             desc=f"Horizontal bars of the {len(top)} leaf layers of {report.model} with the most {what}.",
+            caption=f"The {len(top)} layers with the most {what}.",
         ))  # fmt: skip
     return "\n".join(out)
 
