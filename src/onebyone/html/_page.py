@@ -113,6 +113,8 @@ svg .box { fill: var(--panel); stroke: var(--line); } svg .edge { stroke: var(--
 svg .roof { stroke: var(--fg); fill: none; stroke-width: 1.5; }
 svg image { image-rendering: pixelated; }
 .scroll { overflow-x: auto; }
+/* Off-screen tables and trees skip layout until scrolled to: a 500-row page opens faster. */
+.scroll, .tree { content-visibility: auto; contain-intrinsic-size: auto 1500px; }
 table { border-collapse: collapse; width: 100%; font-size: .86rem; }
 th, td { padding: .2rem .5rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { position: sticky; top: 0; background: var(--panel); text-align: left; }

@@ -411,7 +411,8 @@ def tour_html(
 
     Example:
         >>> import tempfile, pathlib
-        >>> tour_html(pathlib.Path(tempfile.mkdtemp()) / "tour.html", quick=True).name
+        >>> numbers = {"tutorial_params": [14336, 262656, 32832, 525312]}  # what run_tour returns
+        >>> tour_html(pathlib.Path(tempfile.mkdtemp()) / "tour.html", result=numbers).name
         'tour.html'
     """
     check_page_path(path)
