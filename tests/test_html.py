@@ -145,6 +145,23 @@ def test_a_read_only_folder_is_an_error(tmp_path):
         ro.chmod(0o700)
 
 
+def test_a_folder_without_write_permission_is_one_line_and_no_file(tmp_path, monkeypatch):
+    # Root may write anywhere, so the folder's permission is faked where the page asks for it.
+    import onebyone.html._page as page_module
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(page_module.os, "access",
+                        lambda p, mode: False if os.fspath(p) == str(folder) else real_access(p, mode))  # fmt: skip
+    with pytest.raises(PermissionError, match="not writable"):
+        report_html(onebyone.analyze(nn.Linear(2, 1), (1, 2)), folder / "r.html")
+    result = CliRunner().invoke(app, ["report", "resnet18", "--html", str(folder / "r.html")])
+    assert result.exit_code == 2 and len(result.output.splitlines()) == 1, result.output
+    assert "not writable" in result.output
+    assert os.listdir(folder) == []
+
+
 def test_diff_page_ratios_against_hand_numbers(tmp_path):
     a = onebyone.analyze(nn.Sequential(nn.Conv2d(8, 8, 3), nn.ReLU()), (1, 8, 6, 6))
     b = onebyone.analyze(nn.Sequential(nn.Conv2d(8, 2, 3)), (1, 8, 6, 6))
