@@ -92,6 +92,8 @@ def test_time_columns_and_roofline_appear_only_when_the_report_has_them():
     text = render_report(report)
     for head in ("bytes read", "bytes written", "est. time", "measured"):
         assert f">{head}</th>" in text
+    for chart in ("bytes moved (read + written) per layer", "estimated time per layer", "measured time per layer"):
+        assert f">{chart}</title>" in text
     assert "Roofline" in text and "<polyline" in text
     conv = report.rows[1]
     # The conv row's point: intensity = FLOPs / bytes moved, rate = FLOPs / measured time.

@@ -118,6 +118,9 @@ def _layer_charts(report: Any) -> str:
         ("params", [r.params for r in leaves], fmt_count, 1),
         ("activation bytes", [r.activation_bytes for r in leaves], fmt_bytes, 2),
     ]
+    if _present(leaves, "bytes_read") or _present(leaves, "bytes_written"):
+        moved = [(getattr(r, "bytes_read", None) or 0) + (getattr(r, "bytes_written", None) or 0) for r in leaves]
+        metrics.append(("bytes moved (read + written)", moved, fmt_bytes, 1))
     for attr, label in (("est_time_s", "estimated time"), ("measured_time_s", "measured time")):
         if _present(leaves, attr):
             metrics.append((label, [getattr(r, attr, None) or 0 for r in leaves], fmt_seconds, 3))
