@@ -80,12 +80,13 @@ def _dot_product_section(seed: int) -> str:
                              f'width="{cell}" height="{cell}"{_HL if hl else ""}/>'
                              f'<text x="{50 + j * cell + 11}" y="{oy + i * cell + 15}" text-anchor="middle">'
                              f"{int(x[0, c, i, j])}</text>")  # fmt: skip
-        parts.append(_arrow(50 + 3 * cell + 4, oy + 33, 170, 150))
+        for o in range(2):  # every input map feeds every output map's dot product
+            parts.append(_arrow(50 + 3 * cell + 4, oy + 33, 173, 96 + o * 130))
     for o in range(2):
-        terms = " + ".join(f"{int(px[c])}·{float(w[o, c]):.2f}" for c in range(4))
+        terms = " + ".join(f"{int(px[c])}·({float(w[o, c]):.2f})" for c in range(4))
         oy = 70 + o * 130
         parts.append(_box(175, oy, 420, 52, [f"output map {o} at this pixel = {by_hand[o]:.3f}",
-                                             f"{terms} + {float(b[o]):.2f}"],
+                                             f"{terms} + ({float(b[o]):.2f})"],
                           tip=f"weights of output map {o}: the 1x1 kernel is one vector of 4 numbers"))  # fmt: skip
         parts.append(_arrow(595, oy + 26, 640, 60 + o * 150))
         for i in range(3):
