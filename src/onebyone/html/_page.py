@@ -113,17 +113,16 @@ svg .box { fill: var(--panel); stroke: var(--line); } svg .edge { stroke: var(--
 svg .roof { stroke: var(--fg); fill: none; stroke-width: 1.5; }
 svg image { image-rendering: pixelated; }
 .scroll { overflow-x: auto; }
-/* Off-screen tables and trees skip layout until scrolled to: a 500-row page opens faster. */
-.scroll, .tree { content-visibility: auto; contain-intrinsic-size: auto 1500px; }
 table { border-collapse: collapse; width: 100%; font-size: .86rem; }
 th, td { padding: .2rem .5rem; border-bottom: 1px solid var(--line); white-space: nowrap; }
 th { position: sticky; top: 0; background: var(--panel); text-align: left; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 table.sortable th { cursor: pointer; user-select: none; }
 th[aria-sort=ascending]::after { content: " \\25B2"; } th[aria-sort=descending]::after { content: " \\25BC"; }
-tr.hidden { display: none; } table.flat button.tog { visibility: hidden; } tr:hover td { background: var(--panel); }
-button.tog { border: 0; background: none; color: var(--accent); cursor: pointer; padding: 0 .2rem;
-  font: inherit; width: 1.2rem; }
+tr.hidden { display: none; } tr:hover td { background: var(--panel); }
+/* Fold toggles work only with the script, which marks the table "js"; out of order, hidden. */
+.tog { display: none; color: var(--accent); cursor: pointer; padding: 0 .2rem; margin-left: -1.2rem;
+  width: 1.2rem; } table.js .tog { display: inline-block; } table.flat .tog { visibility: hidden; }
 details { margin-left: 1rem; } details > summary { cursor: pointer; margin-left: -1rem; }
 .leaf { margin-left: 1rem; } .tree { font-size: .88rem; }
 .tree .n { color: var(--muted); }
@@ -141,23 +140,19 @@ _JS = """
     var c = row.cells[i], v = c.getAttribute('data-v');
     return v === null ? c.textContent.trim().toLowerCase() : parseFloat(v);
   }
+  // The toggles are in the page (only rows with children have one); one listener serves all.
   function setupTree(table) {
-    var rows = table.tBodies[0].rows;
-    for (var i = 0; i < rows.length; i++) {
-      var r = rows[i], d = +r.getAttribute('data-depth'), next = rows[i + 1];
-      var cell = r.querySelector('td.name');
-      if (!cell || cell.querySelector('button.tog')) continue;
-      var b = document.createElement('button');
-      b.className = 'tog';
-      if (next && +next.getAttribute('data-depth') > d) {
-        b.textContent = '\\u25BE'; b.setAttribute('aria-expanded', 'true');
-        b.setAttribute('aria-label', 'collapse'); b.addEventListener('click', toggle);
-      } else { b.disabled = true; b.textContent = ''; }
-      cell.insertBefore(b, cell.firstChild);
-    }
+    table.classList.add('js');
+    table.tBodies[0].addEventListener('click', function (e) {
+      var t = e.target.closest('.tog'); if (t) toggle(t);
+    });
+    table.tBodies[0].addEventListener('keydown', function (e) {
+      var t = e.target.closest('.tog');
+      if (t && (e.key === 'Enter' || e.key === ' ')) { e.preventDefault(); toggle(t); }
+    });
   }
-  function toggle(ev) {
-    var b = ev.currentTarget, row = b.closest('tr'), d = +row.getAttribute('data-depth');
+  function toggle(b) {
+    var row = b.closest('tr'), d = +row.getAttribute('data-depth');
     var open = b.getAttribute('aria-expanded') === 'true';
     b.setAttribute('aria-expanded', open ? 'false' : 'true');
     b.textContent = open ? '\\u25B8' : '\\u25BE';
@@ -167,7 +162,7 @@ _JS = """
       if (open) { r.classList.add('hidden'); }
       else if (hideBelow === null || rd <= hideBelow) {
         r.classList.remove('hidden');
-        var t = r.querySelector('button.tog');
+        var t = r.querySelector('.tog');
         hideBelow = (t && t.getAttribute('aria-expanded') === 'false') ? rd : null;
       }
       r = r.nextElementSibling;
@@ -189,7 +184,7 @@ _JS = """
     table.classList.toggle('flat', !inOrder);
     if (!inOrder) {
       table.querySelectorAll('tr.hidden').forEach(function (r) { r.classList.remove('hidden'); });
-      table.querySelectorAll('button.tog[aria-expanded=false]').forEach(function (t) {
+      table.querySelectorAll('.tog[aria-expanded=false]').forEach(function (t) {
         t.setAttribute('aria-expanded', 'true'); t.textContent = '\\u25BE'; });
     }
     var frag = document.createDocumentFragment();

@@ -37,6 +37,7 @@ TIME_FIELDS: tuple[tuple[str, str, Any], ...] = (
     ("measured_time_s", "measured", fmt_seconds),
 )
 _TIME_KEYS = ("measured_time_s", "est_time_s")
+_TOGGLE = '<span class="tog" role="button" tabindex="0" aria-expanded="true" aria-label="fold">\u25be</span>'
 
 
 def _present(rows: Sequence[Any], attr: str) -> bool:
@@ -153,13 +154,16 @@ def _table(report: Any) -> str:
     numeric = {0, 4, 5, 6, 7} | {8 + i for i, (a, _, _) in enumerate(extra) if a != "bound"}
     th = "".join(f'<th scope="col"{" class=n" if i in numeric else ""}>{esc(h)}</th>' for i, h in enumerate(heads))
     body = []
-    for i, r in enumerate(report.rows):
+    rows = report.rows
+    for i, r in enumerate(rows):
         indent = 0.9 * max(r.depth - 1, 0) if r.name else 0
         again = f" #{r.call_index + 1}" if r.call_index else ""
+        # A fold toggle where the next row is deeper (a child); the script makes it work.
+        tog = _TOGGLE if i + 1 < len(rows) and rows[i + 1].depth > r.depth else ""
         cells = [
             f'<td class="n" data-v="{i}">{i}</td>',
-            f'<td class="name" style="padding-left:{indent + 0.5:.1f}rem" title="{esc(r.formula)}">'
-            f"{esc(r.name or '(model)')}{esc(again)}</td>",
+            f'<td class="name" style="padding-left:{indent + 1.7:.1f}rem" title="{esc(r.formula)}">'
+            f"{tog}{esc(r.name or '(model)')}{esc(again)}</td>",
             f"<td>{esc(r.type)}</td>",
             f"<td>{esc(_shape(r.output_shape))}</td>",
             f'<td class="n" data-v="{r.params}">{r.params:,}</td>',
