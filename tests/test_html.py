@@ -246,6 +246,20 @@ def test_tour_page_pictures_come_from_the_real_modules(tmp_path):
     assert _external_refs(text) == []
 
 
+def test_tour_score_map_is_drawn_when_the_scores_are_there():
+    from onebyone.html.tour import render_tour
+
+    best = [7] * 5 + [2] * 5 + [1] * 5
+    scores = [[[[10.0 if c == b else 0.0 for b in best]] for c in range(10)]]  # 1 x 10 x 1 x 15
+    fc = {"best": best, "score_map": [1, 10, 1, 15], "at_digits": [7, 2, 1], "output_error": 1e-7}
+    without = render_tour({"fc_to_conv": fc})
+    text = render_tour({"fc_to_conv": {**fc, "scores": scores}})
+    assert without.count("softmax") == 0 and text.count("softmax") == 10 * 15
+    # softmax of [10, 0 x 9]: e^10 / (e^10 + 9) = 0.9996 -> 1.00; the others 4.5e-5 -> 0.00.
+    assert text.count('fill-opacity="1.00"') == 15
+    assert "window 0, class 7: score 10.00, softmax 1.00" in text
+
+
 def test_tour_dot_product_is_the_conv_output():
     from onebyone.html.tour import _dot_product_section
 

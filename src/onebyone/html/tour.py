@@ -299,6 +299,25 @@ def _residual_section() -> str:
 # ---------------------------------------------------------------- 6. the FC head as convolutions
 
 
+def _score_rows(scores: Any, windows: int, classes: int, y: float, cw: float) -> str:
+    """The score map as a heat map (a row per class, a column per window, shade = softmax), if given."""
+    if scores is None:
+        return ""
+    try:
+        t = torch.tensor(scores, dtype=torch.float64).reshape(classes, windows)
+    except (TypeError, ValueError, RuntimeError):
+        return ""  # not a class-by-window map: the best-class row alone is shown
+    prob = torch.softmax(t, dim=0)
+    parts = []
+    for c in range(classes):
+        parts.append(f'<text x="270" y="{y + 12 * c + 10:.1f}" class="muted">{c}</text>')
+        for k in range(windows):
+            parts.append(f'<rect class="c0" x="{10 + k * cw:.1f}" y="{y + 12 * c:.1f}" width="{cw:.1f}" height="12" '
+                         f'fill-opacity="{float(prob[c, k]):.2f}"><title>window {k}, class {c}: score '
+                         f"{float(t[c, k]):.2f}, softmax {float(prob[c, k]):.2f}</title></rect>")  # fmt: skip
+    return "".join(parts)
+
+
 def _fc_section(result: dict[str, Any]) -> str:
     from onebyone.analysis import analyze
     from onebyone.data import load
@@ -328,6 +347,7 @@ def _fc_section(result: dict[str, Any]) -> str:
     fc = result.get("fc_to_conv") or {}
     best = fc.get("best") or []
     cap = "The tour was run without this step."
+    height_extra = 0
     if best:
         n = len(best)
         cw = 252 / n
@@ -338,11 +358,15 @@ def _fc_section(result: dict[str, Any]) -> str:
                          f"best class {cls}</title></rect>"
                          f'<text x="{10 + k * cw + cw / 2:.1f}" y="{y + 115}" text-anchor="middle">{cls}</text>')  # fmt: skip
         parts.append(f'<text x="270" y="{y + 115}" class="muted">best class per window</text>')
+        extra = _score_rows(fc.get("scores"), n, 10, y + 130, cw)
+        if extra:
+            parts.append(extra)
+            height_extra = 10 * 12 + 14
         shape = "x".join(map(str, fc.get("score_map", [])))
         cap = (f"The score map is {shape} (one 10-class score vector per window, stride 4 px); the "
                f"windows on the digits (highlighted) read {fc.get('at_digits')} (true: [7, 2, 1]); "
                f"logits at 28x28 agree with the original model within {fc.get('output_error', 0):.1e}.")
-    fig = figure("".join(parts), width=600, height=y + 132,
+    fig = figure("".join(parts), width=600, height=y + 132 + height_extra,
                  title="A fully-connected head turned into convolutions, and its score map",
                  desc="Each Linear layer of the digit classifier and the convolution that replaces it; "
                       "a strip of three test digits and the best class the convolutional network "
