@@ -146,7 +146,7 @@ def hbars(
 def _ticks(lo: float, hi: float, log: bool) -> list[float]:
     if log:
         decades = range(math.floor(lo), math.ceil(hi) + 1)
-        if hi - lo > 1.5:
+        if hi - lo > 2.5:  # several decades: one tick each; fewer: 1, 2, 5 per decade
             return [10.0**e for e in decades]
         return [m * 10.0**e for e in decades for m in (1, 2, 5)]
     step = 10 ** math.floor(math.log10(max(hi - lo, 1e-12)))
