@@ -121,6 +121,18 @@ def test_a_model_that_fails_analysis_leaves_no_file_and_keeps_an_old_one(tmp_pat
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["r.html"]
 
 
+def test_a_renderer_failure_is_our_bug_and_writes_nothing(tmp_path, monkeypatch):
+    import onebyone.html.report as report_module
+
+    def broken(report):
+        raise KeyError("column")
+
+    monkeypatch.setattr(report_module, "_table", broken)
+    with pytest.raises(onebyone.InternalError, match="rendering the page failed: KeyError") as e:
+        report_html(onebyone.analyze(nn.Linear(2, 1), (1, 2)), tmp_path / "r.html")
+    assert isinstance(e.value.__cause__, KeyError) and os.listdir(tmp_path) == []
+
+
 def test_bad_output_paths_fail_before_any_work(tmp_path):
     report = onebyone.analyze(_conv_relu(), (1, 3, 10, 10))
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -15,7 +15,10 @@ from pathlib import Path
 
 from onebyone._version import __version__
 
-__all__ = ["esc", "fmt_bytes", "fmt_count", "fmt_ratio", "fmt_seconds", "page", "write_page"]
+__all__ = [
+    "check_page_path", "esc", "fmt_bytes", "fmt_count", "fmt_ratio", "fmt_seconds", "page",
+    "render_or_bug", "write_page",
+]  # fmt: skip
 
 
 def esc(text: object) -> str:
@@ -225,8 +228,31 @@ def page(title: str, body: str, *, subtitle: str = "") -> str:
     )
 
 
+def render_or_bug(render, *args, **kwargs) -> str:
+    """Call a renderer; a failure there is onebyone's bug, raised as :class:`InternalError`.
+
+    The inputs were checked before rendering (a bad value or file is the caller's ValueError),
+    so an exception inside a renderer must not reach the user as a one-line "mistake".
+
+    >>> render_or_bug(lambda: {}["missing"])
+    Traceback (most recent call last):
+    ...
+    onebyone.errors.InternalError: a bug in onebyone (please report it): rendering the page failed: KeyError: 'missing'
+    """
+    from onebyone.errors import InternalError
+
+    try:
+        return render(*args, **kwargs)
+    except Exception as e:
+        raise InternalError(f"rendering the page failed: {type(e).__name__}: {e}") from e
+
+
 def write_page(path: str | os.PathLike, text: str) -> Path:
     """Write a page atomically: a failure leaves no file (and any older page in place).
+
+    >>> import tempfile, pathlib
+    >>> write_page(pathlib.Path(tempfile.mkdtemp()) / "p.html", page("t", "<p>hi</p>")).name
+    'p.html'
 
     Raises:
         TypeError: ``path`` is not a str or path.

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from onebyone.html._page import check_page_path, esc, fmt_count, page, write_page
+from onebyone.html._page import check_page_path, esc, fmt_count, page, render_or_bug, write_page
 from onebyone.html._svg import line_chart, scatter
 
 __all__ = ["compare_html"]
@@ -155,6 +155,10 @@ def render_compare(source: Any) -> str:
     2
     """
     variants, where = _load(source)
+    return render_or_bug(_render, variants, where)
+
+
+def _render(variants: list[dict[str, Any]], where: str) -> str:
     pairs = []
     by_name = {v["name"]: v for v in variants}
     for v in variants:

@@ -20,6 +20,7 @@ from onebyone.html._page import (
     fmt_ratio,
     fmt_seconds,
     page,
+    render_or_bug,
     write_page,
 )
 from onebyone.html._svg import bar_strip, hbars, scatter
@@ -354,7 +355,7 @@ def report_html(
     """
     check_page_path(path)
     report = _as_report(report_or_model, input_size, device)
-    return write_page(path, render_report(report, title=title))
+    return write_page(path, render_or_bug(render_report, report, title=title))
 
 
 def _diff_rows(a: Any, b: Any) -> tuple[list[tuple[str, Any, Any]], list[Any], list[Any]]:
@@ -513,4 +514,4 @@ def diff_html(
         raise ValueError(f"labels must be two strings, e.g. ('before', 'after'), got {labels!r}")
     a = _as_report(report_a, input_size, device, "report_a")
     b = _as_report(report_b, input_size, device, "report_b")
-    return write_page(path, render_diff(a, b, labels=labels, title=title))
+    return write_page(path, render_or_bug(render_diff, a, b, labels=labels, title=title))

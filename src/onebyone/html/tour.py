@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from onebyone.html._page import check_page_path, esc, fmt_count, page, write_page
+from onebyone.html._page import check_page_path, esc, fmt_count, page, render_or_bug, write_page
 from onebyone.html._svg import figure, hbars, png_data_url
 
 __all__ = ["tour_html"]
@@ -449,4 +449,4 @@ def tour_html(
         result = run_tour(quick=quick, seed=seed, console=Console(file=io.StringIO(), width=100))
     if not isinstance(result, dict):
         raise TypeError(f"result must be the dict run_tour returns, got {type(result).__name__}")
-    return write_page(path, render_tour(result, seed=seed))
+    return write_page(path, render_or_bug(render_tour, result, seed=seed))
