@@ -192,6 +192,22 @@ def test_diff_page_ratios_against_hand_numbers(tmp_path):
     assert _external_refs(text) == []
 
 
+def test_diff_page_shows_time_and_its_ratio_when_both_reports_have_it():
+    from onebyone.html.report import render_diff
+
+    a = _with_time(onebyone.analyze(_conv_relu(), (1, 3, 10, 10)))
+    b = _with_time(onebyone.analyze(_conv_relu(), (1, 3, 10, 10)))
+    for row in b.rows:
+        if row.is_leaf:
+            row.measured_time_s /= 4  # b runs 4x faster, layer by layer
+    text = render_diff(a, b)
+    totals = text.split('id="totals"', 1)[1].split("</table>", 1)[0]
+    # Leaves are rows 1 and 2: measured 2e-4 * 2 + 2e-4 * 3 = 1 ms vs 0.25 ms.
+    assert "<td>measured time</td>" in totals and "1 ms" in totals and "250 us" in totals
+    matched = text.split('id="matched"', 1)[1].split("</table>", 1)[0]
+    assert ">time A</th>" in matched and matched.count(">0.25x<") >= 2
+
+
 def test_diff_rejects_bad_labels(tmp_path):
     r = onebyone.analyze(nn.Linear(2, 1), (1, 2))
     with pytest.raises(ValueError, match="labels must be two strings"):
