@@ -106,6 +106,24 @@ def test_time_columns_and_roofline_appear_only_when_the_report_has_them():
     assert len(roof.split()) == 3
 
 
+def test_roof_from_a_profile_object_or_its_label(monkeypatch):
+    from types import SimpleNamespace
+
+    import onebyone.analysis
+    from onebyone.html.report import _profile_roof
+
+    # As the time analysis' DeviceProfile: FLOP/s per op class; the roof is the fastest class.
+    t4 = SimpleNamespace(name="t4", source="spec sheet", rates={"gemm": 8.1e12, "conv1x1": 6e12},
+                         bandwidth=3.2e11, label=lambda: "t4 (spec sheet)")  # fmt: skip
+    assert _profile_roof(SimpleNamespace(device_profile=t4)) == (8.1e12, 3.2e11, "t4")
+    # A report carries only the label: it is looked up, and must match name and source.
+    monkeypatch.setattr(onebyone.analysis, "resolve_profile",
+                        lambda n: t4 if n == "t4" else SimpleNamespace(name="other"), raising=False)  # fmt: skip
+    assert _profile_roof(SimpleNamespace(device_profile="t4 (spec sheet)")) == (8.1e12, 3.2e11, "t4")
+    assert _profile_roof(SimpleNamespace(device_profile="t4 (my notes)")) is None
+    assert _profile_roof(SimpleNamespace(device_profile="")) is None
+
+
 def test_a_model_that_fails_analysis_leaves_no_file_and_keeps_an_old_one(tmp_path):
     class Broken(nn.Module):
         def forward(self, x):

@@ -225,22 +225,46 @@ def _tree(report: Any) -> str:
 
 
 def _profile_roof(report: Any) -> tuple[float, float, str] | None:
-    """(peak FLOP/s, bandwidth bytes/s, name) of the report's device profile, if it says them."""
-    prof = getattr(report, "device_profile", None) or getattr(report, "profile", None)
-    if prof is None:
+    """(peak FLOP/s, bandwidth bytes/s, name) of the report's device profile, when it can be known.
+
+    ``Report.device_profile`` may be a profile object or dict (``rates`` per op class, or a
+    ``peak_flops``, and a ``bandwidth``) or its label, ``"name (source)"``, which is looked up
+    with ``onebyone.analysis.resolve_profile`` where that exists. Anything else: no roof.
+    """
+    prof = getattr(report, "device_profile", None)
+    if isinstance(prof, str) and prof:
+        prof = _resolve_label(prof)
+    if prof is None or isinstance(prof, str):
         return None
 
-    def get(*names: str) -> float | None:
-        for n in names:
-            v = prof.get(n) if isinstance(prof, dict) else getattr(prof, n, None)
-            if isinstance(v, (int, float)) and v > 0:
-                return float(v)
-        return None
+    def get(name: str) -> Any:
+        return prof.get(name) if isinstance(prof, dict) else getattr(prof, name, None)
 
-    peak = get("peak_flops", "flops_per_s", "gemm_flops", "gemm_flops_per_s", "fp32_flops")
-    bw = get("bandwidth", "bandwidth_bytes_per_s", "bytes_per_s", "copy_bandwidth")
-    name = (prof.get("name") if isinstance(prof, dict) else getattr(prof, "name", None)) or "device"
-    return (peak, bw, str(name)) if peak and bw else None
+    rates = get("rates")
+    peak = max((v for v in rates.values() if isinstance(v, (int, float))), default=None) if isinstance(rates, dict) else None
+    peak = peak or get("peak_flops")
+    bw = get("bandwidth")
+    name = get("name") or "device"
+    ok = all(isinstance(v, (int, float)) and v > 0 for v in (peak, bw))
+    return (float(peak), float(bw), str(name)) if ok else None
+
+
+def _resolve_label(label: str) -> Any:
+    """The profile behind a report's ``"name (source)"`` label, or None if it cannot be found."""
+    try:
+        from onebyone.analysis import resolve_profile  # the time analysis, where it exists
+    except ImportError:
+        return None
+    name = label.split(" (", 1)[0]
+    for candidate in (name, None):  # a preset by name, else this machine's default profile
+        try:
+            prof = resolve_profile(candidate)
+        except (ValueError, TypeError, OSError):
+            continue
+        label_of = getattr(prof, "label", None)
+        if getattr(prof, "name", None) == name and (not callable(label_of) or label_of() == label):
+            return prof
+    return None
 
 
 def _roofline(report: Any) -> str:
