@@ -18,6 +18,7 @@ from onebyone.blocks import (
 )
 from onebyone.errors import InternalError, OneByOneError
 from onebyone.experiments import compare
+from onebyone.html import report_html
 from onebyone.layers import (
     ChannelMean,
     ChannelProjection,
@@ -74,6 +75,7 @@ __all__ = [
     "load_model",
     "plan",
     "register_model",
+    "report_html",
     "surgery",
     "train",
 ]

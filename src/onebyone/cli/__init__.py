@@ -40,6 +40,7 @@ from onebyone.cli.convolutionalize_cmd import convolutionalize  # noqa: E402
 from onebyone.cli.fuse_cmd import fuse  # noqa: E402
 from onebyone.cli.models_cmd import models  # noqa: E402
 from onebyone.cli.plan_cmd import plan  # noqa: E402
+from onebyone.cli.report_cmd import report  # noqa: E402
 from onebyone.cli.summary_cmd import summary  # noqa: E402
 from onebyone.cli.tour_cmd import tour  # noqa: E402
 from onebyone.cli.train_cmd import train  # noqa: E402
@@ -50,6 +51,7 @@ app.command("convolutionalize")(convolutionalize)
 app.command("fuse")(fuse)
 app.command("models")(models)
 app.command("plan")(plan)
+app.command("report")(report)
 app.command("summary")(summary)
 app.command("tour")(tour)
 app.command("train")(train)

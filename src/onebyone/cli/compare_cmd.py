@@ -38,6 +38,7 @@ def compare(
         True, "--latency/--no-latency", help="Measure CPU latency (batch 1, 64)."
     ),
     device: str = typer.Option("auto", "--device"),
+    html: Path | None = typer.Option(None, "--html", help="Also write an HTML page of the results."),
     list_: bool = typer.Option(False, "--list", help="List the variants and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -67,6 +68,10 @@ def compare(
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     check_device(device)
     check_out_dir(out, "--out", ("report.json", "accuracy_vs_macs.png"))
+    if html is not None:  # html: check the page's path before any training
+        from onebyone.html._page import check_page_path
+
+        check_page_path(html, "--html")
     if plot:
         import importlib.util
 
@@ -98,3 +103,7 @@ def compare(
         )  # fmt: skip
     written = "report.json" + (", accuracy_vs_macs.png" if plot else "")
     console.print(f"wrote {written} in {out}", highlight=False, soft_wrap=True)
+    if html is not None:  # html: the page from the same results
+        from onebyone.html import compare_html
+
+        console.print(f"wrote {compare_html(result, html)}", highlight=False, soft_wrap=True)
