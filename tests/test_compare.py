@@ -34,6 +34,7 @@ KEYS = [
     "latency_ms_b64",
     "accuracy",
     "train_seconds",
+    "history",
 ]
 
 
@@ -61,6 +62,9 @@ def test_compare_report_json_and_plot(tmp_path):
     # statistics need more steps than this before eval-mode accuracy means anything.)
     assert plain["accuracy"] > 0.3
     assert (tmp_path / "accuracy_vs_macs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for v in (plain, nin):  # the learning curve: one record per epoch, as fit returned it
+        assert [r["epoch"] for r in v["history"]] == [1, 2]
+        assert all(r["train_loss"] > 0 and 0 <= r["train_accuracy"] <= 1 for r in v["history"])
     (pair,) = result.pairs()
     assert pair["macs_ratio"] == pytest.approx(PLAIN_MACS / NIN_MACS)
 

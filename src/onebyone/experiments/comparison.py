@@ -22,6 +22,7 @@ __all__ = ["CompareReport", "VariantResult", "compare"]
 
 REPORT_KEYS = (
     "name", "twin", "params", "macs", "latency_ms_b1", "latency_ms_b64", "accuracy", "train_seconds",
+    "history",
 )  # fmt: skip
 
 
@@ -29,7 +30,9 @@ REPORT_KEYS = (
 class VariantResult:
     """One row of the comparison: the keys of ``report.json``.
 
-    ``latency_ms_*`` are ``None`` when latency was not measured; ``accuracy`` is in [0, 1].
+    ``latency_ms_*`` are ``None`` when latency was not measured; ``accuracy`` is in [0, 1];
+    ``history`` holds ``fit``'s per-epoch records (``epoch``, ``train_loss``,
+    ``train_accuracy``, ...), the learning curve of the HTML page.
 
     Example:
         >>> row = VariantResult("nin_mlpconv", twin="plain_5x5", params=30_000, macs=5_000_000,
@@ -46,6 +49,7 @@ class VariantResult:
     latency_ms_b64: float | None
     accuracy: float
     train_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -251,7 +255,7 @@ def compare(
         rows.append(VariantResult(
             name, VARIANTS[name].twin if VARIANTS[name].twin in names else None,
             int(report.total_params), int(report.total_macs), lat1, lat64, float(acc),
-            float(history.train_seconds),
+            float(history.train_seconds), [dict(r) for r in history],
         ))  # fmt: skip
     result = CompareReport(rows, {
         "data": str(data), "epochs": epochs, "batch_size": batch_size, "lr": lr,
