@@ -9,13 +9,21 @@ nothing beyond onebyone's own dependencies.
 ('', 'ai.onnx')
 """
 
+from onebyone.onnx._analyze import analyze_onnx, load_onnx
 from onebyone.onnx._deps import MissingExtraError, require_onnx
 from onebyone.onnx._export import STANDARD_DOMAINS, ExportResult, export_onnx
+from onebyone.onnx._rules import OP_RULES, NodeCost, NodeView, register_op_rule
 
 __all__ = [
+    "OP_RULES",
     "STANDARD_DOMAINS",
     "ExportResult",
     "MissingExtraError",
+    "NodeCost",
+    "NodeView",
+    "analyze_onnx",
     "export_onnx",
+    "load_onnx",
+    "register_op_rule",
     "require_onnx",
 ]

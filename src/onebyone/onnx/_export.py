@@ -342,10 +342,25 @@ def _export_dynamo(model, x, axes, tmp: Path, opset) -> None:
     graph_model = program.model
     passes.InlinePass()(graph_model)
     optimizer.fold_constants_ir(graph_model)
+    _drop_zero_biases(graph_model, {name for name, _ in model.named_parameters(remove_duplicate=False)})
     passes.RemoveUnusedNodesPass()(graph_model)
     passes.RemoveUnusedOpsetsPass()(graph_model)
     _rename_symbols(graph_model, axes)
     ir.save(graph_model, tmp)
+
+
+def _drop_zero_biases(graph_model, parameters: set[str]) -> None:
+    """Remove the all-zero bias the exporter gives a bias-free ``Conv`` (it is no parameter)."""
+    for node in graph_model.graph:
+        if node.op_type not in ("Conv", "ConvTranspose") or node.domain not in STANDARD_DOMAINS:
+            continue
+        if len(node.inputs) < 3 or node.inputs[2] is None:
+            continue
+        bias = node.inputs[2]
+        if bias.name in parameters or bias.const_value is None:
+            continue
+        if not bias.const_value.numpy().any():
+            node.resize_inputs(2)
 
 
 def _rename_symbols(graph_model, axes: dict[int, str]) -> None:
