@@ -12,6 +12,7 @@ nothing beyond onebyone's own dependencies.
 from onebyone.onnx._analyze import analyze_onnx, load_onnx
 from onebyone.onnx._deps import MissingExtraError, require_onnx
 from onebyone.onnx._export import STANDARD_DOMAINS, ExportResult, export_onnx
+from onebyone.onnx._profile import ProfileResult, profile
 from onebyone.onnx._rules import OP_RULES, NodeCost, NodeView, register_op_rule
 
 __all__ = [
@@ -21,9 +22,11 @@ __all__ = [
     "MissingExtraError",
     "NodeCost",
     "NodeView",
+    "ProfileResult",
     "analyze_onnx",
     "export_onnx",
     "load_onnx",
+    "profile",
     "register_op_rule",
     "require_onnx",
 ]

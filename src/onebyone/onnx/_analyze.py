@@ -137,7 +137,8 @@ def analyze_onnx(
         >>> from torch import nn
         >>> import onebyone
         >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.onnx"
-        >>> _ = onebyone.export_onnx(nn.Conv2d(3, 512, 3, padding=1), (1, 3, 16, 16), path)
+        >>> conv = nn.Conv2d(3, 512, 3, padding=1)
+        >>> _ = onebyone.export_onnx(conv, (1, 3, 16, 16), path, dynamic_spatial=True)
         >>> r = onebyone.analyze(path, (1, 3, 256, 256))
         >>> r.total_params, f"{r.total_macs:,}"
         (14336, '905,969,664')
