@@ -306,7 +306,10 @@ def _infer(proto, shapes: dict[str, Shape], path: str) -> dict[str, tuple[Shape 
     """Run ONNX shape inference on a light copy; return value name -> (shape, element type).
 
     Large initializers become typed graph inputs (their values are not needed for shapes),
-    so the copy is small; the file's own value_info (symbolic shapes) is dropped.
+    so the copy is small; the file's own value_info (symbolic shapes) is dropped. ONNX's own
+    data propagation stops at some operators (``Reshape`` of a shape), so the integer shape
+    arithmetic of dynamic-shape exports (``Shape`` -> ``Squeeze`` -> ``Concat`` -> ``Reshape``)
+    is evaluated here once the shapes it reads are known, and inference runs again.
     """
     import onnx
 
@@ -334,13 +337,44 @@ def _infer(proto, shapes: dict[str, Shape], path: str) -> dict[str, tuple[Shape 
         graph.output.append(
             onnx.helper.make_tensor_value_info(value.name, value.type.tensor_type.elem_type, None)
         )
+    folded: dict[str, Any] = {}
+    for _ in range(16):
+        out = _shapes_of(_run_inference(light, shapes, path))
+        if not _fold_shape_arithmetic(light, out, folded):
+            break
+    for name, array in folded.items():
+        out[name] = (tuple(int(d) for d in array.shape), _INT64 if array.dtype.kind == "i" else 9)
+    for tensor in proto.graph.initializer:
+        out[tensor.name] = (tuple(int(d) for d in tensor.dims), tensor.data_type)
+    for node in proto.graph.node:
+        if node.op_type == "Constant" and node.output and node.output[0] not in out:
+            out[node.output[0]] = (None, 0)
+    return out
+
+
+_INT64 = 7
+# Operators evaluated when all their inputs are known small integer tensors (shape arithmetic).
+_FOLDABLE = {
+    "Squeeze", "Unsqueeze", "Reshape", "Concat", "Gather", "Slice", "Cast", "Identity", "Add",
+    "Sub", "Mul", "Div", "Mod", "Range", "Max", "Min", "Equal", "Less", "Greater", "Where", "Not",
+    "Neg", "Abs", "Expand", "Tile", "ConstantOfShape", "ReduceProd", "ReduceSum", "Constant",
+}  # fmt: skip
+_FOLD_LIMIT = 1024
+
+
+def _run_inference(light, shapes, path: str):
+    import onnx
+
     try:
-        inferred = onnx.shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
+        return onnx.shape_inference.infer_shapes(light, strict_mode=True, data_prop=True)
     except Exception as e:
         detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(
             f"ONNX shape inference failed on {path!r} with inputs {shapes}: {detail}"
         ) from e
+
+
+def _shapes_of(inferred) -> dict[str, tuple[Shape | None, int]]:
     out: dict[str, tuple[Shape | None, int]] = {}
     for value in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
         tensor_type = value.type.tensor_type
@@ -349,12 +383,69 @@ def _infer(proto, shapes: dict[str, Shape], path: str) -> dict[str, tuple[Shape 
             shape = tuple(int(d.dim_value) for d in tensor_type.shape.dim)
         if value.name not in out or out[value.name][0] is None:
             out[value.name] = (shape, tensor_type.elem_type)
-    for tensor in proto.graph.initializer:
+    for tensor in inferred.graph.initializer:
         out[tensor.name] = (tuple(int(d) for d in tensor.dims), tensor.data_type)
-    for node in proto.graph.node:
-        if node.op_type == "Constant" and node.output and node.output[0] not in out:
-            out[node.output[0]] = (None, 0)
     return out
+
+
+def _fold_shape_arithmetic(light, shapes, folded: dict[str, Any]) -> bool:
+    """Replace the nodes of ``light`` that compute small integer tensors by initializers."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    opsets = {o.domain or "": o.version for o in light.opset_import}
+    known = {
+        t.name: numpy_helper.to_array(t)
+        for t in light.graph.initializer
+        if t.data_type in (onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL)
+    }
+    keep, new = [], []
+    for node in light.graph.node:
+        results = None
+        if node.domain in ("", "ai.onnx") and node.op_type in ("Shape", "Size"):
+            shape = shapes.get(node.input[0], (None, 0))[0]
+            if shape is not None:
+                attrs = {a.name: a.i for a in node.attribute}
+                if node.op_type == "Size":
+                    results = [np.array(math.prod(shape), dtype=np.int64)]
+                else:
+                    dims = list(shape)[attrs.get("start", 0) : attrs.get("end", len(shape))]
+                    results = [np.array(dims, dtype=np.int64)]
+        elif (
+            node.domain in ("", "ai.onnx")
+            and node.op_type in _FOLDABLE
+            and all(i in known for i in node.input if i)
+            and (node.op_type != "Constant" or _int_output(shapes, node))
+        ):
+            try:
+                feeds = {i: known[i] for i in node.input if i}
+                results = ReferenceEvaluator(node, opsets=opsets).run(None, feeds)
+            except Exception:
+                results = None  # left to shape inference
+        if results is not None and all(
+            isinstance(r, np.ndarray) and r.dtype.kind in "ib" and r.size <= _FOLD_LIMIT for r in results
+        ):
+            for name, array in zip(node.output, results, strict=False):
+                known[name] = array
+                folded[name] = array
+                new.append(numpy_helper.from_array(np.asarray(array), name))
+            continue
+        keep.append(node)
+    if not new:
+        return False
+    del light.graph.node[:]
+    light.graph.node.extend(keep)
+    light.graph.initializer.extend(new)
+    return True
+
+
+def _int_output(shapes, node) -> bool:
+    import onnx
+
+    elem = shapes.get(node.output[0], (None, 0))[1] if node.output else 0
+    return elem in (onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.BOOL)
 
 
 # ---------------------------------------------------------------------------- params
