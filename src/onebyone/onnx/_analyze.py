@@ -1,7 +1,9 @@
 """``analyze_onnx``: the PyTorch analyzer's :class:`~onebyone.analysis.Report` for an ``.onnx`` file.
 
-One row per node (besides ``Constant`` nodes and the integer shape arithmetic that
-dynamic-shape exports carry), in the graph's order, under a root row for the graph.
+One row per node, in the graph's order, under a root row for the graph. Nodes that cost
+nothing and hold no parameters get no row when they only compute integer shapes (the
+``Shape`` -> ``Concat`` arithmetic of dynamic-shape exports), are ``Constant`` or ``Identity``,
+or ``Cast`` a tensor to the type it already has (as Keras exports do).
 
 * ``params``: elements of the floating-point initializers, each counted once at the first node
   that uses it (through reshapes and transposes of the weight, as Keras exports have). BatchNorm
@@ -165,8 +167,8 @@ def analyze_onnx(
     counted: set[str] = set()
     rows: list[LayerStats] = []
     uncounted: list[str] = []
-    # initializer names reaching each value through pass-through nodes (a transposed weight)
-    sources: dict[str, list[str]] = {name: [name] for name in initializers if kinds[name] == "param"}
+    sources = _weight_sources(graph, kinds, constant_values)
+    bias_of = _bias_adds(graph, sources, constant_values)
     for index, node in enumerate(graph.node):
         if node.op_type == "Constant":
             continue
@@ -188,20 +190,15 @@ def analyze_onnx(
             cost = NodeCost()
         else:
             cost = _apply(rule, view)
-        passing = node.op_type in _PASS_THROUGH and all(
-            i in constant_values or i in sources for i in node.input if i
-        )
-        if passing:
-            for out in node.output:
-                sources[out] = [s for i in node.input for s in sources.get(i, [])]
-            continue  # a weight being reshaped: counted where it is used
-        own = [s for i in node.input for s in sources.get(i, []) if s not in counted]
-        own = list(dict.fromkeys(own))
+        if node.output and all(o in sources for o in node.output):
+            continue  # a weight being reshaped or cast: counted where it is used
+        own = [s for i in node.input for s in sources.get(i, [])] + bias_of.get(index, [])
+        own = [s for s in dict.fromkeys(own) if s not in counted]
         counted.update(own)
         params = sum(_numel(initializers[s]) for s in own)
         outs = [values.get(o) for o in node.output if o]
         out_shapes = [v[0] for v in outs if v is not None and v[0] is not None]
-        if _is_shape_arithmetic(node, cost, params, outs):
+        if _is_shape_arithmetic(node, cost, params, outs) or _is_no_op(node, values, params):
             continue
         row = LayerStats(
             name=name,
@@ -231,6 +228,61 @@ def analyze_onnx(
             "in report.uncounted"
         )
     return _report(path, graph, initializers, kinds, counted, shapes, values, rows, uncounted)
+
+
+# ---------------------------------------------------------------------------- weights
+
+_MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+
+
+def _weight_sources(graph, kinds, constant_values) -> dict[str, list[str]]:
+    """Value name -> the parameter initializers it is (through reshapes, transposes, casts)."""
+    sources: dict[str, list[str]] = {name: [name] for name, kind in kinds.items() if kind == "param"}
+    for node in graph.node:
+        if node.op_type in _PASS_THROUGH and any(i in sources for i in node.input if i) and all(
+            i in constant_values or i in sources for i in node.input if i
+        ):
+            for out in node.output:
+                sources[out] = [s for i in node.input for s in sources.get(i, [])]
+    return sources
+
+
+def _bias_adds(graph, sources, constant_values) -> dict[int, list[str]]:
+    """Index of a Conv/Gemm/MatMul node -> the bias initializer of the ``Add`` that follows it.
+
+    Keras exports (and PyTorch's Linear on 3-D inputs) add the bias in a separate ``Add``, at
+    most behind layout changes (``Transpose``, ``Cast``); its parameters belong to the layer,
+    as in the framework's own summary. The ``Add`` keeps its FLOPs.
+    """
+    nodes = list(graph.node)
+    producer = {out: i for i, node in enumerate(nodes) for out in node.output}
+    uses: dict[str, int] = {}
+    for node in nodes:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    owner: dict[int, list[str]] = {}
+    for node in nodes:
+        if node.op_type != "Add" or len(node.input) != 2:
+            continue
+        weights = [i for i in node.input if i in sources]
+        data = [i for i in node.input if i not in sources and i not in constant_values]
+        if len(weights) != 1 or len(data) != 1:
+            continue
+        value = data[0]
+        while value in producer and uses.get(value) == 1:
+            prev = nodes[producer[value]]
+            if prev.op_type in _MAC_OPS:
+                has_bias = prev.op_type != "MatMul" and len(prev.input) > 2 and bool(prev.input[2])
+                if not has_bias:
+                    owner.setdefault(producer[value], []).extend(sources[weights[0]])
+                break
+            if prev.op_type not in _PASS_THROUGH:
+                break
+            inner = [i for i in prev.input if i and i not in constant_values]
+            if len(inner) != 1:
+                break
+            value = inner[0]
+    return owner
 
 
 # ---------------------------------------------------------------------------- shapes
@@ -515,6 +567,14 @@ def _is_shape_arithmetic(node, cost: NodeCost, params: int, outs) -> bool:
     )
 
 
+def _is_no_op(node, values, params: int) -> bool:
+    """An ``Identity``, or a ``Cast`` to the type it already has (Keras exports chain them)."""
+    if params or node.op_type not in ("Identity", "Cast") or len(node.input) != 1:
+        return False
+    before = values.get(node.input[0], (None, -1))[1]
+    return node.op_type == "Identity" or before == values.get(node.output[0], (None, -2))[1]
+
+
 def _apply(rule, view: NodeView) -> NodeCost:
     from onebyone.errors import InternalError
 
@@ -535,6 +595,8 @@ def _formula(params: int, tensors, cost: NodeCost, no_rule: bool) -> str:
         terms = []
         for t in tensors:
             dims = [int(d) for d in t.dims]
+            if sum(d != 1 for d in dims) <= 1:
+                dims = [math.prod(dims)]  # a bias stored as 1x1x1xC
             if len(dims) >= 2:
                 dims = [*dims[2:], dims[1], dims[0]]
             terms.append("*".join(map(str, dims)) if dims else "1")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import logging
 import math
@@ -330,15 +331,7 @@ def _export_dynamo(model, x, axes, tmp: Path, opset) -> None:
     from torch.export import Dim
 
     shapes = ({axis: Dim.DYNAMIC for axis in axes},) if axes else None
-    program = torch.onnx.export(
-        model,
-        (x,),
-        dynamo=True,
-        dynamic_shapes=shapes,
-        opset_version=opset,
-        optimize=False,  # the default optimizer folds BatchNorm and merges equal weights
-        verbose=False,
-    )
+    program = _dynamo_program(model, x, shapes, opset)
     graph_model = program.model
     passes.InlinePass()(graph_model)
     optimizer.fold_constants_ir(graph_model)
@@ -347,6 +340,41 @@ def _export_dynamo(model, x, axes, tmp: Path, opset) -> None:
     passes.RemoveUnusedOpsetsPass()(graph_model)
     _rename_symbols(graph_model, axes)
     ir.save(graph_model, tmp)
+
+
+def _dynamo_program(model, x, shapes, opset):
+    """``torch.onnx.export(..., dynamo=True, optimize=False)``, reusing the operator registry.
+
+    The public function rebuilds its registry of ONNX decompositions on every call, which
+    parses the source of some 500 functions (about 4 s of each export here). The exporter's
+    own entry point takes a registry, so it is built once per opset and kept; if that internal
+    entry point is not there (another torch version), the public function is used.
+    """
+    try:
+        from torch.onnx._internal.exporter import _constants, _core
+    except ImportError:
+        _core = None
+    if _core is None or not hasattr(_core, "export"):
+        return torch.onnx.export(
+            model, (x,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
+            optimize=False,  # the default optimizer folds BatchNorm and merges equal weights
+            verbose=False,
+        )  # fmt: skip
+    from torch.onnx import _constants as onnx_constants
+
+    opset = opset or onnx_constants.ONNX_DEFAULT_OPSET
+    registry = _registry(max(opset, _constants.TORCHLIB_OPSET))
+    return _core.export(
+        model, (x,), None, registry=registry, dynamic_shapes=shapes, optimize=False,
+        opset_version=opset, verbose=False,
+    )  # fmt: skip
+
+
+@functools.cache
+def _registry(opset: int):
+    from torch.onnx._internal.exporter import _registration
+
+    return _registration.ONNXRegistry.from_torchlib(opset_version=opset)
 
 
 def _drop_zero_biases(graph_model, parameters: set[str]) -> None:
