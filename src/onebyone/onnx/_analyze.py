@@ -5,10 +5,11 @@ nothing and hold no parameters get no row when they only compute integer shapes 
 ``Shape`` -> ``Concat`` arithmetic of dynamic-shape exports), are ``Constant`` or ``Identity``,
 or ``Cast`` a tensor to the type it already has (as Keras exports do).
 
-* ``params``: elements of the floating-point initializers, each counted once at the first node
-  that uses it (through reshapes and transposes of the weight, as Keras exports have). BatchNorm
-  running statistics (inputs 3 and 4 of ``BatchNormalization``) are ``buffers``, as in PyTorch.
-  Scalar constants (one element) are counted only where they are a weight (a PReLU slope, a bias).
+* ``params``: elements of the floating-point initializers that are weights (see
+  ``_classify``), each counted once at the first node that uses it (through reshapes and
+  transposes of the weight, as Keras exports have; a bias ``Add`` right after a Conv or MatMul
+  counts with it). BatchNorm running statistics (inputs 3 and 4 of ``BatchNormalization``) are
+  ``buffers``, as in PyTorch (which also counts ``num_batches_tracked``, absent from ONNX).
 * ``macs`` and ``extra_flops``: the rules of :mod:`onebyone.onnx._rules`, the conventions of
   the PyTorch analyzer, on the shapes that ONNX shape inference gives.
 * ``activation_bytes``: the bytes of the node's outputs.
@@ -47,6 +48,7 @@ _WEIGHT_SLOTS = {
     "GroupNormalization": (1, 2),
     "InstanceNormalization": (1, 2),
     "PRelu": (1,),
+    "Gather": (0,),  # an embedding table
 }
 # Initializers larger than this are handed to shape inference as typed inputs, without data.
 _INLINE_LIMIT = 64
@@ -515,9 +517,16 @@ def _is_float(tensor) -> bool:
 
 
 def _classify(graph, initializers) -> dict[str, str]:
-    """``param``, ``buffer`` (BatchNorm running statistics) or ``constant`` per initializer."""
+    """``param``, ``buffer`` (BatchNorm running statistics) or ``constant`` per initializer.
+
+    A floating initializer is a parameter where it is a weight (a Conv/Gemm/MatMul/norm/PReLU
+    weight or bias, an embedding table), or, when it has more than one element, where it is
+    added, subtracted or multiplied in (a bias, a scale) or reshaped on the way to such a use.
+    Other constants (the divisor of an adaptive pooling, a mask, a scalar) are not parameters.
+    """
     buffer_use: dict[str, bool] = {}
     weight_use: set[str] = set()
+    arithmetic_use: set[str] = set()
     for node in graph.node:
         for slot, name in enumerate(node.input):
             if name not in initializers:
@@ -526,13 +535,15 @@ def _classify(graph, initializers) -> dict[str, str]:
             buffer_use[name] = buffer_use.get(name, True) and is_stat
             if slot in _WEIGHT_SLOTS.get(node.op_type, ()):
                 weight_use.add(name)
+            elif node.op_type in ("Add", "Sub", "Mul", "Einsum") or node.op_type in _PASS_THROUGH:
+                arithmetic_use.add(name)
     kinds: dict[str, str] = {}
     for name, tensor in initializers.items():
         if not _is_float(tensor) or name not in buffer_use:
             kinds[name] = "constant"
         elif buffer_use[name]:
             kinds[name] = "buffer"
-        elif _numel(tensor) > 1 or name in weight_use:
+        elif name in weight_use or (name in arithmetic_use and _numel(tensor) > 1):
             kinds[name] = "param"
         else:
             kinds[name] = "constant"
