@@ -181,6 +181,7 @@ def test_dynamic_spatial_refused_for_a_fixed_size_head(tmp_path):
         ({"path": "m.txt"}, ValueError, "must end in .onnx"),
         ({"path": "no/such/folder/m.onnx"}, FileNotFoundError, "does not exist"),
         ({"opset": 3}, ValueError, "opset must be"),
+        ({"opset": 999}, ValueError, "opset 999 is newer than the installed onnx"),
         ({"rtol": 0}, ValueError, "rtol must be"),
         ({"model": "resnet20"}, TypeError, "model must be an nn.Module"),
     ],

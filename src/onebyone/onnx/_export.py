@@ -152,6 +152,13 @@ def export_onnx(
     if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not 0 < rtol < 1:
         raise ValueError(f"rtol must be a number between 0 and 1, got {rtol!r}")
 
+    import onnx
+
+    if opset is not None and opset > onnx.defs.onnx_opset_version():
+        raise ValueError(
+            f"opset {opset} is newer than the installed onnx supports (up to "
+            f"{onnx.defs.onnx_opset_version()})"
+        )
     work = copy.deepcopy(model).float().cpu().eval()
     axes = _dynamic_axes(size, dynamic_batch, dynamic_spatial)
     sizes = [size] + ([_second_size(size, axes)] if axes else [])
@@ -161,14 +168,17 @@ def export_onnx(
 
     with atomic_path(out) as tmp:
         exporter, reason = _export(work, size, axes, tmp, opset)
-        import onnx
-
         proto = onnx.load(str(tmp))
         error = _verify(tmp, references, out)
         op_types, custom = _op_types(proto)
         opset_used = next(
             (o.version for o in proto.opset_import if o.domain in STANDARD_DOMAINS), 0
         )
+        if opset is not None and opset_used != opset:
+            raise ValueError(
+                f"opset {opset} was asked for but the exporter could only give opset "
+                f"{opset_used} (nothing was written); leave opset unset or choose another"
+            )
         if error > rtol:
             raise OneByOneError(
                 f"the exported model {str(out)!r} does not match PyTorch in onnxruntime: "
