@@ -350,7 +350,8 @@ def test_custom_op_is_named_or_listed(tmp_path):
     f = TensorProto.FLOAT
     nodes = [
         helper.make_node("Relu", ["x"], ["r"], name="relu"),
-        helper.make_node("FancyOp", ["r"], ["y"], domain="com.example", name="fancy"),
+        helper.make_node("FancyOp", ["r"], ["z"], domain="com.example", name="fancy"),
+        helper.make_node("Relu", ["z"], ["y"], name="after"),  # its input shape is unknown
     ]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", f, [1, 4])], [helper.make_tensor_value_info("y", f, None)]
@@ -363,8 +364,9 @@ def test_custom_op_is_named_or_listed(tmp_path):
     with pytest.raises(NotImplementedError, match=r"node fancy \(com\.example::FancyOp\)"):
         analyze_onnx(path)
     report = analyze_onnx(path, strict=False)
-    assert report.uncounted == ["fancy (com.example::FancyOp)"]
-    assert "no counting rule" in report.rows[-1].formula
+    assert report.uncounted == ["fancy (com.example::FancyOp)", "after (Relu, shape unknown)"]
+    assert "no counting rule" in report.rows[-2].formula
+    assert report.rows[1].extra_flops == 4  # the Relu before it is counted
     result = runner.invoke(app, ["summary", str(path)])
     assert result.exit_code == 2 and "com.example::FancyOp" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
