@@ -346,6 +346,28 @@ def test_rules_on_a_hand_written_graph(tmp_path):
     assert report.total_flops == 2 * report.total_macs + sum(r.extra_flops for r in report.rows)
 
 
+def test_weight_expanded_over_a_dynamic_batch_counts_once(tmp_path):
+    """ChannelProjection's bmm path: MatMul(Expand(W, [N, 3, 4]), x) with N read from the input."""
+    f = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], start=0, end=1),
+        helper.make_node("Concat", ["s", "tail"], ["shape"], axis=0),
+        helper.make_node("Expand", ["w", "shape"], ["we"], name="expand"),
+        helper.make_node("MatMul", ["we", "x"], ["y"], name="mm"),
+    ]
+    tail = numpy_helper.from_array(np.array([3, 4], dtype=np.int64), "tail")
+    model = _graph_model(
+        nodes, [helper.make_tensor_value_info("x", f, ["n", 4, 5])], [helper.make_tensor_value_info("y", f, None)],
+        [_init("w", [3, 4]), tail],
+    )
+    path = tmp_path / "expand.onnx"
+    onnx.save(model, str(path))
+    report = analyze_onnx(path, (2, 4, 5))
+    rows = {r.name: r for r in report.rows}
+    assert rows["mm"].params == 3 * 4 and rows["mm"].macs == 2 * 3 * 4 * 5
+    assert rows["mm"].output_shape == (2, 3, 5) and report.total_params == 12
+
+
 def test_custom_op_is_named_or_listed(tmp_path):
     f = TensorProto.FLOAT
     nodes = [

@@ -36,7 +36,11 @@ Shape = tuple[int, ...]
 
 # Operators that pass a weight through unchanged in value count: the parameters of a
 # transposed or reshaped initializer are counted at the node that consumes the result.
-_PASS_THROUGH = {"Transpose", "Reshape", "Cast", "CastLike", "Identity", "Squeeze", "Unsqueeze", "Flatten"}
+# (Their first input is the data; the others, shapes or axes, may be computed at run time.)
+_PASS_THROUGH = {
+    "Transpose", "Reshape", "Cast", "CastLike", "Identity", "Squeeze", "Unsqueeze", "Flatten",
+    "Expand",  # a weight broadcast over the batch for a batched MatMul
+}  # fmt: skip
 # Input slots that hold a weight even when it has a single element.
 _WEIGHT_SLOTS = {
     "Conv": (1, 2),
@@ -262,11 +266,9 @@ def _weight_sources(graph, kinds, constant_values) -> dict[str, list[str]]:
     """Value name -> the parameter initializers it is (through reshapes, transposes, casts)."""
     sources: dict[str, list[str]] = {name: [name] for name, kind in kinds.items() if kind == "param"}
     for node in graph.node:
-        if node.op_type in _PASS_THROUGH and any(i in sources for i in node.input if i) and all(
-            i in constant_values or i in sources for i in node.input if i
-        ):
+        if node.op_type in _PASS_THROUGH and node.input and node.input[0] in sources:
             for out in node.output:
-                sources[out] = [s for i in node.input for s in sources.get(i, [])]
+                sources[out] = list(sources[node.input[0]])
     return sources
 
 
@@ -299,12 +301,9 @@ def _bias_adds(graph, sources, constant_values) -> dict[int, list[str]]:
                 if not has_bias:
                     owner.setdefault(producer[value], []).extend(sources[weights[0]])
                 break
-            if prev.op_type not in _PASS_THROUGH:
+            if prev.op_type not in _PASS_THROUGH or not prev.input:
                 break
-            inner = [i for i in prev.input if i and i not in constant_values]
-            if len(inner) != 1:
-                break
-            value = inner[0]
+            value = prev.input[0]
     return owner
 
 
