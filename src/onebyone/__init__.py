@@ -39,6 +39,7 @@ from onebyone.models import (
     load_model,
     register_model,
 )
+from onebyone.onnx import export_onnx  # needs the onnx extra when called
 from onebyone.train import evaluate, fit
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "create_model",
     "data",
     "evaluate",
+    "export_onnx",
     "fit",
     "list_models",
     "load_model",

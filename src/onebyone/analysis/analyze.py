@@ -14,6 +14,7 @@ import copy
 import gc
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,7 +52,7 @@ _VIEW_OPS = {
 
 def analyze(
     model: nn.Module,
-    input_size: Any,
+    input_size: Any = None,
     *,
     device: str | torch.device = "meta",
     dtype: torch.dtype = torch.float32,
@@ -91,6 +92,10 @@ def analyze(
         >>> r.rows[1].formula
         '3*3*3*512 + 512 = 14,336 params; 3*3*3*512 * 256*256 = 905,969,664 MACs'
     """
+    if isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".onnx"):
+        from onebyone.onnx import analyze_onnx  # an .onnx file (needs the onnx extra)
+
+        return analyze_onnx(model, input_size)
     report, _ = _analyze(model, input_size, device=device, dtype=dtype, train=train)
     return report
 

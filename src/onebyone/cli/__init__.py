@@ -37,6 +37,7 @@ def _root(
 from onebyone.cli.compare_cmd import compare  # noqa: E402
 from onebyone.cli.compress_cmd import compress  # noqa: E402
 from onebyone.cli.convolutionalize_cmd import convolutionalize  # noqa: E402
+from onebyone.cli.export_cmd import export  # noqa: E402
 from onebyone.cli.fuse_cmd import fuse  # noqa: E402
 from onebyone.cli.models_cmd import models  # noqa: E402
 from onebyone.cli.plan_cmd import plan  # noqa: E402
@@ -48,6 +49,7 @@ from onebyone.cli.train_cmd import train  # noqa: E402
 app.command("compare")(compare)
 app.command("compress")(compress)
 app.command("convolutionalize")(convolutionalize)
+app.command("export")(export)
 app.command("fuse")(fuse)
 app.command("models")(models)
 app.command("plan")(plan)

@@ -94,8 +94,13 @@ def summary(
         raise ValueError(f"--depth must be >= 0, got {depth}")
     if plot is not None:
         check_out_file(plot, "--plot", _plot_suffixes())  # before any work
-    net, size = _model_and_input(model, input, batch)
-    report = analyze(net, size, device=device)
+    if model.lower().endswith(".onnx"):  # an .onnx file: analysed by onebyone.onnx
+        from onebyone.onnx import analyze_onnx
+
+        report = analyze_onnx(model, None if input is None else (batch, *parse_shape(input)))
+    else:
+        net, size = _model_and_input(model, input, batch)
+        report = analyze(net, size, device=device)
     if format == "json":
         typer.echo(report.to_json())
     elif format == "csv":

@@ -1,0 +1,145 @@
+"""``profile``: the latency of an ``.onnx`` file in onnxruntime's CPU provider (medians)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from onebyone.errors import OneByOneError
+
+from ._analyze import _check_sizes, _input_shapes, load_onnx
+
+__all__ = ["ProfileResult", "profile"]
+
+
+@dataclass
+class ProfileResult:
+    """Latency of one ``.onnx`` file in onnxruntime.
+
+    Attributes:
+        path: the file.
+        input_shapes: the shapes it was run on.
+        median_ms: the median wall-clock time of one run, in milliseconds.
+        samples_ms: every timed run, in milliseconds.
+        threads: onnxruntime's intra-op threads (0: its default).
+        provider: the execution provider.
+        onnxruntime: the onnxruntime version.
+
+    Example:
+        >>> r = ProfileResult("m.onnx", [(1, 3, 8, 8)], 1.5, [1.4, 1.5, 1.6], 1)
+        >>> str(r)
+        'm.onnx at 1x3x8x8: 1.50 ms median of 3 runs (onnxruntime CPUExecutionProvider, 1 thread)'
+    """
+
+    path: str
+    input_shapes: list[tuple[int, ...]]
+    median_ms: float
+    samples_ms: list[float] = field(default_factory=list)
+    threads: int = 0
+    provider: str = "CPUExecutionProvider"
+    onnxruntime: str = ""
+
+    def __str__(self) -> str:
+        shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes)
+        threads = "default threads" if not self.threads else f"{self.threads} thread" + ("s" if self.threads > 1 else "")
+        return (
+            f"{self.path} at {shapes}: {self.median_ms:.2f} ms median of {len(self.samples_ms)} runs "
+            f"(onnxruntime {self.provider}, {threads})"
+        )
+
+
+def profile(
+    path: str | os.PathLike,
+    input_size: Any = None,
+    *,
+    repeats: int = 20,
+    warmup: int = 3,
+    threads: int = 0,
+) -> ProfileResult:
+    """Time an ``.onnx`` file in onnxruntime (CPU) on random inputs; report the median.
+
+    Args:
+        path: the ``.onnx`` file.
+        input_size: the input shape with the batch (a list for several inputs); needed when
+            an input has a symbolic dimension.
+        repeats: timed runs (the median is reported).
+        warmup: untimed runs first.
+        threads: onnxruntime's intra-op threads; 0 for its default.
+
+    Returns:
+        A :class:`ProfileResult`.
+
+    Raises:
+        ValueError: a bad argument or file, or a model onnxruntime cannot load (an opset it
+            does not support, say).
+        OneByOneError: onnxruntime failed to run the model.
+        MissingExtraError: the ``onnx`` extra is not installed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from torch import nn
+        >>> import onebyone
+        >>> from onebyone.onnx import profile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.onnx"
+        >>> _ = onebyone.export_onnx(nn.Conv2d(3, 8, 1), (1, 3, 8, 8), path)
+        >>> r = profile(path, (2, 3, 8, 8), repeats=3, threads=1)
+        >>> r.input_shapes, len(r.samples_ms), r.median_ms > 0
+        ([(2, 3, 8, 8)], 3, True)
+    """
+    from onebyone._checks import check_int
+
+    repeats = check_int("repeats", repeats, minimum=1)
+    warmup = check_int("warmup", warmup, minimum=0)
+    threads = check_int("threads", threads, minimum=0)
+    proto = load_onnx(path, what="profiling an .onnx file")
+    if input_size is not None:
+        _check_sizes(input_size)
+    initializers = {t.name for t in proto.graph.initializer}
+    inputs = [v for v in proto.graph.input if v.name not in initializers]
+    shapes = _input_shapes(inputs, input_size, str(path))
+    del proto
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"onnxruntime {ort.__version__} cannot load {str(path)!r}: {detail}") from e
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for value in inputs:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        shape = shapes[value.name]
+        if np.issubdtype(dtype, np.floating):
+            feeds[value.name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[value.name] = np.zeros(shape, dtype=dtype)
+    try:
+        for _ in range(warmup):
+            session.run(None, feeds)
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            session.run(None, feeds)
+            samples.append(1000.0 * (time.perf_counter() - start))
+    except Exception as e:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OneByOneError(f"onnxruntime failed to run {str(path)!r} on {list(shapes.values())}: {detail}") from e
+    return ProfileResult(
+        path=str(path),
+        input_shapes=list(shapes.values()),
+        median_ms=statistics.median(samples),
+        samples_ms=samples,
+        threads=threads,
+        onnxruntime=ort.__version__,
+    )
