@@ -427,15 +427,13 @@ def test_a_bug_in_a_counting_rule_is_not_reported_as_a_user_error(monkeypatch):
 
 
 def test_a_bug_in_a_meta_shortcut_is_not_reported_as_a_user_error(monkeypatch):
-    import importlib
-
-    analyze_module = importlib.import_module("onebyone.analysis.analyze")
+    from onebyone.analysis._meta_kernels import META_SHORTCUTS
     from onebyone.errors import InternalError
 
     def broken(*args):
         raise IndexError("boom")
 
-    monkeypatch.setitem(analyze_module._META_SHORTCUTS, torch.ops.aten.convolution.default, broken)
+    monkeypatch.setitem(META_SHORTCUTS, torch.ops.aten.convolution.default, broken)
     with pytest.raises(InternalError, match=r"meta shortcut .* IndexError: boom"):
         analyze(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
     # the operator itself decides when the input is wrong: the user's error, not ours
