@@ -59,15 +59,24 @@ _WITH_INDICES = _ops(
 )  # fmt: skip
 
 
-def _nbytes(t: torch.Tensor) -> int:
-    return int(math.prod(t.shape)) * t.element_size()
+# isinstance(x, torch.Tensor) goes through a Python __instancecheck__ (about 1 us); the
+# analyzer calls this for every argument of every operator, so test exact types first.
+_NOT_TENSORS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device, torch.layout})
+_TensorBase = torch._C.TensorBase
 
 
 def _tensor_bytes(obj) -> int:
-    if isinstance(obj, torch.Tensor):
-        return _nbytes(obj)
-    if isinstance(obj, (list, tuple)):
-        return sum(_tensor_bytes(o) for o in obj)
+    cls = type(obj)
+    if cls in _NOT_TENSORS:
+        return 0
+    if cls is list or cls is tuple:
+        total = 0
+        for o in obj:
+            if type(o) not in _NOT_TENSORS:
+                total += _tensor_bytes(o)
+        return total
+    if isinstance(obj, _TensorBase):
+        return obj.numel() * obj.element_size()
     return 0
 
 
@@ -83,7 +92,7 @@ def op_bytes(packet, args: tuple, kwargs: dict, out) -> tuple[int, int]:
     """
     if packet in VIEW_OPS:
         return 0, 0
-    read = _tensor_bytes(args) + _tensor_bytes(list(kwargs.values()))
+    read = _tensor_bytes(args) + (_tensor_bytes(list(kwargs.values())) if kwargs else 0)
     if packet in _WITH_INDICES and isinstance(out, (list, tuple)):
         out = out[0]
     return read, _tensor_bytes(out)
