@@ -20,9 +20,13 @@ __all__ = [
     "format_shape",
     "human_bytes",
     "human_count",
+    "human_time",
     "render_markdown",
     "render_text",
+    "sort_rows",
+    "time_lines",
     "uncounted_note",
+    "where_time_goes",
 ]
 
 Shape = tuple[int, ...]
@@ -44,6 +48,14 @@ class ShownRow:
     macs: int
     extra_flops: int
     folded: int  # number of deeper rows folded into this one
+    bytes: int = 0
+    est_time_s: float = 0.0
+    measured_time_s: float | None = None
+
+    @property
+    def flops(self) -> int:
+        """``2 * macs + extra_flops`` of the shown row."""
+        return 2 * self.macs + self.extra_flops
 
 
 def fold_rows(report: Any, depth: int | None = None) -> list[ShownRow]:
@@ -74,9 +86,22 @@ def fold_rows(report: Any, depth: int | None = None) -> list[ShownRow]:
                 parent.params += row.params
                 parent.macs += row.macs
                 parent.extra_flops += row.extra_flops
+                parent.bytes += row.bytes_read + row.bytes_written
+                parent.est_time_s += row.est_time_s
+                if parent.measured_time_s is not None and row.measured_time_s is not None:
+                    parent.measured_time_s += row.measured_time_s
                 parent.folded += 1
                 continue
-        item = ShownRow(row, row.params, row.macs, row.extra_flops, 0)
+        item = ShownRow(
+            row,
+            row.params,
+            row.macs,
+            row.extra_flops,
+            0,
+            row.bytes_read + row.bytes_written,
+            row.est_time_s,
+            row.measured_time_s,
+        )
         shown.append(item)
         latest[row.name] = item
     return shown
@@ -166,6 +191,7 @@ def _footer(report: Any) -> list[str]:
         f"Input: {human_bytes(r.input_bytes)}; activations (leaf outputs): "
         f"{human_bytes(r.activation_bytes)}; parameters and buffers: "
         f"{human_bytes(r.param_bytes + r.buffer_bytes)}",
+        *time_lines(r),
         *uncounted_note(r),
     ]
 
@@ -187,21 +213,140 @@ def uncounted_note(report: Any) -> list[str]:
     return [f"Not counted (no counting rule, counted as 0): {listed}"]
 
 
-def _columns(explain: bool) -> list[str]:
-    cols = ["Layer (type)", "Output Shape", "Param #", "MACs"]
+def human_time(seconds: float | None) -> str:
+    """Format seconds as s, ms or us with three significant digits ("--" for None).
+
+    Example:
+        >>> human_time(0.01234), human_time(4.5e-6), human_time(2.0), human_time(None)
+        ('12.3 ms', '4.50 us', '2.00 s', '--')
+    """
+    if seconds is None:
+        return "--"
+    unit, scale = next(
+        ((u, s) for u, s in (("s", 1.0), ("ms", 1e-3)) if abs(seconds) >= s), ("us", 1e-6)
+    )
+    value = seconds / scale
+    digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+    return f"{value:.{digits}f} {unit}"
+
+
+SORT_KEYS = ("time", "macs", "params", "bytes")
+# Columns dropped first when the terminal is narrow (under _WIDE columns).
+_WIDE = 120
+
+
+def _columns(explain: bool, measured: bool, width: int | None) -> list[str]:
+    narrow = width is not None and width < _WIDE
+    cols = ["Layer (type)", "Output Shape", "Param #", "MACs", "Bytes"]
+    if not narrow:
+        cols.append("FLOP/B")
+    cols.append("Est. time")
+    if not narrow:
+        cols.append("Bound")
+    if measured:
+        cols.append("Measured")
     return [*cols, "Formula"] if explain else cols
 
 
-def _cells(item: ShownRow, *, channels_last: bool, explain: bool) -> list[str]:
-    cells = [
-        _label(item),
-        format_shape(item.row.output_shape, channels_last=channels_last),
-        _count_cell(item, item.params),
-        _count_cell(item, item.macs),
+def _cell(item: ShownRow, col: str, channels_last: bool) -> str:
+    if col == "Layer (type)":
+        return _label(item)
+    if col == "Output Shape":
+        return format_shape(item.row.output_shape, channels_last=channels_last)
+    if col == "Param #":
+        return _count_cell(item, item.params)
+    if col == "MACs":
+        return _count_cell(item, item.macs)
+    if col == "Bytes":
+        return human_bytes(item.bytes) if item.bytes else _count_cell(item, 0)
+    if col == "FLOP/B":
+        return f"{item.flops / item.bytes:.1f}" if item.bytes else "--"
+    if col == "Est. time":
+        return human_time(item.est_time_s) if item.est_time_s else "--"
+    if col == "Bound":
+        return "(folded)" if item.folded else (item.row.bound or "--")
+    if col == "Measured":
+        return human_time(item.measured_time_s)
+    return "(folded)" if item.folded else item.row.formula  # Formula
+
+
+def _cells(item: ShownRow, cols: list[str], *, channels_last: bool) -> list[str]:
+    return [_cell(item, col, channels_last) for col in cols]
+
+
+def sort_rows(items: list[ShownRow], sort: str | None) -> list[ShownRow]:
+    """Order the shown rows by ``sort`` (largest first), or keep execution order for None.
+
+    ``"time"`` sorts by the measured time where there is one, else by the estimate.
+
+    Example:
+        >>> rows = [ShownRow(None, 5, 1, 0, 0), ShownRow(None, 2, 9, 0, 0)]
+        >>> [r.params for r in sort_rows(rows, "macs")]
+        [2, 5]
+    """
+    if sort is None:
+        return items
+    if sort not in SORT_KEYS:
+        raise ValueError(f"sort must be one of {', '.join(SORT_KEYS)}, got {sort!r}")
+    key = {
+        "time": lambda s: s.est_time_s if s.measured_time_s is None else s.measured_time_s,
+        "macs": lambda s: s.macs,
+        "params": lambda s: s.params,
+        "bytes": lambda s: s.bytes,
+    }[sort]
+    return sorted(items, key=key, reverse=True)
+
+
+def time_lines(report: Any) -> list[str]:
+    """The footer lines about traffic and time: totals, the profile, the measurement.
+
+    Example:
+        >>> from torch import nn
+        >>> import onebyone
+        >>> r = onebyone.analyze(nn.Linear(4, 2), (1, 4), device_profile="t4")
+        >>> print(time_lines(r)[0])
+        Traffic: 56.00 B read, 8.00 B written (each op reads its inputs and writes its outputs once; views move nothing)
+    """
+    lines = [
+        f"Traffic: {human_bytes(report.bytes_read)} read, {human_bytes(report.bytes_written)} "
+        "written (each op reads its inputs and writes its outputs once; views move nothing)",
+        f"Estimated time: {human_time(report.est_time_s)} on {report.device_profile} "
+        "(per op: max(FLOPs / rate, bytes / bandwidth) + overhead)",
     ]
-    if explain:
-        cells.append("(folded)" if item.folded else item.row.formula)
-    return cells
+    if report.measured_time_s is not None:
+        lines.append(
+            f"Measured time: {human_time(report.measured_time_s)} (median of "
+            f"{report.measured_repeats} runs on {report.measured_device}; a row's time is its own, "
+            "children excluded)"
+        )
+    return lines
+
+
+def where_time_goes(report: Any, top: int = 5) -> list[str]:
+    """One line per layer among the ``top`` that take the most time (measured, else estimated).
+
+    Example:
+        >>> from torch import nn
+        >>> import onebyone
+        >>> m = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3))
+        >>> r = onebyone.analyze(m, (1, 3, 32, 32), device_profile="t4")
+        >>> where_time_goes(r, top=1)[1].split()[:2]
+        ['2', '(Conv2d):']
+    """
+    measured = report.measured_time_s is not None
+    rows = [r for r in report.rows if (r.measured_time_s if measured else r.est_time_s)]
+    if not rows:
+        return []
+    value = (lambda r: r.measured_time_s) if measured else (lambda r: r.est_time_s)
+    total = sum(value(r) for r in rows)
+    lines = [f"Where the time goes ({'measured' if measured else 'estimated'}), top {top}:"]
+    for r in sorted(rows, key=value, reverse=True)[:top]:
+        share = 100 * value(r) / total if total else 0.0
+        bound = f", estimate {r.bound}-bound" if r.bound else ""
+        lines.append(
+            f"  {r.name or '(model)'} ({r.type}): {human_time(value(r))}, {share:.1f}%{bound}"
+        )
+    return lines
 
 
 def render_text(
@@ -212,6 +357,8 @@ def render_text(
     explain: bool = False,
     width: int | None = None,
     color: bool = False,
+    sort: str | None = None,
+    top: int = 5,
 ) -> str:
     """Render the Keras-style summary table with rich and return it as text.
 
@@ -221,8 +368,12 @@ def render_text(
         channels_last: show shapes as Keras does, ``(None, H, W, C)``.
         explain: add a column with each row's formula.
         width: lay the table out for this many columns, folding long cells (a terminal's
-            width; 80 and more stay readable); None lays it out without wrapping.
+            width; 80 and more stay readable, under 120 the FLOP/B and Bound columns are left
+            out); None lays it out without wrapping.
         color: keep colour codes.
+        sort: order rows by ``"time"``, ``"macs"``, ``"params"`` or ``"bytes"`` (largest
+            first) instead of execution order.
+        top: how many layers "where the time goes" lists (0: none).
 
     Example:
         >>> from torch import nn
@@ -240,21 +391,29 @@ def render_text(
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
-    for i, col in enumerate(_columns(explain)):
+    cols = _columns(explain, report.measured_time_s is not None, width)
+    for col in cols:
+        numeric = col not in ("Layer (type)", "Output Shape", "Bound", "Formula")
         table.add_column(
             col,
-            justify="right" if i in (2, 3) else "left",
+            justify="right" if numeric else "left",
             overflow="fold",
-            no_wrap=i in (1, 2, 3),
-            min_width=len(col) if i in (2, 3) else None,
+            no_wrap=col not in ("Layer (type)", "Formula"),
+            min_width=len(col) if col in ("Param #", "MACs") else None,
         )
-    for item in fold_rows(report, depth):
-        table.add_row(*_cells(item, channels_last=channels_last, explain=explain))
-    return render_rich(table, *_footer(report), CONVENTION, width=width, color=color)
+    for item in sort_rows(fold_rows(report, depth), sort):
+        table.add_row(*_cells(item, cols, channels_last=channels_last))
+    footer = [*_footer(report), *(where_time_goes(report, top) if top else [])]
+    return render_rich(table, *footer, CONVENTION, width=width, color=color)
 
 
 def render_markdown(
-    report: Any, *, depth: int | None = None, channels_last: bool = False, explain: bool = False
+    report: Any,
+    *,
+    depth: int | None = None,
+    channels_last: bool = False,
+    explain: bool = False,
+    sort: str | None = None,
 ) -> str:
     """Render the rows and totals as a Markdown table.
 
@@ -263,15 +422,20 @@ def render_markdown(
         >>> import onebyone
         >>> md = render_markdown(onebyone.analyze(nn.Linear(4, 2), (1, 4)))
         >>> md.splitlines()[2]
-        '| (model) (Linear) | (1, 2) | 10 | 8 |'
+        '| (model) (Linear) | (1, 2) | 10 | 8 | 64.00 B | 0.3 | ...'
     """
-    cols = _columns(explain)
+    cols = _columns(explain, report.measured_time_s is not None, None)
     lines = [
         "| " + " | ".join(cols) + " |",
-        "|" + "|".join(["---", "---", "---:", "---:", "---"][: len(cols)]) + "|",
+        "|"
+        + "|".join(
+            "---" if c in ("Layer (type)", "Output Shape", "Bound", "Formula") else "---:"
+            for c in cols
+        )
+        + "|",
     ]
-    for item in fold_rows(report, depth):
-        cells = _cells(item, channels_last=channels_last, explain=explain)
+    for item in sort_rows(fold_rows(report, depth), sort):
+        cells = _cells(item, cols, channels_last=channels_last)
         cells[0] = cells[0].replace("  ", "&nbsp;&nbsp;")
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines.append("")

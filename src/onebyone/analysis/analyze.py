@@ -16,12 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from onebyone._checks import check_int
 from onebyone._internal import InternalError
 from onebyone.errors import OneByOneError
 
 from ._inputs import INPUT_RANK, analysis_copy, check_rank, default_dtype, make_inputs
+from ._measure import measure_device, measure_into
 from ._recorder import Call, Recorder, shape_of
+from .profiles import DeviceProfile, resolve_profile
 from .report import LayerStats, Report
+from .roofline import apply_estimate
 
 __all__ = ["INPUT_RANK", "analyze"]
 
@@ -32,6 +36,10 @@ def analyze(
     device: str | torch.device = "meta",
     dtype: torch.dtype | None = None,
     train: bool = False,
+    device_profile: DeviceProfile | str | None = None,
+    measure: bool = False,
+    repeats: int = 10,
+    warmup: int = 3,
 ) -> Report:
     """Count parameters, MACs and FLOPs per module call, without a real forward by default.
 
@@ -47,13 +55,24 @@ def analyze(
             the dtype of the model's first floating parameter (``.half()`` models count
             in float16), float32 for a model without one.
         train: run the copy in training mode (default: eval mode).
+        device_profile: the device to estimate times for: a
+            :class:`~onebyone.analysis.profiles.DeviceProfile`, a preset name (``"t4"``,
+            ``"h200"``...), a profile file, or None for this machine's calibrated profile
+            (the named fallback until ``onebyone calibrate`` has run).
+        measure: also run a copy of the model for real and put the measured time (median of
+            ``repeats`` runs after ``warmup`` runs) on every row and on the report. It runs on
+            ``device`` when that is a real device, else where the model's weights are.
+        repeats: timed runs per measurement (``measure=True``).
+        warmup: untimed runs before measuring.
 
     Returns:
-        A :class:`Report` with one :class:`LayerStats` per module call and the totals.
+        A :class:`Report` with one :class:`LayerStats` per module call, the totals, and the
+        estimated (and measured) times.
 
     Raises:
         ValueError: a malformed ``input_size`` (wrong rank, a dimension < 1, more bytes than a
-            tensor can hold) or ``device``.
+            tensor can hold) or ``device``; an unknown or invalid ``device_profile``;
+            ``measure=True`` on a model whose weights are on the meta device.
         TypeError: ``model`` is not an ``nn.Module`` or ``dtype`` is not a floating dtype.
         OneByOneError: the forward failed; the message names the module and the shapes it
             received, and the original exception is chained.
@@ -70,7 +89,24 @@ def analyze(
         >>> r.rows[1].formula
         '3*3*3*512 + 512 = 14,336 params; 3*3*3*512 * 256*256 = 905,969,664 MACs'
     """
+    profile = resolve_profile(device_profile)
+    if measure:
+        repeats = check_int("repeats", repeats, minimum=1)
+        warmup = check_int("warmup", warmup, minimum=0)
     report, _ = _analyze(model, input_size, device=device, dtype=dtype, train=train)
+    apply_estimate(report, profile)
+    if measure:
+        where = measure_device(model, torch.device(device))
+        measure_into(
+            report,
+            model,
+            input_size,
+            device=where,
+            dtype=getattr(torch, report.dtype),
+            train=train,
+            repeats=repeats,
+            warmup=warmup,
+        )
     return report
 
 

@@ -178,6 +178,8 @@ class Report:
         est_time_s: the roofline estimate of the whole forward, in seconds.
         measured_time_s: the median measured time of the whole forward, or None.
         device_profile: the device profile behind ``est_time_s`` (its name and source).
+        measured_device: where ``measured_time_s`` was measured (``""`` if not measured).
+        measured_repeats: the number of timed runs behind each measured median.
 
     Example:
         >>> import torch
@@ -211,6 +213,8 @@ class Report:
     est_time_s: float = 0.0
     measured_time_s: float | None = None
     device_profile: str = ""
+    measured_device: str = ""
+    measured_repeats: int = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -296,6 +300,8 @@ class Report:
             "est_time_s": self.est_time_s,
             "measured_time_s": self.measured_time_s,
             "device_profile": self.device_profile,
+            "measured_device": self.measured_device,
+            "measured_repeats": self.measured_repeats,
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -374,10 +380,10 @@ class Report:
             >>> import onebyone
             >>> r = onebyone.analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 10, 10))
             >>> print("\\n".join(r.to_markdown().splitlines()[:4]))
-            | Layer (type) | Output Shape | Param # | MACs |
-            |---|---|---:|---:|
-            | 0 (Conv2d) | (1, 8, 8, 8) | 224 | 13,824 |
-            | 1 (ReLU) | (1, 8, 8, 8) | 0 | 0 |
+            | Layer (type) | Output Shape | Param # | MACs | Bytes | FLOP/B | Est. time | Bound |
+            |---|---|---:|---:|---:|---:|---:|---|
+            | 0 (Conv2d) | (1, 8, 8, 8) | 224 | 13,824 | 4.27 KB | 6.8 | ... | compute |
+            | 1 (ReLU) | (1, 8, 8, 8) | 0 | 0 | 4.00 KB | 0.1 | ... | overhead |
         """
         return render_markdown(self, depth=depth)
 
