@@ -51,10 +51,10 @@ def apply_estimate(report: Report, profile: DeviceProfile) -> None:
     for row in report.rows:
         parts = {"compute": 0.0, "memory": 0.0, "overhead": 0.0}
         for cost in row.op_costs:
-            t, bound = op_time(cost, profile, report.dtype)
+            compute = cost.flops / profile.rate(cost.op_class, report.dtype)
+            memory = cost.bytes / profile.bandwidth
+            parts["compute" if compute >= memory else "memory"] += max(compute, memory)
             parts["overhead"] += profile.overhead_s
-            if bound != "overhead":
-                parts[bound] += t - profile.overhead_s
         row.est_time_s = sum(parts.values())
         row.bound = max(parts, key=parts.__getitem__) if row.op_costs else ""
         total += row.est_time_s
