@@ -6,10 +6,10 @@
 32832
 """
 
+from ._calibrate import calibrate
 from ._counting import FLOP_RULES, MAC_RULES
+from ._diff import Diff, DiffRow, diff
 from .analyze import INPUT_RANK, analyze
-from .calibrate import calibrate
-from .diff import Diff, DiffRow, diff
 from .plan import PLAN_LAYERS, Plan, PlanEntry, plan
 from .profiles import PRESETS, DeviceProfile, load_profile, resolve_profile
 from .render import plot_report, render_markdown, render_text
