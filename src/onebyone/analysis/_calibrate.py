@@ -1,9 +1,10 @@
 """``onebyone.calibrate``: measure this machine's rates into a device profile.
 
 It times, on the chosen device with the configured threads: the per-op overhead (a tiny
-in-place add), the copy bandwidth (a large ``copy_``, bytes read plus written), a float32 GEMM,
-convolutions by class at representative shapes (1x1, 3x3, depthwise 3x3) and an elementwise
-op, and (on CUDA) the 16-bit GEMM. Each rate is FLOPs / (median time - overhead), the same
+in-place add), the copy bandwidth (a large ``copy_``, bytes read plus written) and the cache's
+(a copy that fits the L2 cache), a float32 GEMM, convolutions by class at the stage shapes of a
+ResNet (1x1, 3x3, depthwise 3x3), 3x3 max pooling, an elementwise op, and (on CUDA) the
+16-bit GEMM. Each rate is FLOPs / (median time - overhead), the same
 split the roofline model uses. The profile is saved atomically: a calibration that fails or is
 interrupted leaves the previous profile in place.
 """
@@ -55,6 +56,18 @@ def _machine(device: torch.device) -> str:
     except OSError:
         pass
     return f"{name}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
+
+
+def _cache_bytes(device: torch.device) -> int:
+    """The per-core L2 cache of this CPU (1 MiB if unknown); 0 on CUDA (no cache level)."""
+    if device.type != "cpu":
+        return 0
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
+        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+        return int(text.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        return 1 << 20
 
 
 def _conv_case(device, n, cin, size, cout, k, groups):
@@ -130,22 +143,34 @@ def calibrate(
         return run
 
     numel = size(8 << 20 if quick else 32 << 20, 1 << 14)
-    src = torch.empty(0, device=device)
-    dst = torch.empty(0, device=device)
+
+    def copy_rate(n: int) -> float:
+        src = torch.randn(n, device=device)
+        dst = torch.empty_like(src)
+        t = _median_time(lambda: dst.copy_(src), device, repeats, inner=max(1, (1 << 20) // n))
+        return 2 * n * 4 / max(t - overhead_box[0], t * 0.05)
+
+    cache = _cache_bytes(device)
 
     def bandwidth() -> float:
-        nonlocal src, dst
-        src = torch.randn(numel, device=device)
-        dst = torch.empty_like(src)
-        t = _median_time(lambda: dst.copy_(src), device, repeats)
-        src = dst = torch.empty(0, device=device)
-        return 2 * numel * 4 / max(t - overhead_box[0], t * 0.05)
+        return copy_rate(numel)
+
+    def cache_bandwidth() -> float:
+        return copy_rate(max(16, cache // 16))  # source and copy: half the cache
 
     def gemm_case(dtype=torch.float32):
         n = size(384 if quick else 1024, 16)
         a = torch.randn(n, n, device=device, dtype=dtype)
         b = torch.randn(n, n, device=device, dtype=dtype)
         return (lambda: a @ b), 2 * n**3
+
+    def pool_cases():
+        def case(s: int, c: int):
+            x = torch.randn(1, size(c), size(s), size(s), device=device)
+            out = F.max_pool2d(x, 3, 2, 1)
+            return (lambda: F.max_pool2d(x, 3, 2, 1)), 9 * out.numel()
+
+        return [(lambda s=s, c=c: case(s, c)) for s, c in stages]
 
     def elementwise_case():
         x = torch.randn(size(1 << 16, 64), device=device)
@@ -163,11 +188,13 @@ def calibrate(
     steps = [
         ("per-op overhead", overhead),
         ("copy bandwidth", bandwidth),
+        *([("cache bandwidth", cache_bandwidth)] if cache else []),
         ("gemm", rate_of(gemm_case)),
         ("conv1x1", rate_of(*convs(1))),
         ("conv", rate_of(*convs(3))),
         ("depthwise", rate_of(*convs(3, depthwise=True))),
         ("elementwise", rate_of(elementwise_case)),
+        ("pool", rate_of(*pool_cases())),
     ]
     if device.type == "cuda":
         steps.append(("gemm16", rate_of(lambda: gemm_case(torch.float16))))
@@ -183,10 +210,12 @@ def calibrate(
         description=_machine(device),
         source=f"measured by onebyone calibrate{' --quick' if quick else ''} on "
         f"{time.strftime('%Y-%m-%d')}",
-        rates={k: results[k] for k in ("conv1x1", "conv", "depthwise", "gemm", "elementwise")},
+        rates={k: results[k] for k in ("conv1x1", "conv", "depthwise", "gemm", "elementwise", "pool")},
         bandwidth=results["copy bandwidth"],
         overhead_s=results["per-op overhead"],
         rates_16bit={"gemm": results["gemm16"]} if "gemm16" in results else {},
+        cache_bytes=cache if cache else 0,
+        cache_bandwidth=results.get("cache bandwidth", 0.0),
     )
     if save:
         save_profile(profile, default_profile_path() if path is None else path)
