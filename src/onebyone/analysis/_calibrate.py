@@ -77,6 +77,101 @@ def _conv_case(device, n, cin, size, cout, k, groups):
     return (lambda: F.conv2d(x, w, padding=k // 2, groups=groups)), flops
 
 
+class _Bench:
+    """The measurements of one calibration: each method returns a rate or a time."""
+
+    def __init__(self, device: torch.device, quick: bool, scale: float) -> None:
+        self.device = device
+        self.quick = quick
+        self.scale = scale
+        self.repeats = 5 if quick else 15
+        self.overhead_s = 0.0
+        self.cache = _cache_bytes(device)
+        # (spatial size, channels) as in the stages of a ResNet at 224x224
+        self.stages = [(28, 128), (14, 256)] if quick else [(56, 64), (28, 128), (14, 256), (7, 512)]
+
+    def size(self, n: int, minimum: int = 4) -> int:
+        return max(minimum, int(n * self.scale))
+
+    def time(self, fn: Callable[[], object], inner: int = 1) -> float:
+        return _median_time(fn, self.device, self.repeats, inner)
+
+    def overhead(self) -> float:
+        tiny = torch.zeros(1, device=self.device)
+        self.overhead_s = self.time(lambda: tiny.add_(1.0), inner=200)
+        return self.overhead_s
+
+    def _net(self, t: float) -> float:
+        return max(t - self.overhead_s, t * 0.05)
+
+    def rate(self, *makes: Callable[[], tuple[Callable[[], object], int]]) -> Callable[[], float]:
+        # Several shapes per class: the rate is their total FLOPs over their total time, so a
+        # shape that happens to fit the cache does not stand for the whole class.
+        def run() -> float:
+            flops = seconds = 0.0
+            for make in makes:
+                fn, f = make()
+                flops += f
+                seconds += self._net(self.time(fn))
+            return flops / seconds
+
+        return run
+
+    def copy_rate(self, n: int) -> float:
+        src = torch.randn(n, device=self.device)
+        dst = torch.empty_like(src)
+        return 2 * n * 4 / self._net(self.time(lambda: dst.copy_(src), max(1, (1 << 20) // n)))
+
+    def bandwidth(self) -> float:
+        return self.copy_rate(self.size(8 << 20 if self.quick else 32 << 20, 1 << 14))
+
+    def cache_bandwidth(self) -> float:
+        return self.copy_rate(max(16, self.cache // 16))  # source and copy: half the cache
+
+    def gemm(self, dtype: torch.dtype = torch.float32):
+        n = self.size(384 if self.quick else 1024, 16)
+        a = torch.randn(n, n, device=self.device, dtype=dtype)
+        b = torch.randn(n, n, device=self.device, dtype=dtype)
+        return (lambda: a @ b), 2 * n**3
+
+    def convs(self, k: int, depthwise: bool = False) -> list:
+        size = self.size
+
+        def case(s: int, c: int):
+            groups = size(c) if depthwise else 1
+            return _conv_case(self.device, 1, size(c), size(s), size(c), k, groups)
+
+        return [(lambda s=s, c=c: case(s, c)) for s, c in self.stages]
+
+    def pools(self) -> list:
+        def case(s: int, c: int):
+            x = torch.randn(1, self.size(c), self.size(s), self.size(s), device=self.device)
+            out = F.max_pool2d(x, 3, 2, 1)
+            return (lambda: F.max_pool2d(x, 3, 2, 1)), 9 * out.numel()
+
+        return [(lambda s=s, c=c: case(s, c)) for s, c in self.stages]
+
+    def elementwise(self):
+        x = torch.randn(self.size(1 << 16, 64), device=self.device)
+        return (lambda: torch.relu(x)), x.numel()
+
+    def steps(self) -> list[tuple[str, Callable[[], float]]]:
+        steps = [
+            ("per-op overhead", self.overhead),
+            ("copy bandwidth", self.bandwidth),
+            *([("cache bandwidth", self.cache_bandwidth)] if self.cache else []),
+            ("gemm", self.rate(self.gemm)),
+            ("conv1x1", self.rate(*self.convs(1))),
+            ("conv", self.rate(*self.convs(3))),
+            ("depthwise", self.rate(*self.convs(3, depthwise=True))),
+            ("elementwise", self.rate(self.elementwise)),
+            ("pool", self.rate(*self.pools())),
+        ]
+        if self.device.type == "cuda":
+            steps.append(("gemm16", self.rate(lambda: self.gemm(torch.float16))))
+        return steps
+
+
 def calibrate(
     device: str | torch.device = "cpu",
     *,
@@ -114,90 +209,8 @@ def calibrate(
         raise ValueError(f"device must be 'cpu' or 'cuda[:N]', got {str(device)!r}")
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
         raise ValueError(f"scale must be a number in (0, 1], got {scale!r}")
-    repeats = 5 if quick else 15
-
-    def size(n: int, minimum: int = 4) -> int:
-        return max(minimum, int(n * scale))
-
-    steps: list[tuple[str, Callable[[], float]]] = []
-    tiny = torch.zeros(1, device=device)
-    overhead_box: list[float] = []
-
-    def overhead() -> float:
-        t = _median_time(lambda: tiny.add_(1.0), device, repeats, inner=200)
-        overhead_box.append(t)
-        return t
-
-    def rate_of(*makes: Callable[[], tuple[Callable[[], object], int]]) -> Callable[[], float]:
-        # Several shapes per class: the rate is their total FLOPs over their total time, so a
-        # shape that happens to fit the cache does not stand for the whole class.
-        def run() -> float:
-            flops = seconds = 0.0
-            for make in makes:
-                fn, f = make()
-                t = _median_time(fn, device, repeats)
-                flops += f
-                seconds += max(t - overhead_box[0], t * 0.05)
-            return flops / seconds
-
-        return run
-
-    numel = size(8 << 20 if quick else 32 << 20, 1 << 14)
-
-    def copy_rate(n: int) -> float:
-        src = torch.randn(n, device=device)
-        dst = torch.empty_like(src)
-        t = _median_time(lambda: dst.copy_(src), device, repeats, inner=max(1, (1 << 20) // n))
-        return 2 * n * 4 / max(t - overhead_box[0], t * 0.05)
-
-    cache = _cache_bytes(device)
-
-    def bandwidth() -> float:
-        return copy_rate(numel)
-
-    def cache_bandwidth() -> float:
-        return copy_rate(max(16, cache // 16))  # source and copy: half the cache
-
-    def gemm_case(dtype=torch.float32):
-        n = size(384 if quick else 1024, 16)
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        return (lambda: a @ b), 2 * n**3
-
-    def pool_cases():
-        def case(s: int, c: int):
-            x = torch.randn(1, size(c), size(s), size(s), device=device)
-            out = F.max_pool2d(x, 3, 2, 1)
-            return (lambda: F.max_pool2d(x, 3, 2, 1)), 9 * out.numel()
-
-        return [(lambda s=s, c=c: case(s, c)) for s, c in stages]
-
-    def elementwise_case():
-        x = torch.randn(size(1 << 16, 64), device=device)
-        return (lambda: torch.relu(x)), x.numel()
-
-    # (spatial size, channels) as in the stages of a ResNet at 224x224
-    stages = [(28, 128), (14, 256)] if quick else [(56, 64), (28, 128), (14, 256), (7, 512)]
-
-    def convs(k: int, depthwise: bool = False):
-        return [
-            (lambda s=s, c=c: _conv_case(device, 1, size(c), size(s), size(c), k, size(c) if depthwise else 1))
-            for s, c in stages
-        ]
-
-    steps = [
-        ("per-op overhead", overhead),
-        ("copy bandwidth", bandwidth),
-        *([("cache bandwidth", cache_bandwidth)] if cache else []),
-        ("gemm", rate_of(gemm_case)),
-        ("conv1x1", rate_of(*convs(1))),
-        ("conv", rate_of(*convs(3))),
-        ("depthwise", rate_of(*convs(3, depthwise=True))),
-        ("elementwise", rate_of(elementwise_case)),
-        ("pool", rate_of(*pool_cases())),
-    ]
-    if device.type == "cuda":
-        steps.append(("gemm16", rate_of(lambda: gemm_case(torch.float16))))
+    bench = _Bench(device, quick, scale)
+    steps = bench.steps()
     results: dict[str, float] = {}
     for i, (name, run) in enumerate(steps):
         if progress is not None:
@@ -214,7 +227,7 @@ def calibrate(
         bandwidth=results["copy bandwidth"],
         overhead_s=results["per-op overhead"],
         rates_16bit={"gemm": results["gemm16"]} if "gemm16" in results else {},
-        cache_bytes=cache if cache else 0,
+        cache_bytes=bench.cache,
         cache_bandwidth=results.get("cache bandwidth", 0.0),
     )
     if save:
