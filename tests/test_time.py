@@ -367,3 +367,32 @@ def test_report_fields_keep_their_defaults_for_other_builders():
     assert estimate(r, ROUND).est_time_s == 0.0 and OpCost("a", "gemm", 1, 1).bytes == 1
     with pytest.raises(OneByOneError.__mro__[1]):  # RuntimeError family stays the same
         raise OneByOneError("x")
+
+
+def test_pooling_has_its_own_rate_and_small_ops_use_the_cache_bandwidth():
+    slow_pool = DeviceProfile(
+        name="p", description="", source="the test", rates={**ROUND.rates, "pool": 1e6},
+        bandwidth=1e9, overhead_s=0.0, cache_bytes=1024, cache_bandwidth=1e10,
+    )  # fmt: skip
+    r = analyze(nn.MaxPool2d(2), (1, 4, 8, 8), device_profile=slow_pool)
+    (cost,) = r.rows[0].op_costs
+    assert cost.op_class == "pool" and cost.flops == 4 * 64  # 4 comparisons per output
+    assert r.est_time_s == pytest.approx(256 / 1e6)  # compute-bound at the pool rate
+    # without a pool rate, the elementwise one: 256 FLOPs at 1e9 take 0.256 us, less than the
+    # (256 + 64) * 4 bytes at 1e9 B/s (1.28 us): memory-bound, plus 1 us overhead
+    plain = analyze(nn.MaxPool2d(2), (1, 4, 8, 8), device_profile=ROUND).rows[0]
+    assert plain.est_time_s == pytest.approx(1280 / 1e9 + 1e-6) and plain.bound == "memory"
+    # ReLU on 64 floats moves 512 bytes (<= 1024: cache); on 4096 floats, 32 KB (memory)
+    small = analyze(nn.ReLU(), (1, 64), device_profile=slow_pool).rows[0]
+    large = analyze(nn.ReLU(), (1, 4096), device_profile=slow_pool).rows[0]
+    assert small.est_time_s == pytest.approx(512 / 1e10)
+    assert large.est_time_s == pytest.approx(32768 / 1e9) and large.bound == "memory"
+
+
+def test_summary_with_measured_times_fits_80_columns():
+    from onebyone.analysis import render_text
+
+    r = analyze(onebyone.create_model("nin_cifar10"), (1, 3, 32, 32), measure=True, repeats=1, warmup=0)
+    text = render_text(r, width=80, sort="time")
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "Measured" in text and "Where the time goes (measured)" in text
