@@ -226,8 +226,8 @@ def test_calibrate_on_tiny_sizes_writes_a_valid_profile():
     assert load_profile(default_profile_path()) == p
     assert p.name == "calibrated-cpu" and "thread" in p.description
     assert set(p.rates) == {"conv1x1", "conv", "depthwise", "gemm", "elementwise", "pool"}
-    assert progress[0][0] == "per-op overhead" and progress[-1] == ("done", 9, 9)
-    assert p.cache_bytes > 0 and p.cache_bandwidth > 0
+    assert progress[0][0] == "per-op overhead" and progress[-1] == ("done", 8, 8)
+    assert p.cache_bytes == 0 or p.cache_bandwidth > 0
 
 
 def test_a_failed_calibration_leaves_the_previous_profile(monkeypatch):

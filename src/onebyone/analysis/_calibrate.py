@@ -1,11 +1,10 @@
 """``onebyone.calibrate``: measure this machine's rates into a device profile.
 
 It times, on the chosen device with the configured threads: the per-op overhead (a tiny
-in-place add), the copy bandwidth (a large ``copy_``, bytes read plus written) and the cache's
-(a copy that fits the L2 cache), a float32 GEMM, convolutions by class at the stage shapes of a
-ResNet (1x1, 3x3, depthwise 3x3), 3x3 max pooling, an elementwise op, and (on CUDA) the
-16-bit GEMM. Each rate is FLOPs / (median time - overhead), the same
-split the roofline model uses. The profile is saved atomically: a calibration that fails or is
+in-place add), copy bandwidth by size (bytes read plus written; the steepest drop sets the
+cache level and its bandwidth), a float32 GEMM, convolutions by class at the stage shapes of a
+ResNet (1x1, 3x3, depthwise 3x3), 3x3 max pooling, an elementwise op, and (on CUDA) the 16-bit
+GEMM. Each rate is FLOPs / (median time - overhead), the same split the roofline model uses. The profile is saved atomically: a calibration that fails or is
 interrupted leaves the previous profile in place.
 """
 
@@ -58,18 +57,6 @@ def _machine(device: torch.device) -> str:
     return f"{name}, {torch.get_num_threads()} thread(s), torch {torch.__version__}"
 
 
-def _cache_bytes(device: torch.device) -> int:
-    """The per-core L2 cache of this CPU (1 MiB if unknown); 0 on CUDA (no cache level)."""
-    if device.type != "cpu":
-        return 0
-    try:
-        text = Path("/sys/devices/system/cpu/cpu0/cache/index2/size").read_text().strip()
-        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
-        return int(text.rstrip("KM")) * scale
-    except (OSError, ValueError):
-        return 1 << 20
-
-
 def _conv_case(device, n, cin, size, cout, k, groups):
     x = torch.randn(n, cin, size, size, device=device)
     w = torch.randn(cout, cin // groups, k, k, device=device)
@@ -86,7 +73,8 @@ class _Bench:
         self.scale = scale
         self.repeats = 5 if quick else 15
         self.overhead_s = 0.0
-        self.cache = _cache_bytes(device)
+        self.cache = 0
+        self.cache_bandwidth = 0.0
         # (spatial size, channels) as in the stages of a ResNet at 224x224
         self.stages = [(28, 128), (14, 256)] if quick else [(56, 64), (28, 128), (14, 256), (7, 512)]
 
@@ -122,11 +110,24 @@ class _Bench:
         dst = torch.empty_like(src)
         return 2 * n * 4 / self._net(self.time(lambda: dst.copy_(src), max(1, (1 << 20) // n)))
 
-    def bandwidth(self) -> float:
-        return self.copy_rate(self.size(8 << 20 if self.quick else 32 << 20, 1 << 14))
+    def memory(self) -> float:
+        """Copy bandwidth by size; sets ``cache_bytes``/``cache_bandwidth`` at the knee.
 
-    def cache_bandwidth(self) -> float:
-        return self.copy_rate(max(16, self.cache // 16))  # source and copy: half the cache
+        The knee is the steepest drop in bandwidth between two consecutive sizes (bytes read
+        plus written, 1 MiB to 256 MiB by 4x): sizes up to it form the cache level (its
+        bandwidth: the geometric mean of theirs); the largest size gives the memory bandwidth.
+        """
+        top = 64 << 20 if self.quick else 256 << 20
+        sizes = [1 << 20]
+        while sizes[-1] < top:
+            sizes.append(sizes[-1] * 4)
+        rates = [self.copy_rate(self.size(total // 8, 64)) for total in sizes]
+        drops = [rates[i] / rates[i + 1] for i in range(len(rates) - 1)]
+        knee = max(range(len(drops)), key=drops.__getitem__)
+        if self.device.type == "cpu" and drops[knee] > 1.5:
+            self.cache = self.size(sizes[knee], 512)
+            self.cache_bandwidth = float(statistics.geometric_mean(rates[: knee + 1]))
+        return rates[-1]
 
     def gemm(self, dtype: torch.dtype = torch.float32):
         n = self.size(384 if self.quick else 1024, 16)
@@ -158,8 +159,7 @@ class _Bench:
     def steps(self) -> list[tuple[str, Callable[[], float]]]:
         steps = [
             ("per-op overhead", self.overhead),
-            ("copy bandwidth", self.bandwidth),
-            *([("cache bandwidth", self.cache_bandwidth)] if self.cache else []),
+            ("copy bandwidth", self.memory),
             ("gemm", self.rate(self.gemm)),
             ("conv1x1", self.rate(*self.convs(1))),
             ("conv", self.rate(*self.convs(3))),
@@ -228,7 +228,7 @@ def calibrate(
         overhead_s=results["per-op overhead"],
         rates_16bit={"gemm": results["gemm16"]} if "gemm16" in results else {},
         cache_bytes=bench.cache,
-        cache_bandwidth=results.get("cache bandwidth", 0.0),
+        cache_bandwidth=bench.cache_bandwidth if bench.cache else 0.0,
     )
     if save:
         save_profile(profile, default_profile_path() if path is None else path)
