@@ -123,21 +123,27 @@ class Diff:
             writer.writerow(cells)
         return buf.getvalue()
 
-    def _table_rows(self) -> tuple[list[str], list[list[str]]]:
+    def _table_rows(self, narrow: bool = False) -> tuple[list[str], list[list[str]]]:
         measured = self.a.measured_time_s is not None and self.b.measured_time_s is not None
-        cols = ["Layer (type)", "Params", "MACs", "Bytes", "Est. time", "Est. ratio"]
+        metrics = [("macs", "MACs", human_count), ("est_time_s", "Est. time", human_time)]
+        if narrow and measured:
+            metrics = metrics[1:]
+        if not narrow:
+            metrics[:0] = [("params", "Params", _n)]
+            metrics.insert(2, ("bytes", "Bytes", human_bytes))
+        cols = ["Layer (type)", *(label for _, label, _ in metrics), "Est. ratio"]
         if measured:
-            cols += ["Measured", "Meas. ratio"]
+            cols += ([] if narrow else ["Measured"]) + ["Meas. ratio"]
         out = []
         for r in self.rows:
             cells = [f"{r.name or '(model)'} ({r.type})" + ("" if r.a and r.b else
                      " [only in a]" if r.a else " [only in b]")]  # fmt: skip
-            for m, fmt in (("params", _n), ("macs", human_count), ("bytes", human_bytes),
-                           ("est_time_s", human_time)):  # fmt: skip
-                cells.append(_pair(r, m, fmt))
+            cells += [_pair(r, m, fmt) for m, _, fmt in metrics]
             cells.append(_x(r.ratio("est_time_s")))
             if measured:
-                cells += [_pair(r, "measured_time_s", human_time), _x(r.ratio("measured_time_s"))]
+                if not narrow:
+                    cells.append(_pair(r, "measured_time_s", human_time))
+                cells.append(_x(r.ratio("measured_time_s")))
             out.append(cells)
         return cols, out
 
@@ -158,18 +164,23 @@ class Diff:
         return lines
 
     def render(self, *, width: int | None = None) -> str:
-        """The diff as a rich table and the totals, as ``onebyone diff`` prints it."""
+        """The diff as a rich table and the totals, as ``onebyone diff`` prints it.
+
+        ``width``: a terminal's width (under 120: only MACs and times per layer); None: every
+        column, no wrapping.
+        """
         from rich import box
         from rich.table import Table
 
         from onebyone._tables import render_rich
 
-        cols, rows = self._table_rows()
+        cols, rows = self._table_rows(narrow=width is not None and width < 120)
         table = Table(title=f"a: {self.a.model}  b: {self.b.model}  (a -> b)", box=box.SIMPLE_HEAD,
                       title_justify="left")  # fmt: skip
         for col in cols:
             table.add_column(col, justify="left" if col == "Layer (type)" else "right",
-                             overflow="fold", no_wrap=col != "Layer (type)")  # fmt: skip
+                             overflow="fold", no_wrap=col != "Layer (type)",
+                             min_width=22 if col == "Layer (type)" else None)  # fmt: skip
         for cells in rows:
             table.add_row(*cells)
         return render_rich(table, *self._total_lines(), width=width)

@@ -345,7 +345,8 @@ def _entry(
 def render_plan(p: Plan, *, width: int | None = None) -> str:
     """Render a :class:`Plan` as a rich table followed by the model totals.
 
-    ``width``: lay out for a terminal this wide (cells fold); None: no wrapping.
+    ``width``: lay out for a terminal this wide (under 120: fewer, combined columns; cells
+    fold); None: every column, no wrapping.
     """
     from rich import box
     from rich.table import Table
@@ -373,37 +374,38 @@ def render_plan(p: Plan, *, width: int | None = None) -> str:
     if not p.entries:
         return render_rich(f"{title}: nothing to do, {_nothing_reason(p)}", *lines, width=width)
     table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for col in (
-        "Layer (type)",
-        "Channels",
-        "Params now",
-        "Params with 1x1",
-        "MACs now",
-        "MACs with 1x1",
-        "MACs saved",
-        "Est. time",
-    ):
+    narrow = width is not None and width < 120  # a terminal: fewer, shorter columns
+    cols = (
+        ["Layer (type)", "Params", "MACs saved", "Est. time"]
+        if narrow
+        else ["Layer (type)", "Channels", "Params now", "Params with 1x1", "MACs now",
+              "MACs with 1x1", "MACs saved", "Est. time"]
+    )  # fmt: skip
+    for col in cols:
         table.add_column(
             col,
             justify="left" if col in ("Layer (type)", "Channels") else "right",
             overflow="fold",
             no_wrap=col != "Layer (type)",
+            min_width=18 if col == "Layer (type)" else None,
         )
     for e in p.entries:
         k = "x".join(str(d) for d in e.kernel_size)
         what = f"{e.type} on {e.in_channels}x{k} map" if e.type == "Linear" else f"{e.type} {k}"
-        mark = "" if e.applied else " *"
-        table.add_row(
-            f"{e.name or '(model)'} ({what}){mark}",
-            f"{e.in_channels}->{e.mid_channels}->{e.out_channels}",
-            f"{e.params_before:,}",
-            f"{e.projection_params:,} + {e.layer_params_after:,} = {e.params_after:,}",
-            human_count(e.macs_before),
-            f"{human_count(e.projection_macs)} + {human_count(e.layer_macs_after)}",
-            f"{100 * e.macs_saved / e.macs_before:.1f}%" if e.macs_before else "--",
-            f"{human_time(e.time_before_s)} -> {human_time(e.time_after_s)}"
+        cells = {
+            "Layer (type)": f"{e.name or '(model)'} ({what}){'' if e.applied else ' *'}"
+            + (f" {e.in_channels}->{e.mid_channels}->{e.out_channels}" if narrow else ""),
+            "Channels": f"{e.in_channels}->{e.mid_channels}->{e.out_channels}",
+            "Params": f"{human_count(e.params_before)} -> {human_count(e.params_after)}",
+            "Params now": f"{e.params_before:,}",
+            "Params with 1x1": f"{e.projection_params:,} + {e.layer_params_after:,} = {e.params_after:,}",
+            "MACs now": human_count(e.macs_before),
+            "MACs with 1x1": f"{human_count(e.projection_macs)} + {human_count(e.layer_macs_after)}",
+            "MACs saved": f"{100 * e.macs_saved / e.macs_before:.1f}%" if e.macs_before else "--",
+            "Est. time": f"{human_time(e.time_before_s)} -> {human_time(e.time_after_s)}"
             + (" !" if e.no_time_saved and e.macs_saved > 0 else ""),
-        )
+        }
+        table.add_row(*(cells[c] for c in cols))
     return render_rich(table, *lines, width=width)
 
 
