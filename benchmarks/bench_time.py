@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="device profile (default: this machine's)")
     parser.add_argument("--quick", action="store_true", help="small models, batch 1, 2 repeats")
     parser.add_argument("--json", default=None, help="also write all results here (atomically)")
+    parser.add_argument("--parts", default="models,pairs,speed", help="which parts to run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -160,7 +161,8 @@ def main() -> None:
     print(f"{'model':<22}{'batch':>6}{'rows':>6}{'rho':>7}{'est ms':>10}{'meas ms':>10}{'est/meas':>10}")
     models = [(n, lambda n=n: onebyone.create_model(n), s) for n, s in zoo]
     models.append(("mobilenet_v2", mobilenet_v2, (3, 224, 224)))
-    for name, make, shape in models:
+    parts = set(args.parts.split(","))
+    for name, make, shape in models if "models" in parts else []:
         for b in batches:
             warm = 1 if name == "vgg16" and b == 8 else args.warmup
             res = model_run(name, make(), (b, *shape), profile, min(repeats, 3) if name == "vgg16" else repeats, warm)
@@ -184,11 +186,12 @@ def main() -> None:
 
         for method in ("tucker2", "reduce"):
             base = vgg_mnist().eval()
-            small, _ = decompose(base, method=method, budget=0.5, round_to=8)
+            small, _ = decompose(base, method=method, budget=0.5, round_to=8,
+                                 example_input=torch.randn(1, 1, 28, 28))  # fmt: skip
             pairs.append((f"vgg_mnist -> {method} (budget 0.5)", lambda base=base: base,
                           lambda small=small: small.eval(), (1, 28, 28)))  # fmt: skip
     print("\npairs: estimated vs measured speedup (target: within 25%)")
-    for label, make_a, make_b, shape in pairs:
+    for label, make_a, make_b, shape in pairs if "pairs" in parts else []:
         for b in batches:
             ra = analyze(make_a().eval(), (b, *shape), device_profile=profile, measure=True, repeats=repeats,
                          warmup=args.warmup)  # fmt: skip
@@ -205,12 +208,14 @@ def main() -> None:
     net = onebyone.create_model("resnet50")
     analyze(net, (8, 3, 512, 512))
     times = []
-    for _ in range(7):
+    for _ in range(7 if "speed" in parts else 0):
         t = time.perf_counter()
         analyze(net, (8, 3, 512, 512))
         times.append(time.perf_counter() - t)
-    results["analyze_resnet50_8x512_s"] = statistics.median(times)
-    print(f"\nanalyze(resnet50, 8x3x512x512) without measure: {1e3 * statistics.median(times):.1f} ms (median of 7)")
+    if times:
+        results["analyze_resnet50_8x512_s"] = statistics.median(times)
+        print(f"\nanalyze(resnet50, 8x3x512x512) without measure: {1e3 * statistics.median(times):.1f} ms "
+              "(median of 7)")  # fmt: skip
     if args.json:
         from onebyone._io import write_json_atomic
 
