@@ -13,6 +13,9 @@ from typing import Any
 
 from onebyone._tables import render_rich
 
+from ._time_text import time_lines, where_time_goes
+from ._units import human_bytes, human_count, human_time
+
 __all__ = [
     "CONVENTION",
     "ShownRow",
@@ -128,40 +131,6 @@ def format_shape(shape: Shape | list[Shape], *, channels_last: bool = False) -> 
     return "(" + ", ".join(str(d) for d in dims) + ")"
 
 
-def human_bytes(n: int) -> str:
-    """Format a byte count as Keras does (1 KB = 1024 bytes), from B up to PB.
-
-    Example:
-        >>> human_bytes(57344)
-        '56.00 KB'
-        >>> human_bytes(23785.98 * 2**30)
-        '23.23 TB'
-    """
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1024:
-            return f"{value:.2f} {unit}"
-        value /= 1024
-    return f"{value:.2f} PB"
-
-
-def human_count(n: int) -> str:
-    """Format a count in powers of 1000, from units up to P (10^15).
-
-    Example:
-        >>> human_count(4_089_184_256)
-        '4.09 G'
-        >>> human_count(814_560 * 10**9), human_count(3 * 10**18)
-        ('814.56 T', '3000.00 P')
-    """
-    value = float(n)
-    for unit in ("", "K", "M", "G", "T"):
-        if abs(value) < 1000:
-            return f"{value:.2f} {unit}" if unit else f"{int(n)}"
-        value /= 1000
-    return f"{value:.2f} P"
-
-
 def _label(item: ShownRow) -> str:
     row = item.row
     indent = "  " * max(0, row.depth - 1)
@@ -211,23 +180,6 @@ def uncounted_note(report: Any) -> list[str]:
         f"{name} ({n} call{'s' if n != 1 else ''})" for name, n in sorted(ops.items())
     )
     return [f"Not counted (no counting rule, counted as 0): {listed}"]
-
-
-def human_time(seconds: float | None) -> str:
-    """Format seconds as s, ms or us with three significant digits ("--" for None).
-
-    Example:
-        >>> human_time(0.01234), human_time(4.5e-6), human_time(2.0), human_time(None)
-        ('12.3 ms', '4.50 us', '2.00 s', '--')
-    """
-    if seconds is None:
-        return "--"
-    unit, scale = next(
-        ((u, s) for u, s in (("s", 1.0), ("ms", 1e-3)) if abs(seconds) >= s), ("us", 1e-6)
-    )
-    value = seconds / scale
-    digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
-    return f"{value:.{digits}f} {unit}"
 
 
 SORT_KEYS = ("time", "macs", "params", "bytes")
@@ -298,58 +250,6 @@ def sort_rows(items: list[ShownRow], sort: str | None) -> list[ShownRow]:
         "bytes": lambda s: s.bytes,
     }[sort]
     return sorted(items, key=key, reverse=True)
-
-
-def time_lines(report: Any) -> list[str]:
-    """The footer lines about traffic and time: totals, the profile, the measurement.
-
-    Example:
-        >>> from torch import nn
-        >>> import onebyone
-        >>> r = onebyone.analyze(nn.Linear(4, 2), (1, 4), device_profile="t4")
-        >>> print(time_lines(r)[0])
-        Traffic: 56.00 B read, 8.00 B written (each op reads its inputs and writes its outputs once; views move nothing)
-    """
-    lines = [
-        f"Traffic: {human_bytes(report.bytes_read)} read, {human_bytes(report.bytes_written)} "
-        "written (each op reads its inputs and writes its outputs once; views move nothing)",
-        f"Estimated time: {human_time(report.est_time_s)} on {report.device_profile} "
-        "(per op: max(FLOPs / rate, bytes / bandwidth) + overhead)",
-    ]
-    if report.measured_time_s is not None:
-        lines.append(
-            f"Measured time: {human_time(report.measured_time_s)} (median of "
-            f"{report.measured_repeats} runs on {report.measured_device}; a row's time is its own, "
-            "children excluded)"
-        )
-    return lines
-
-
-def where_time_goes(report: Any, top: int = 5) -> list[str]:
-    """One line per layer among the ``top`` that take the most time (measured, else estimated).
-
-    Example:
-        >>> from torch import nn
-        >>> import onebyone
-        >>> m = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3))
-        >>> r = onebyone.analyze(m, (1, 3, 32, 32), device_profile="t4")
-        >>> where_time_goes(r, top=1)[1].split()[:2]
-        ['2', '(Conv2d):']
-    """
-    measured = report.measured_time_s is not None
-    rows = [r for r in report.rows if (r.measured_time_s if measured else r.est_time_s)]
-    if not rows:
-        return []
-    value = (lambda r: r.measured_time_s) if measured else (lambda r: r.est_time_s)
-    total = sum(value(r) for r in rows)
-    lines = [f"Where the time goes ({'measured' if measured else 'estimated'}), top {top}:"]
-    for r in sorted(rows, key=value, reverse=True)[:top]:
-        share = 100 * value(r) / total if total else 0.0
-        bound = f", estimate {r.bound}-bound" if r.bound else ""
-        lines.append(
-            f"  {r.name or '(model)'} ({r.type}): {human_time(value(r))}, {share:.1f}%{bound}"
-        )
-    return lines
 
 
 def _min_width(col: str, width: int | None) -> int | None:
