@@ -647,3 +647,24 @@ def test_analysis_has_no_import_cycle():
 
     for name in graph:
         visit(name, [])
+
+
+def test_out_of_memory_in_the_forward_says_how_much_it_needs():
+    def out_of_memory():
+        raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB")
+
+    class Hungry(nn.Module):  # a forward that runs out of memory on a real device
+        def forward(self, x):
+            if x.device.type == "cpu":
+                out_of_memory()
+            return x
+
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), Hungry())
+    with pytest.raises(OneByOneError, match=r"forward failed in module '1' \(Hungry\)") as info:
+        analyze(m, (1, 3, 10, 10), device="cpu")
+    # two leaf outputs of 8*8*8 floats, 3*3*3*8 + 8 parameters, a 3*10*10 input; 4 bytes each
+    need = 2 * 8 * 8 * 8 * 4 + (3 * 3 * 3 * 8 + 8) * 4 + 3 * 10 * 10 * 4
+    assert f"out of memory: a forward that keeps every layer's output needs {need / 1024:.2f} KB" in str(
+        info.value
+    )
+    assert isinstance(info.value.__cause__, RuntimeError)

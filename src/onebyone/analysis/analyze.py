@@ -93,7 +93,10 @@ def analyze(
     if measure:
         repeats = check_int("repeats", repeats, minimum=1)
         warmup = check_int("warmup", warmup, minimum=0)
-    report, _ = _analyze(model, input_size, device=device, dtype=dtype, train=train)
+    try:
+        report, _ = _analyze(model, input_size, device=device, dtype=dtype, train=train)
+    except OneByOneError as e:
+        raise _with_memory_needed(e, model, input_size, dtype, train) from e.__cause__
     apply_estimate(report, profile)
     if measure:
         where = measure_device(model, torch.device(device))
@@ -221,6 +224,29 @@ def _totals(
         input_bytes=sum(t.numel() * t.element_size() for t in inputs),
         bytes_read=sum(r.bytes_read for r in rows),
         bytes_written=sum(r.bytes_written for r in rows),
+    )
+
+
+def _with_memory_needed(
+    error: OneByOneError, model: nn.Module, input_size: Any, dtype: Any, train: bool
+) -> OneByOneError:
+    """``error``, with the memory the forward needs (counted on meta) when it ran out of it."""
+    cause = error.__cause__
+    text = str(cause).lower()
+    if not isinstance(cause, (RuntimeError, MemoryError)) or "memory" not in text:
+        return error
+    try:
+        need, _ = _analyze(model, input_size, device="meta", dtype=dtype, train=train)
+    except Exception:  # the meta count failed too: the original message is all we have
+        return error
+    from ._units import human_bytes
+
+    total = need.activation_bytes + need.param_bytes + need.buffer_bytes + need.input_bytes
+    return OneByOneError(
+        f"{error} (out of memory: a forward that keeps every layer's output needs "
+        f"{human_bytes(total)}: {human_bytes(need.activation_bytes)} of activations, "
+        f"{human_bytes(need.param_bytes + need.buffer_bytes)} of weights and buffers; use a "
+        "smaller input or device='meta', which counts without memory)"
     )
 
 
