@@ -398,3 +398,18 @@ def test_summary_with_measured_times_fits_80_columns():
     text = render_text(r, width=80, sort="time")
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "Measured" in text and "Where the time goes (measured)" in text
+
+
+def test_roofline_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from onebyone.analysis.render import plot_roofline
+
+    a = analyze(onebyone.create_model("tutorial_7x7"), (1, 3, 16, 16), device_profile="t4")
+    b = analyze(onebyone.create_model("tutorial_7x7_reduced"), (1, 3, 16, 16), device_profile="t4")
+    path = plot_roofline(a, tmp_path / "two.png", other=b)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    result = CliRunner().invoke(
+        app, ["summary", "tutorial_7x7", "--input", "3x16x16", "--roofline", str(tmp_path / "r.svg")]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")

@@ -36,6 +36,7 @@ __all__ = [
     "human_count",
     "human_time",
     "plot_report",
+    "plot_roofline",
     "render_markdown",
     "render_text",
     "sort_rows",
@@ -95,3 +96,84 @@ def plot_report(
     finally:
         plt.close(fig)
     return path
+
+
+def plot_roofline(
+    report: Report,
+    path: str | os.PathLike,
+    *,
+    other: Report | None = None,
+    device_profile=None,
+) -> Path:
+    """Save the device's roofline with each layer as a point (area = its share of the time).
+
+    x is the row's arithmetic intensity (FLOPs per byte), y the rate it attains (FLOPs over
+    its measured time when measured, else over its estimate); the roofs are
+    ``min(rate of a class, intensity x bandwidth)``. ``other`` adds a second model (a diff's
+    "after"). Needs matplotlib (the ``plot`` extra); the file is written atomically.
+
+    Raises:
+        ImportError: matplotlib is not installed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from torch import nn
+        >>> from onebyone.analysis import analyze
+        >>> r = analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 16, 16), device_profile="t4")
+        >>> plot_roofline(r, pathlib.Path(tempfile.mkdtemp()) / "roof.png").suffix
+        '.png'
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("the roofline plot needs matplotlib: pip install 'onebyone[plot]'") from e
+    from onebyone._io import atomic_path
+
+    from .profiles import resolve_profile
+
+    profile = resolve_profile(device_profile if device_profile is not None else _profile_name(report))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    reports = [report] + ([other] if other is not None else [])
+    points = [row for rep in reports for row in rep.rows if row.bytes and row.flops]
+    lo = min([r.intensity for r in points], default=0.1) / 2
+    hi = max([r.intensity for r in points], default=100.0) * 2
+    xs = [lo * (hi / lo) ** (i / 50) for i in range(51)]
+    for op_class, rate in sorted(profile.rates.items()):
+        ax.plot(xs, [min(rate, x * profile.bandwidth) for x in xs], lw=1, label=f"roof: {op_class}")
+    for r, color in zip(reports, ("#4c72b0", "#dd8452"), strict=False):
+        rows = [row for row in r.rows if row.bytes and row.flops]
+        times = [row.measured_time_s if row.measured_time_s else row.est_time_s for row in rows]
+        total = sum(times) or 1.0
+        ax.scatter(
+            [row.intensity for row in rows],
+            [row.flops / t if t else 0.0 for row, t in zip(rows, times, strict=True)],
+            s=[2000 * t / total for t in times],
+            alpha=0.5,
+            color=color,
+            label=f"{r.model} ({'measured' if r.measured_time_s else 'estimated'})",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (FLOP / byte)")
+    ax.set_ylabel("attained FLOP/s")
+    ax.set_title(f"roofline: {profile.label}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", dpi=120)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _profile_name(report: Report) -> str | None:
+    """The preset or fallback a report was estimated on, by its label (None: the default)."""
+    name = report.device_profile.split(" (", 1)[0]
+    from .profiles import FALLBACK, PRESETS
+
+    return name if name in PRESETS or name == FALLBACK.name else None

@@ -95,6 +95,12 @@ def summary(
         "--measure",
         help="Also run the model for real (on --device, or the CPU) and show measured times.",
     ),
+    roofline: Path | None = typer.Option(
+        None,
+        "--roofline",
+        help="Also save the device's roofline with each layer as a point, e.g. roof.png "
+        "(needs matplotlib).",
+    ),
 ) -> None:
     """Count parameters, MACs and FLOPs per layer, without a real forward pass by default.
 
@@ -112,11 +118,18 @@ def summary(
         raise ValueError(f"--depth must be >= 0, got {depth}")
     if plot is not None:
         check_out_file(plot, "--plot", _plot_suffixes())  # before any work
+    if roofline is not None:
+        check_out_file(roofline, "--roofline", _plot_suffixes())
     net, size = _model_and_input(model, input, batch)
     report = analyze(net, size, device=device, device_profile=device_profile, measure=measure)
     show(report, format, depth=depth, channels_last=channels_last, explain=explain, sort=sort)
     if plot is not None:
         path = plot_report(report, plot, depth=depth)
+        typer.echo(f"wrote {path}", err=True)
+    if roofline is not None:
+        from onebyone.analysis.render import plot_roofline
+
+        path = plot_roofline(report, roofline, device_profile=device_profile)
         typer.echo(f"wrote {path}", err=True)
 
 
