@@ -413,3 +413,7 @@ def test_roofline_plot(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r.svg").read_text().lstrip().startswith("<?xml")
+    result = CliRunner().invoke(app, ["diff", "tutorial_7x7", "tutorial_7x7_reduced", "--input",
+                                      "3x16x16", "--roofline", str(tmp_path / "d.png")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"

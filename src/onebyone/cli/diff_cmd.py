@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from onebyone.cli._common import user_errors
@@ -27,6 +29,9 @@ def diff(
     measure: bool = typer.Option(
         False, "--measure", help="Also run both models for real on the CPU and compare the times."
     ),
+    roofline: Path | None = typer.Option(
+        None, "--roofline", help="Also save both models on the device's roofline (needs matplotlib)."
+    ),
 ) -> None:
     """Compare params, MACs, bytes and estimated (or measured) time of two models, per layer.
 
@@ -37,6 +42,11 @@ def diff(
     from onebyone.analysis import diff as make_diff
 
     check_choice("--format", format, DIFF_FORMATS)
+    if roofline is not None:
+        from onebyone.cli._paths import check_out_file
+        from onebyone.cli.summary_cmd import _plot_suffixes
+
+        check_out_file(roofline, "--roofline", _plot_suffixes())
     net_a, size = _model_and_input(a, input, batch)
     net_b, size_b = _model_and_input(b, input, batch)
     if size_b != size:
@@ -52,3 +62,8 @@ def diff(
         typer.echo(result.to_markdown(), nl=False)
     else:
         typer.echo(result.render(width=output_width()), nl=False)
+    if roofline is not None:
+        from onebyone.analysis.render import plot_roofline
+
+        path = plot_roofline(result.a, roofline, other=result.b, device_profile=device_profile)
+        typer.echo(f"wrote {path}", err=True)
