@@ -286,3 +286,13 @@ def test_commands_lay_out_for_the_terminal(monkeypatch, command):
     result = invoke(command, "googlenet", *extra)
     assert result.exit_code == 0, result.output
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
+
+
+def test_render_text_without_times_is_the_counts_only():
+    from onebyone.analysis import analyze, render_text
+
+    r = analyze(onebyone.create_model("tutorial_base"), (1, 3, 256, 256))
+    text = render_text(r, width=80, times=False)
+    assert "Est. time" not in text and "Estimated time" not in text and "Where the time" not in text
+    assert "Total MACs: 905,969,664" in text and "Traffic:" not in text
+    assert "Est. time" in render_text(r, width=80)

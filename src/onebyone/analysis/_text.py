@@ -146,7 +146,7 @@ def _count_cell(item: ShownRow, value: int) -> str:
     return f"{value:,}"
 
 
-def _footer(report: Any) -> list[str]:
+def _footer(report: Any, times: bool = True) -> list[str]:
     r = report
     per = r.param_bytes / r.total_params if r.total_params else 4
     return [
@@ -160,7 +160,7 @@ def _footer(report: Any) -> list[str]:
         f"Input: {human_bytes(r.input_bytes)}; activations (leaf outputs): "
         f"{human_bytes(r.activation_bytes)}; parameters and buffers: "
         f"{human_bytes(r.param_bytes + r.buffer_bytes)}",
-        *time_lines(r),
+        *(time_lines(r) if times else []),
         *uncounted_note(r),
     ]
 
@@ -185,6 +185,9 @@ def uncounted_note(report: Any) -> list[str]:
 SORT_KEYS = ("time", "macs", "params", "bytes")
 # Columns dropped first when the terminal is narrow (under _WIDE columns).
 _WIDE = 120
+
+
+_TIME_COLUMNS = ("Bytes", "FLOP/B", "Est. time", "Bound", "Measured")
 
 
 def _columns(explain: bool, measured: bool, width: int | None) -> list[str]:
@@ -268,6 +271,7 @@ def render_text(
     color: bool = False,
     sort: str | None = None,
     top: int = 5,
+    times: bool = True,
 ) -> str:
     """Render the Keras-style summary table with rich and return it as text.
 
@@ -284,6 +288,8 @@ def render_text(
         sort: order rows by ``"time"``, ``"macs"``, ``"params"`` or ``"bytes"`` (largest
             first) instead of execution order.
         top: how many layers "where the time goes" lists (0: none).
+        times: False leaves out everything about bytes and time (the counts only, as
+            before the time model; for teaching material).
 
     Example:
         >>> from torch import nn
@@ -302,6 +308,8 @@ def render_text(
         title_justify="left",
     )
     cols = _columns(explain, report.measured_time_s is not None, width)
+    if not times:
+        cols = [c for c in cols if c not in _TIME_COLUMNS]
     for col in cols:
         numeric = col not in ("Layer (type)", "Output Shape", "Bound", "Formula")
         table.add_column(
@@ -314,7 +322,7 @@ def render_text(
     short = width is not None and width < _WIDE  # MACs as "1.81 G" in a narrow terminal
     for item in sort_rows(fold_rows(report, depth), sort):
         table.add_row(*_cells(item, cols, channels_last=channels_last, short=short))
-    footer = [*_footer(report), *(where_time_goes(report, top) if top else [])]
+    footer = [*_footer(report, times), *(where_time_goes(report, top) if top and times else [])]
     return render_rich(table, *footer, CONVENTION, width=width, color=color)
 
 
