@@ -20,11 +20,17 @@ import torch
 from torch import nn
 
 from onebyone._checks import check_choice, check_int
+from onebyone._tables import render_rich
 
-from .analyze import _analyze, _Call
-from .render import format_shape, human_count
+from ._plan_time import time_what_if
+from ._text import format_shape, human_count, human_time
+from .analyze import analyze
+from .profiles import DeviceProfile, resolve_profile
+from .report import LayerStats
 
-__all__ = ["PLAN_LAYERS", "Plan", "PlanEntry", "plan"]
+__all__ = ["PLAN_LAYERS", "PLAN_SORT_KEYS", "Plan", "PlanEntry", "plan"]
+
+PLAN_SORT_KEYS = ("macs", "params", "time")
 
 # Layers the planner considers; users can add their own convolution subclasses.
 PLAN_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -61,6 +67,14 @@ class PlanEntry:
     layer_params_after: int
     layer_macs_after: int
     applied: bool = False
+    time_before_s: float = 0.0
+    time_after_s: float = 0.0
+    no_time_saved: str = ""
+
+    @property
+    def time_saved_s(self) -> float:
+        """Estimated seconds saved (negative when the projection costs time)."""
+        return self.time_before_s - self.time_after_s
 
     @property
     def params_after(self) -> int:
@@ -100,6 +114,7 @@ class PlanEntry:
             macs_after=self.macs_after,
             params_saved=self.params_saved,
             macs_saved=self.macs_saved,
+            time_saved_s=self.time_saved_s,
         )
         return d
 
@@ -109,7 +124,8 @@ class Plan:
     """The what-if for a whole model: entries sorted by savings and totals before and after.
 
     ``*_after`` totals apply every entry marked ``applied``: those that save MACs (or
-    parameters, when sorted by parameters).
+    parameters, or estimated time, by the sort key). ``device_profile`` names the profile
+    behind the time estimates; an entry's ``no_time_saved`` says why it cuts MACs but not time.
 
     Example:
         >>> from torch import nn
@@ -129,6 +145,7 @@ class Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     total_params_before: int = 0
     total_macs_before: int = 0
+    device_profile: str = ""
 
     @property
     def total_params_after(self) -> int:
@@ -151,6 +168,7 @@ class Plan:
             "total_params_after": self.total_params_after,
             "total_macs_before": self.total_macs_before,
             "total_macs_after": self.total_macs_after,
+            "device_profile": self.device_profile,
             "entries": [e.to_dict() for e in self.entries],
             "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
         }
@@ -159,8 +177,8 @@ class Plan:
         """Return :meth:`to_dict` as JSON."""
         return json.dumps(self.to_dict(), indent=indent)
 
-    def render(self, *, width: int | None = 140) -> str:
-        """Return the plan as a rich table, as ``onebyone plan`` prints it."""
+    def render(self, *, width: int | None = None) -> str:
+        """Return the plan as a rich table, as ``onebyone plan`` prints it (see ``render_plan``)."""
         return render_plan(self, width=width)
 
     def __str__(self) -> str:
@@ -175,7 +193,8 @@ def plan(
     channels: int | None = None,
     sort: str = "macs",
     device: str | torch.device = "meta",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
+    device_profile: DeviceProfile | str | None = None,
 ) -> Plan:
     """Show what a 1x1 projection in front of each expensive layer would save.
 
@@ -184,9 +203,11 @@ def plan(
         input_size: as for :func:`onebyone.analyze`, e.g. ``(1, 3, 224, 224)``.
         ratio: project to ``round(ratio * in_channels)`` channels (at least 1).
         channels: project to this many channels instead of using ``ratio``.
-        sort: order entries by ``"macs"`` saved (default) or ``"params"`` saved.
+        sort: order entries by ``"macs"`` saved (default), ``"params"`` saved or estimated
+            ``"time"`` saved.
         device: where the analysis runs (``"meta"`` by default).
-        dtype: floating dtype of the analysis.
+        dtype: floating dtype of the analysis (default: the model's own).
+        device_profile: the device the time estimates are for (see :func:`onebyone.analyze`).
 
     Returns:
         A :class:`Plan`. Layers where the projection would not reduce the channels, and
@@ -210,13 +231,17 @@ def plan(
     else:
         channels = check_int("channels", channels, minimum=1)
         ratio = None
-    check_choice("sort", sort, ("macs", "params"))
-    report, calls = _analyze(model, input_size, device=device, dtype=dtype, track_flatten=True)
+    check_choice("sort", sort, PLAN_SORT_KEYS)
+    profile = resolve_profile(device_profile)
+    report = analyze(model, input_size, device=device, dtype=dtype, device_profile=profile)
 
-    by_module: dict[int, list[_Call]] = {}
-    for call in calls:
-        if isinstance(call.module, PLAN_LAYERS):
-            by_module.setdefault(id(call.module), []).append(call)
+    # A module's calls share its qualified name (a shared module keeps its first name).
+    by_module: dict[str, tuple[nn.Module, list[LayerStats]]] = {}
+    modules = dict(model.named_modules())
+    for row in report.rows:
+        module = modules.get(row.name)
+        if isinstance(module, PLAN_LAYERS):
+            by_module.setdefault(row.name, (module, []))[1].append(row)
 
     result = Plan(
         model=report.model,
@@ -225,19 +250,21 @@ def plan(
         channels=channels,
         total_params_before=report.total_params,
         total_macs_before=report.total_macs,
+        device_profile=report.device_profile,
     )
-    for module_calls in by_module.values():
-        entry, reason = _entry(module_calls, ratio, channels)
+    for module, rows in by_module.values():
+        entry, reason = _entry(module, rows, ratio, channels, profile, report.dtype)
         if entry is not None:
-            entry.applied = (entry.macs_saved if sort == "macs" else entry.params_saved) > 0
+            saved = {"macs": entry.macs_saved, "params": entry.params_saved, "time": entry.time_saved_s}
+            entry.applied = saved[sort] > 0
             result.entries.append(entry)
         elif reason:
-            result.skipped.append((module_calls[0].row.name, reason))
-    key = (
-        (lambda e: (e.macs_saved, e.params_saved))
-        if sort == "macs"
-        else (lambda e: (e.params_saved, e.macs_saved))
-    )
+            result.skipped.append((rows[0].name, reason))
+    key = {
+        "macs": lambda e: (e.macs_saved, e.params_saved),
+        "params": lambda e: (e.params_saved, e.macs_saved),
+        "time": lambda e: (e.time_saved_s, e.macs_saved),
+    }[sort]
     result.entries.sort(key=key, reverse=True)
     return result
 
@@ -247,19 +274,22 @@ def _mid(in_channels: int, ratio: float | None, channels: int | None) -> int:
 
 
 def _entry(
-    calls: list[_Call], ratio: float | None, channels: int | None
+    module: nn.Module,
+    rows: list[LayerStats],
+    ratio: float | None,
+    channels: int | None,
+    profile: DeviceProfile,
+    dtype: str,
 ) -> tuple[PlanEntry | None, str]:
-    first = calls[0]
-    module = first.module
-    row = first.row
+    row = rows[0]
     has_bias = getattr(module, "bias", None) is not None
     bias_out = (
         module.out_features if isinstance(module, nn.Linear) else getattr(module, "out_channels", 0)
     )
     if isinstance(module, nn.Linear):
-        if first.flat_from is None:
+        if row.input_flattened_from is None:
             return None, ""  # a Linear on vectors: nothing spatial to project
-        c, *spatial = first.flat_from
+        c, *spatial = row.input_flattened_from
         positions = math.prod(spatial)
         if c * positions != module.in_features:
             return None, ""
@@ -276,13 +306,13 @@ def _entry(
     mid = _mid(in_channels, ratio, channels)
     if mid >= in_channels:
         return None, f"projecting {in_channels} to {mid} channels would not reduce them"
-    macs_before = sum(c.row.macs for c in calls)
+    macs_before = sum(r.macs for r in rows)
     projection_macs = 0
-    for call in calls:
-        x = call.input_shapes[0]
-        n = x[0]
-        positions_in = math.prod(call.flat_from[1:]) if call.flat_from else math.prod(x[2:])
-        projection_macs += n * positions_in * in_channels * mid
+    for r in rows:
+        x = r.input_shapes[0]
+        flat = r.input_flattened_from
+        positions_in = math.prod(flat[1:]) if flat else math.prod(x[2:])
+        projection_macs += x[0] * positions_in * in_channels * mid
     params_before = weight_per_channel * in_channels + (bias_out if has_bias else 0)
     entry = PlanEntry(
         name=row.name,
@@ -300,68 +330,89 @@ def _entry(
         layer_params_after=weight_per_channel * mid + (bias_out if has_bias else 0),
         layer_macs_after=macs_before // in_channels * mid,
     )
+    entry.time_before_s, entry.time_after_s, entry.no_time_saved = time_what_if(
+        rows,
+        in_channels=in_channels,
+        mid=mid,
+        weight_after=entry.layer_params_after,
+        macs_after_per_call=[r.macs // in_channels * mid for r in rows],
+        profile=profile,
+        dtype=dtype,
+    )
     return entry, ""
 
 
-def render_plan(p: Plan, *, width: int | None = 140) -> str:
-    """Render a :class:`Plan` as a rich table followed by the model totals."""
-    import io
+def render_plan(p: Plan, *, width: int | None = None) -> str:
+    """Render a :class:`Plan` as a rich table followed by the model totals.
 
+    ``width``: lay out for a terminal this wide (under 120: fewer, combined columns; cells
+    fold); None: every column, no wrapping.
+    """
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     how = (
         f"{p.channels} channels" if p.channels is not None else f"ratio {p.ratio:g} of in_channels"
     )
-    table = Table(
-        title=f"{p.model}: a 1x1 projection ({how}) before each layer",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
+    lines = []
+    if any(not e.applied for e in p.entries):
+        lines.append("* costs more than it saves: not applied in the totals")
+    slow = [e for e in p.entries if e.no_time_saved and e.macs_saved > 0]
+    if slow:
+        lines.append("! cuts MACs but not the estimated time:")
+        lines += [f"  {e.name or '(model)'}: {e.no_time_saved}" for e in slow]
+    lines += [f"skipped {name or '(model)'}: {reason}" for name, reason in p.skipped]
+    lines.append(
+        f"Total params: {p.total_params_before:,} -> {p.total_params_after:,}; "
+        f"total MACs: {p.total_macs_before:,} -> {p.total_macs_after:,} "
+        f"({human_count(p.total_macs_before)} -> {human_count(p.total_macs_after)}), "
+        f"with the projections above applied. Input "
+        f"{', '.join(format_shape(s) for s in p.input_shapes)}. Times estimated on "
+        f"{p.device_profile}."
     )
-    for col in (
-        "Layer (type)",
-        "Channels",
-        "Params now",
-        "Params with 1x1",
-        "MACs now",
-        "MACs with 1x1",
-        "MACs saved",
-    ):
+    title = f"{p.model}: a 1x1 projection ({how}) before each layer"
+    if not p.entries:
+        return render_rich(f"{title}: nothing to do, {_nothing_reason(p)}", *lines, width=width)
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    narrow = width is not None and width < 120  # a terminal: fewer, shorter columns
+    cols = (
+        ["Layer (type)", "Params", "MACs saved", "Est. time"]
+        if narrow
+        else ["Layer (type)", "Channels", "Params now", "Params with 1x1", "MACs now",
+              "MACs with 1x1", "MACs saved", "Est. time"]
+    )  # fmt: skip
+    for col in cols:
         table.add_column(
             col,
             justify="left" if col in ("Layer (type)", "Channels") else "right",
-            no_wrap=True,
-            min_width=len(col),  # never cut a header to "Params n…"
+            overflow="fold",
+            no_wrap=col != "Layer (type)",
+            min_width=18 if col == "Layer (type)" else None,
         )
     for e in p.entries:
         k = "x".join(str(d) for d in e.kernel_size)
         what = f"{e.type} on {e.in_channels}x{k} map" if e.type == "Linear" else f"{e.type} {k}"
-        mark = "" if e.applied else " *"
-        table.add_row(
-            f"{e.name or '(model)'} ({what}){mark}",
-            f"{e.in_channels}->{e.mid_channels}->{e.out_channels}",
-            f"{e.params_before:,}",
-            f"{e.projection_params:,} + {e.layer_params_after:,} = {e.params_after:,}",
-            human_count(e.macs_before),
-            f"{human_count(e.projection_macs)} + {human_count(e.layer_macs_after)}",
-            f"{100 * e.macs_saved / e.macs_before:.1f}%" if e.macs_before else "--",
-        )
-    console = Console(width=width, record=True, no_color=True, file=io.StringIO())
-    try:
-        console.print(table)
-        if any(not e.applied for e in p.entries):
-            console.print("* costs more than it saves: not applied in the totals", highlight=False)
-        for name, reason in p.skipped:
-            console.print(f"skipped {name or '(model)'}: {reason}", highlight=False)
-        console.print(
-            f"Total params: {p.total_params_before:,} -> {p.total_params_after:,}; "
-            f"total MACs: {p.total_macs_before:,} -> {p.total_macs_after:,} "
-            f"({human_count(p.total_macs_before)} -> {human_count(p.total_macs_after)}), "
-            f"with the projections above applied. Input "
-            f"{', '.join(format_shape(s) for s in p.input_shapes)}.",
-            highlight=False,
-        )
-        return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
-    finally:
-        console.file.close()
+        cells = {
+            "Layer (type)": f"{e.name or '(model)'} ({what}){'' if e.applied else ' *'}"
+            + (f" {e.in_channels}->{e.mid_channels}->{e.out_channels}" if narrow else ""),
+            "Channels": f"{e.in_channels}->{e.mid_channels}->{e.out_channels}",
+            "Params": f"{human_count(e.params_before)} -> {human_count(e.params_after)}",
+            "Params now": f"{e.params_before:,}",
+            "Params with 1x1": f"{e.projection_params:,} + {e.layer_params_after:,} = {e.params_after:,}",
+            "MACs now": human_count(e.macs_before),
+            "MACs with 1x1": f"{human_count(e.projection_macs)} + {human_count(e.layer_macs_after)}",
+            "MACs saved": f"{100 * e.macs_saved / e.macs_before:.1f}%" if e.macs_before else "--",
+            "Est. time": f"{human_time(e.time_before_s)} -> {human_time(e.time_after_s)}"
+            + (" !" if e.no_time_saved and e.macs_saved > 0 else ""),
+        }
+        table.add_row(*(cells[c] for c in cols))
+    return render_rich(table, *lines, width=width)
+
+
+def _nothing_reason(p: Plan) -> str:
+    if p.skipped:
+        return "every candidate layer was skipped (reasons below)"
+    return (
+        "the model has no convolution with a kernel larger than 1x1 and no Linear over a "
+        "flattened feature map"
+    )
