@@ -44,7 +44,9 @@ def analyze(
     """Count parameters, MACs and FLOPs per module call, without a real forward by default.
 
     Args:
-        model: any ``nn.Module``. It is not moved, changed or hooked: a copy is analyzed.
+        model: any ``nn.Module``. It is not moved, changed or hooked: a copy is analyzed,
+            without the user's own forward hooks (torch's own, such as ``weight_norm``'s,
+            run), and the global random stream is the same afterwards.
         input_size: one shape with the batch dimension, e.g. ``(1, 3, 224, 224)``; a list of
             shapes for a model with several inputs; or example tensors (their shapes and
             dtypes are used, so integer token ids work).
