@@ -95,7 +95,7 @@ def measure_into(
 ) -> None:
     """Time ``model`` for real and fill ``measured_time_s`` on the rows and the report."""
     inputs = make_inputs(input_size, device, dtype)
-    work = analysis_copy(model, device, dtype, clone=bool(train))
+    work = analysis_copy(model, device, dtype)
     work.train(bool(train))
     totals: list[float] = []
     per_call: list[list[float]] = []

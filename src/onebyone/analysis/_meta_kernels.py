@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["META_SHORTCUTS"]
+__all__ = ["META_CHECKS", "META_SHORTCUTS", "check_meta"]
 
 
 def _meta_convolution(
     x, weight, bias, stride, padding, dilation, transposed, output_padding, groups
 ):
+    if any(p < 0 for p in padding) or any(v < 1 for v in (*stride, *dilation)):
+        return NotImplemented  # invalid geometry: META_CHECKS raises the real kernels' error
     in_channels = weight.shape[0] if transposed else weight.shape[1] * groups
     channels = weight.shape[1] * groups if transposed else weight.shape[0]
     if (
@@ -113,12 +115,14 @@ _INPLACE = {
 
 
 def _meta_unary(x, *rest):
-    if rest and any(isinstance(r, torch.Tensor) for r in rest):
-        return NotImplemented
+    if not x.is_floating_point() or any(isinstance(r, torch.Tensor) for r in rest):
+        return NotImplemented  # integer inputs promote (sqrt) or raise (gelu): torch decides
     return _like(x)
 
 
 def _meta_binary(x, other, *rest):
+    if not x.is_floating_point():
+        return NotImplemented  # integer division promotes to float: torch's rules decide
     if isinstance(other, torch.Tensor):
         dtype = torch.result_type(x, other)
         if tuple(other.shape) == tuple(x.shape) or other.dim() == 0:
@@ -130,16 +134,23 @@ def _meta_binary(x, other, *rest):
 
 
 def _meta_inplace(x, *rest):
+    if not x.is_floating_point():
+        return NotImplemented  # a float written into an integer tensor raises: torch decides
     others = [r for r in rest if isinstance(r, torch.Tensor)]
     if any(torch.broadcast_shapes(x.shape, o.shape) != x.shape for o in others):
         return NotImplemented  # let torch raise its own error
+    if any(not torch.can_cast(torch.result_type(x, o), x.dtype) for o in others):
+        return NotImplemented
     return x
 
 
 def _meta_mean(x, dim, keepdim=False, dtype=None):
-    if dtype is not None:
+    if dtype is not None or x.dim() == 0 or not x.is_floating_point():
         return NotImplemented
-    dims = {d % x.dim() for d in ([dim] if isinstance(dim, int) else (dim or range(x.dim())))}
+    listed = [dim] if isinstance(dim, int) else list(dim or range(x.dim()))
+    if any(not -x.dim() <= d < x.dim() for d in listed):
+        return NotImplemented  # torch raises "Dimension out of range"
+    dims = {d % x.dim() for d in listed}
     shape = [(1 if i in dims else n) for i, n in enumerate(x.shape) if keepdim or i not in dims]
     return torch.empty(shape, dtype=x.dtype, device="meta")
 
@@ -155,6 +166,8 @@ def _meta_cat(tensors, dim=0):
     if not tensors:
         return NotImplemented
     first = tensors[0]
+    if first.dim() == 0 or not -first.dim() <= dim < first.dim():
+        return NotImplemented  # torch raises "Dimension out of range"
     d = dim % first.dim()
     if any(
         t.dim() != first.dim()
@@ -169,7 +182,14 @@ def _meta_cat(tensors, dim=0):
 
 
 def _meta_layer_norm(x, normalized_shape, weight, bias, eps):
+    normalized_shape = tuple(normalized_shape)
     axis = x.dim() - len(normalized_shape)
+    if (
+        axis < 0
+        or tuple(x.shape[axis:]) != normalized_shape
+        or any(t is not None and tuple(t.shape) != normalized_shape for t in (weight, bias))
+    ):
+        return NotImplemented  # torch raises its own shape error
     stat = (*x.shape[:axis], *([1] * len(normalized_shape)))
     return (
         _like(x),
@@ -233,3 +253,70 @@ META_SHORTCUTS: dict[object, object] = {
     torch.ops.aten.native_batch_norm.default: _meta_batch_norm,
     torch.ops.aten._native_batch_norm_legit_no_training.default: _meta_batch_norm_no_training,
 }
+
+
+# ---------------------------------------------------------------------------- checks
+#
+# torch's own meta kernels accept a few inputs that every real kernel refuses (negative
+# convolution padding, gelu of an integer tensor). On the meta device the analyzer checks
+# those inputs itself and raises the real kernels' error, so that meta and a real run agree.
+
+
+def _check_convolution(x, weight, bias, stride, padding, dilation, transposed, *rest):
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
+    if any(s < 1 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d < 1 for d in dilation):
+        raise RuntimeError("dilation should be greater than zero")
+    _check_not_bool(x)
+
+
+def _check_float_input(x, *rest):
+    if isinstance(x, torch.Tensor) and not (x.is_floating_point() or x.is_complex()):
+        raise RuntimeError(f"this operator is not implemented for {x.dtype} inputs")
+
+
+def _check_not_bool(x, *rest):
+    if isinstance(x, torch.Tensor) and x.dtype == torch.bool:
+        raise RuntimeError("this operator is not implemented for torch.bool inputs")
+
+
+# Operators whose CPU kernels refuse integer inputs (checked against CPU in the tests).
+_FLOAT_ONLY = {
+    _A.gelu,
+    _A.hardswish,
+    _A.hardsigmoid,
+    _A.silu,
+    _A.mish,
+    _A.softplus,
+    _A._softmax,
+    _A._log_softmax,
+    _A.native_batch_norm,
+    _A._native_batch_norm_legit_no_training,
+    _A._native_batch_norm_legit,
+}
+# ... and those whose CPU kernels refuse only bool inputs.
+_NOT_BOOL = {_A.relu, _A.max_pool2d_with_indices, _A.avg_pool2d, _A.addmm, _A.mm, _A.bmm}
+
+META_CHECKS: dict[object, object] = {
+    _A.convolution: _check_convolution,
+    **{op: _check_float_input for op in _FLOAT_ONLY},
+    **{op: _check_not_bool for op in _NOT_BOOL},
+}
+
+
+def check_meta(func, args) -> None:
+    """On meta inputs, raise the error a real kernel raises for ``func(*args)`` where torch's meta does not.
+
+    Example:
+        >>> x = torch.empty(1, 3, 8, 8, device="meta")
+        >>> w = torch.empty(4, 3, 3, 3, device="meta")
+        >>> check_meta(torch.ops.aten.convolution.default, (x, w, None, [1, 1], [-1, -1], [1, 1], False, [0, 0], 1))
+        Traceback (most recent call last):
+        ...
+        RuntimeError: negative padding is not supported
+    """
+    check = META_CHECKS.get(func.overloadpacket)
+    if check is not None and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+        check(*args)

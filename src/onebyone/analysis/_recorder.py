@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from onebyone._internal import InternalError, ours
 
 from ._counting import FLOP_RULES, MAC_RULES, count_op
-from ._meta_kernels import META_SHORTCUTS
+from ._meta_kernels import META_SHORTCUTS, check_meta
 from ._traffic import COPY_OPS, VIEW_OPS, op_bytes, op_class
 from .report import LayerStats, OpCost
 
@@ -61,6 +61,7 @@ class Counter(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        check_meta(func, args)  # on meta: the error a real kernel gives, where torch's has none
         out, shortcut_error = self._shortcut(func, args, kwargs)
         if out is NotImplemented:
             out = func(*args, **kwargs)  # the model's operator: its errors are the user's
@@ -147,7 +148,9 @@ class Recorder:
 
     def __enter__(self) -> Recorder:
         for module in {id(m): m for m in self.model.modules()}.values():
-            self._handles.append(module.register_forward_pre_hook(self._pre_hook))
+            self._handles.append(
+                module.register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+            )
             self._handles.append(module.register_forward_hook(self._post_hook))
         return self
 
@@ -158,9 +161,9 @@ class Recorder:
         self.counter.flat_from.clear()
 
     @ours("the analyzer's pre-hook")
-    def _pre_hook(self, module: nn.Module, args: tuple) -> None:
+    def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         name, depth = self.names.get(id(module), (type(module).__name__, len(self.stack)))
-        inputs = list(tensors_in(args))
+        inputs = list(tensors_in((args, kwargs)))  # self.fc(input=x) passes x by keyword
         row = LayerStats(
             name=name,
             type=type(module).__name__,

@@ -21,7 +21,7 @@ from onebyone._checks import check_int
 from onebyone._internal import InternalError
 from onebyone.errors import OneByOneError
 
-from ._inputs import INPUT_RANK, analysis_copy, check_rank, default_dtype, make_inputs
+from ._inputs import INPUT_RANK, analysis_copy, check_rank, default_dtype, make_inputs, rng_kept
 from ._measure import measure_device, measure_into
 from ._recorder import Call, Recorder, shape_of
 from .profiles import DeviceProfile, resolve_profile
@@ -45,7 +45,9 @@ def analyze(
     """Count parameters, MACs and FLOPs per module call, without a real forward by default.
 
     Args:
-        model: any ``nn.Module``. It is not moved, changed or hooked: a copy is analyzed.
+        model: any ``nn.Module``. It is not moved, changed or hooked: a copy is analyzed,
+            without the user's own forward hooks (torch's own, such as ``weight_norm``'s,
+            run), and the global random stream is the same afterwards.
         input_size: one shape with the batch dimension, e.g. ``(1, 3, 224, 224)``; a list of
             shapes for a model with several inputs; or example tensors (their shapes and
             dtypes are used, so integer token ids work).
@@ -105,16 +107,17 @@ def analyze(
     apply_estimate(report, profile)
     if measure:
         where = measure_device(model, torch.device(device))
-        measure_into(
-            report,
-            model,
-            input_size,
-            device=where,
-            dtype=getattr(torch, report.dtype),
-            train=train,
-            repeats=repeats,
-            warmup=warmup,
-        )
+        with rng_kept(where):
+            measure_into(
+                report,
+                model,
+                input_size,
+                device=where,
+                dtype=getattr(torch, report.dtype),
+                train=train,
+                repeats=repeats,
+                warmup=warmup,
+            )
     return report
 
 
@@ -171,10 +174,17 @@ def _analyze_impl(
     model: nn.Module, input_size: Any, *, device: Any, dtype: Any, train: bool
 ) -> tuple[Report, list[Call]]:
     device, dtype = _check_arguments(model, device, dtype)
+    with rng_kept(device):  # random inputs must not move the user's random stream
+        return _record(model, input_size, device=device, dtype=dtype, train=train)
+
+
+def _record(
+    model: nn.Module, input_size: Any, *, device: torch.device, dtype: torch.dtype, train: bool
+) -> tuple[Report, list[Call]]:
     inputs = make_inputs(input_size, device, dtype)
     check_rank(model, inputs)
 
-    work = analysis_copy(model, device, dtype, clone=bool(train))
+    work = analysis_copy(model, device, dtype)
     work.train(bool(train))
     recorder = Recorder(work)
     fastpath = torch.backends.mha.get_fastpath_enabled()
