@@ -571,12 +571,9 @@ def test_cli_random_arguments_exit_0_or_2_with_one_line(capsys, command, draw):
     "argv",
     [
         pytest.param(["summary", "tutorial_base", "--batch", "99999999999999999999999"]),
-        pytest.param(
-            ["summary", "tutorial_base", "--input", "3x99999999999x99999999999"],
-            marks=pytest.mark.xfail(strict=True, reason="issue 14 item 19 (cli): a huge --input ends in a traceback"),
-        ),
+        pytest.param(["summary", "tutorial_base", "--input", "3x99999999999x99999999999"]),
     ],
 )
-def test_cli_known_failures(argv, capsys):
+def test_cli_huge_sizes_are_one_line(argv, capsys):
     code, out, err = _cli(argv, capsys)
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err + out
