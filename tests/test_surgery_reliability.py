@@ -118,7 +118,7 @@ def test_fuse_out_on_a_full_disk_is_one_line_and_writes_nothing(tmp_path, monkey
     result = CliRunner().invoke(app, ["fuse", "tutorial_reduce", "--input", "3x8x8", "--out", str(tmp_path / "out" / "f")])
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
-    assert lines[-1] == f"error: {str(tmp_path / 'out' / 'f.safetensors')!r}: No space left on device"
+    assert lines[-1] == f"error: {str(tmp_path / 'out' / 'f.safetensors')!r}: cannot write: No space left on device"
     assert "Traceback" not in result.output
     folder = tmp_path / "out"
     assert not folder.exists() or names(folder) == []

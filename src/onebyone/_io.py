@@ -158,12 +158,15 @@ def _as_os_error(error: Exception, path: str | os.PathLike) -> OSError:
     >>> e = _as_os_error(RuntimeError("I/O error: No space left on device (os error 28)"), "w.st")
     >>> type(e).__name__, e.errno, e.strerror, e.filename
     ('OSError', 28, 'cannot write: No space left on device', 'w.st')
+    >>> _as_os_error(RuntimeError("IoError(Os { code: 28, kind: StorageFull })"), "w.st").errno
+    28
     """
     import re
 
-    found = re.search(r"os error (\d+)", str(error))
+    # "(os error 28)" (Display) or "Os { code: 28, kind: StorageFull, ... }" (Debug)
+    found = re.search(r"os error (\d+)|Os \{ code: (\d+)", str(error))
     if found:
-        code = int(found.group(1))
+        code = int(found.group(1) or found.group(2))
         return OSError(code, f"cannot write: {os.strerror(code)}", str(path))
     first = (str(error).strip().splitlines() or [type(error).__name__])[0]
     return OSError(errno.EIO, f"cannot write: {first}", str(path))

@@ -10,7 +10,6 @@ is code (``file.py:callable``) rather than a zoo name loads only with ``trust_co
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -113,16 +112,10 @@ def save(
     kept = _keep_previous(weights_path, plan_path)
     try:
         save_safetensors_atomic(state, weights_path, metadata={"format": FORMAT})
-    except Exception as e:
+    except BaseException:  # a full disk is an OSError naming the file (_io), Ctrl-C too
         if kept is not None:
             kept.unlink(missing_ok=True)  # the old pair is intact: nothing was replaced
-        if type(e).__name__ != "SafetensorError":
-            raise
-        # safetensors reports a full disk as its own error type, which is not an OSError.
-        full = "No space left" in str(e) or "StorageFull" in str(e)
-        raise OSError(errno.ENOSPC if full else errno.EIO,
-                      "No space left on device" if full else f"cannot write the weights: {e}",
-                      str(weights_path)) from e
+        raise
     document = {
         "format": FORMAT,
         "version": VERSION,
