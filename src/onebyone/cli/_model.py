@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onebyone.models._spec import SPEC_HELP
+from onebyone.models import SPEC_HELP
 from onebyone.train.checkpoint import MODEL_FILE, STATE_FILE
 
 

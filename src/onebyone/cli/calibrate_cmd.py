@@ -29,7 +29,7 @@ def calibrate(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from onebyone.analysis._calibrate import calibrate as run
+    from onebyone.analysis import calibrate as run
     from onebyone.analysis.profiles import default_profile_path
     from onebyone.analysis.render import human_time
 

@@ -69,7 +69,7 @@ def compare(
     check_device(device)
     check_out_dir(out, "--out", ("report.json", "accuracy_vs_macs.png"))
     if html is not None:  # html: check the page's path before any training
-        from onebyone.html._page import check_page_path
+        from onebyone.html import check_page_path
 
         check_page_path(html, "--html")
     if plot:

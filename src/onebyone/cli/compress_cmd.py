@@ -9,7 +9,7 @@ import typer
 
 from onebyone._checks import check_choice, check_fraction, check_int
 from onebyone.cli._common import user_errors
-from onebyone.models._spec import SPEC_HELP
+from onebyone.models import SPEC_HELP
 
 
 def _parse_rank(text: str | None):

@@ -13,7 +13,7 @@ from onebyone.cli.summary_cmd import (
     INPUT_OPTION,
     _model_and_input,
 )
-from onebyone.models._spec import SPEC_HELP
+from onebyone.models import SPEC_HELP
 
 DIFF_FORMATS = ("table", "json", "csv", "markdown")
 

@@ -8,7 +8,7 @@ import torch
 import typer
 
 from onebyone.cli._common import user_errors
-from onebyone.models._spec import SPEC_HELP
+from onebyone.models import SPEC_HELP
 
 
 @user_errors

@@ -27,8 +27,7 @@ def report(
     """
     from onebyone.analysis import analyze
     from onebyone.cli._paths import check_out_file
-    from onebyone.html import report_html
-    from onebyone.html._page import check_page_path
+    from onebyone.html import check_page_path, report_html
 
     check_page_path(html, "--html")  # before any work: a missing folder fails at once
     check_out_file(html, "--html", (".html", ".htm"))

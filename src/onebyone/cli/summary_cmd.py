@@ -8,7 +8,7 @@ import typer
 
 from onebyone.cli._common import parse_shape, user_errors
 from onebyone.cli._paths import check_out_file
-from onebyone.models._spec import SPEC_HELP
+from onebyone.models import SPEC_HELP
 
 FORMATS = ("table", "json", "csv", "markdown")
 

@@ -21,7 +21,7 @@ def tour(
     from onebyone.tour import run_tour
 
     if html is not None:  # html: check the page's path before the tour runs
-        from onebyone.html._page import check_page_path
+        from onebyone.html import check_page_path
 
         check_page_path(html, "--html")
     console = Console()

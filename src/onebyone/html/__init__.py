@@ -11,8 +11,9 @@ atomically. Charts are inline SVG built here, so no plotting package is needed.
 '.html'
 """
 
+from onebyone.html._page import check_page_path
 from onebyone.html.compare import compare_html
 from onebyone.html.report import diff_html, report_html
 from onebyone.html.tour import tour_html
 
-__all__ = ["compare_html", "diff_html", "report_html", "tour_html"]
+__all__ = ["check_page_path", "compare_html", "diff_html", "report_html", "tour_html"]

@@ -15,7 +15,7 @@ from . import resnet as _resnet  # noqa: F401
 from . import tutorial as _tutorial  # noqa: F401
 from . import vgg as _vgg  # noqa: F401
 from ._registry import create_model, is_model, list_models, register_model
-from ._spec import load_model
+from ._spec import SPEC_HELP, load_model
 from .googlenet import GoogLeNet, GoogLeNetOutputs
 from .mobilenet import MobileNetV2
 from .nin import NiN
@@ -24,6 +24,7 @@ from .tutorial import TutorialModel
 from .vgg import VGG
 
 __all__ = [
+    "SPEC_HELP",
     "VGG",
     "GoogLeNet",
     "GoogLeNetOutputs",
