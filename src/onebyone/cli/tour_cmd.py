@@ -17,6 +17,7 @@ def tour(
 
     from onebyone.tour import run_tour
 
+    # The terminal's own width (80 columns and up fit); a pipe or a file gets 80 columns (or
+    # $COLUMNS), plain text without colour codes.
     console = Console()
-    console = Console(width=max(console.width, 100))
     run_tour(quick=quick, console=console, seed=seed)
