@@ -425,10 +425,9 @@ def _compare_table(report: Any) -> Any:
     from rich import box
     from rich.table import Table
 
-    t = Table(box=box.SIMPLE_HEAD, title="Trained for 1 epoch, same data and seed; latency: one "
-              "image at a time", title_justify="left")  # fmt: skip
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
     for col in ("model", "params", "MACs", "latency (ms)", "test accuracy", "train time (s)"):
-        t.add_column(col, justify="left" if col == "model" else "right", overflow="fold")
+        t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     for v in report.variants:
         latency = "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}"
         t.add_row(v.name, f"{v.params:,}", f"{v.macs:,}", latency, f"{100 * v.accuracy:.2f}%",
@@ -446,6 +445,7 @@ def _step_compare(
         _say(console, "(--quick: skipped; run `onebyone compare` for the full comparison)")
         return
     report = compare(["plain_5x5", "nin_mlpconv"], epochs=1, seed=seed, device="cpu", latency=True)
+    _say(console, "Trained for 1 epoch each, same data and seed; latency: one image at a time.")
     console.print(_compare_table(report))
     by_name = {v.name: v for v in report.variants}
     for v in report.variants:
