@@ -106,3 +106,59 @@ def test_models_lists_and_a_pattern_matching_nothing_is_an_error():
     result = runner.invoke(app, ["models", "nosuch*"])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert result.output.splitlines() == ["error: no model matches 'nosuch*'; `onebyone models` lists them all"]
+
+
+COMPUTING_COMMANDS = ("compare", "compress", "convolutionalize", "fuse", "summary", "tour", "train")
+
+
+@pytest.fixture
+def torch_threads():
+    """Restore torch's thread count after a test that sets it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("command", COMPUTING_COMMANDS)
+def test_every_computing_command_takes_threads(command):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "--threads" in result.output and "OMP_NUM_THREADS" in result.output
+
+
+def test_threads_default_is_one_unless_omp_num_threads_is_set(monkeypatch, torch_threads):
+    import torch
+
+    from onebyone.cli._common import set_threads
+
+    torch.set_num_threads(2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert set_threads(None) == 2  # the user's setting is kept
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert set_threads(None) == 1 and torch.get_num_threads() == 1
+    assert set_threads(3) == 3 and torch.get_num_threads() == 3  # --threads wins
+
+
+def test_threads_option_sets_torch_and_rejects_bad_values(monkeypatch, capsys, torch_threads):
+    import torch
+
+    code, out, _ = run_main(monkeypatch, capsys, "summary", "tutorial_base", "--threads", "3")
+    assert code == 0 and torch.get_num_threads() == 3
+    for bad in ("0", "-2", "5000"):
+        code, _, err = run_main(monkeypatch, capsys, "summary", "tutorial_base", "--threads", bad)
+        assert code == 2 and err.startswith("error: --threads") and bad in err, err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_plural():
+    from onebyone.cli._common import plural
+    from onebyone.cli._surgery_common import torch_threads_note
+
+    assert plural(1, "thread") == "1 thread" and plural(2, "thread") == "2 threads"
+    assert plural(0, "epoch") == "0 epochs" and plural(1_000, "epoch") == "1,000 epochs"
+    import torch
+
+    torch.set_num_threads(1)
+    assert torch_threads_note().startswith("CPU, 1 thread,")

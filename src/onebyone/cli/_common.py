@@ -81,6 +81,56 @@ def check_device(device: str, option: str = "--device") -> str:
     return device
 
 
+DEFAULT_THREADS = 1
+
+THREADS_HELP = (
+    "CPU threads torch may use (default: $OMP_NUM_THREADS if set, else 1: on a machine where "
+    "other programs run, more threads than free cores run many times slower; see the README)."
+)
+
+
+def threads_option() -> Any:
+    """The ``--threads`` option, the same in every command that computes."""
+    return typer.Option(None, "--threads", help=THREADS_HELP, show_default=False)
+
+
+def set_threads(threads: int | None, option: str = "--threads") -> int:
+    """Give torch ``threads`` CPU threads, or the default: ``$OMP_NUM_THREADS`` if set, else 1.
+
+    Returns the number of threads torch now uses.
+
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> set_threads(1)
+    1
+    >>> torch.set_num_threads(before)
+    """
+    import os
+
+    import torch
+
+    from onebyone._checks import check_int
+
+    if threads is not None:
+        threads = check_int(option, threads, minimum=1)
+        if threads > 1024:
+            raise ValueError(f"{option} must be between 1 and 1024, got {threads}")
+    elif not os.environ.get("OMP_NUM_THREADS", "").strip():
+        threads = DEFAULT_THREADS
+    if threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 thread``, ``2 threads``: the count and the word, singular or plural.
+
+    >>> plural(1, "epoch"), plural(3, "epoch"), plural(2, "batch", "batches")
+    ('1 epoch', '3 epochs', '2 batches')
+    """
+    return f"{count:,} {word if count == 1 else (many or word + 's')}"
+
+
 def check_subset(option: str, count: int, dataset) -> int:
     """0 (all) or a sample count between the number of classes and the dataset's size.
 

@@ -98,7 +98,9 @@ def echo_totals(before: dict, after: dict) -> None:
 
 
 def torch_threads_note() -> str:
-    return f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    from onebyone.cli._common import plural
+
+    return f"CPU, {plural(torch.get_num_threads(), 'thread')}, torch {torch.__version__}"
 
 
 def save_and_echo(net, out_path: Path, model: str, kwargs: dict) -> None:

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import check_device, check_subset, user_errors
+from onebyone.cli._common import (
+    check_device,
+    check_subset,
+    set_threads,
+    threads_option,
+    user_errors,
+)
 from onebyone.cli._paths import check_out_dir
 
 
@@ -40,6 +46,7 @@ def compare(
     device: str = typer.Option("auto", "--device"),
     list_: bool = typer.Option(False, "--list", help="List the variants and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train each variant, then print params, MACs, CPU latency, test accuracy and training time.
 
@@ -66,6 +73,7 @@ def compare(
     check_int("--seed", seed, minimum=0)
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     check_device(device)
+    set_threads(threads)
     check_out_dir(out, "--out", ("report.json", "accuracy_vs_macs.png"))
     if plot:
         import importlib.util

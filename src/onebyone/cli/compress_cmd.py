@@ -8,7 +8,7 @@ import torch
 import typer
 
 from onebyone._checks import check_choice, check_fraction, check_int
-from onebyone.cli._common import user_errors
+from onebyone.cli._common import set_threads, threads_option, user_errors
 from onebyone.models._spec import SPEC_HELP
 
 
@@ -56,6 +56,7 @@ def compress(
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
     round_to: int = typer.Option(8, "--round-to", help="Round ranks up to a multiple of this."),
     iterations: int = typer.Option(0, "--iterations", help="HOOI refinement iterations (tucker2)."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save."""
     from onebyone.cli._paths import check_out_prefix
@@ -65,6 +66,7 @@ def compress(
     parsed_rank = _parse_rank(rank)
     _check_options(energy, budget, parsed_rank, method, round_to, iterations)
     out_path = check_out_prefix(out)  # before any work
+    set_threads(threads)
     net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     example = torch.randn(1, *size)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import typer
 
-from onebyone.cli._common import user_errors
+from onebyone.cli._common import set_threads, threads_option, user_errors
 from onebyone.models._spec import SPEC_HELP
 
 
@@ -19,6 +19,7 @@ def convolutionalize(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
     out: str | None = typer.Option(None, "-o", "--out", help="Also save: writes OUT.safetensors and OUT.json."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Rewrite the Linear head as convolutions; show the score-map shapes and the equivalence error."""
     from onebyone.cli._paths import check_out_prefix
@@ -28,6 +29,7 @@ def convolutionalize(
     if to is not None:
         input_size(None, to, "--to")  # a malformed --to fails before any work
     out_path = check_out_prefix(out)  # before any work
+    set_threads(threads)
     net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     big = _check_to(size, input_size(net, to, "--to")) if to is not None else None

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import typer
 
-from onebyone.cli._common import user_errors
+from onebyone.cli._common import set_threads, threads_option, user_errors
 from onebyone.models._spec import SPEC_HELP
 
 
@@ -18,6 +18,7 @@ def fuse(
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Fold BatchNorm into convolutions and merge consecutive linear convolutions; save the result."""
     from onebyone.cli._paths import check_out_prefix
@@ -25,6 +26,7 @@ def fuse(
     from onebyone.surgery import fuse as fuse_model
 
     out_path = check_out_prefix(out)  # before any work
+    set_threads(threads)
     net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     fused, report = fuse_model(net, example_input=torch.randn(1, *size))

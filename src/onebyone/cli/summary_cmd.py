@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import parse_shape, user_errors
+from onebyone.cli._common import parse_shape, set_threads, threads_option, user_errors
 from onebyone.cli._paths import check_out_file
 from onebyone.models._spec import SPEC_HELP
 
@@ -79,6 +79,7 @@ def summary(
         "(needs matplotlib).",
     ),
     device: str = typer.Option("meta", "--device", help="meta (no real forward), cpu or cuda."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Count parameters, MACs and FLOPs per layer, without a real forward pass by default.
 
@@ -94,6 +95,7 @@ def summary(
         raise ValueError(f"--depth must be >= 0, got {depth}")
     if plot is not None:
         check_out_file(plot, "--plot", _plot_suffixes())  # before any work
+    set_threads(threads)
     net, size = _model_and_input(model, input, batch)
     report = analyze(net, size, device=device)
     if format == "json":

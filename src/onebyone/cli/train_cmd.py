@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import check_device, check_subset, user_errors
+from onebyone.cli._common import (
+    check_device,
+    check_subset,
+    set_threads,
+    threads_option,
+    user_errors,
+)
 from onebyone.cli._paths import check_out_dir
 
 
@@ -39,6 +45,7 @@ def train(
         0, "--subset", help="Train on a class-balanced subset of this many samples (0: all)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train MODEL with progress bars and a checkpoint per epoch; torchrun runs it distributed.
 
@@ -64,6 +71,7 @@ def train(
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     check_choice("--schedule", schedule, SCHEDULES)
     check_device(device)
+    set_threads(threads)
     check_out_dir(out, "--out", (MODEL_FILE, OPTIM_FILE, STATE_FILE))
     if resume and not has_checkpoint(out):
         raise FileNotFoundError(
