@@ -144,7 +144,7 @@ def test_threads_default_is_one_unless_omp_num_threads_is_set(monkeypatch, torch
 def test_threads_option_sets_torch_and_rejects_bad_values(monkeypatch, capsys, torch_threads):
     import torch
 
-    code, out, _ = run_main(monkeypatch, capsys, "summary", "tutorial_base", "--threads", "3")
+    code, _, _ = run_main(monkeypatch, capsys, "summary", "tutorial_base", "--threads", "3")
     assert code == 0 and torch.get_num_threads() == 3
     for bad in ("0", "-2", "5000"):
         code, _, err = run_main(monkeypatch, capsys, "summary", "tutorial_base", "--threads", bad)
