@@ -180,11 +180,11 @@ def test_save_refuses_a_directory_target(tmp_path):
         save(fused, tmp_path / "x", base="unused")
 
 
-def test_latency_pair_interleaves_and_takes_medians(monkeypatch):
+def _tagged_models_and_fake_clock(monkeypatch, fake):
+    """Two tagged models and a fake clock: each timed call "takes" its model's next value (ms)."""
     from torch import nn
 
     from onebyone import _timing
-    from onebyone.cli._surgery_common import latency_pair
 
     order = []
 
@@ -198,22 +198,65 @@ def test_latency_pair_interleaves_and_takes_medians(monkeypatch):
             order.append((self.tag, x.shape[0]))
             return self.conv(x)
 
-    # A fake clock: each timed call "takes" the next value of its model's sequence (seconds).
-    fake = {"b": iter([5, 1, 9, 3, 7, 2, 2, 8]), "a": iter([4, 4, 6, 1, 2, 3, 3, 1])}
+    fake = {k: iter(v) for k, v in fake.items()}
 
-    def fake_median_seconds(fn, *, warmup=2, repeats=7):
+    def fake_measure(fn, *, warmup=3, repeats=15, max_seconds=None):
+        assert (warmup, repeats) == (0, 1)
         n = len(order)
         fn()
-        return fake[order[n][0]].__next__() / 1000
+        return _timing.Measurement((next(fake[order[n][0]]) / 1000,))
 
-    monkeypatch.setattr(_timing, "median_seconds", fake_median_seconds)
-    before, after = Tagged("b").train(), Tagged("a").train()
-    (b1, b8), (a1, a8) = latency_pair(before, after, (1, 2, 2), rounds={1: 5, 8: 3})
-    # Per batch: one untimed warm-up each, then strictly alternating rounds.
-    assert order == [("b", 1), ("a", 1)] + [("b", 1), ("a", 1)] * 5 + [("b", 8), ("a", 8)] + [("b", 8), ("a", 8)] * 3
-    assert (b1, a1) == (5.0, 4.0)  # medians of [5, 1, 9, 3, 7] and [4, 4, 6, 1, 2]
-    assert (b8, a8) == (2.0, 3.0)  # medians of [2, 2, 8] and [3, 3, 1]
+    monkeypatch.setattr(_timing, "measure", fake_measure)
+    return Tagged("b").train(), Tagged("a").train(), order
+
+
+def test_latency_pair_warms_up_interleaves_and_takes_medians(monkeypatch):
+    from onebyone.cli._surgery_common import latency_pair
+
+    before, after, order = _tagged_models_and_fake_clock(
+        monkeypatch, {"b": [5, 1, 9, 3, 7, 2, 2, 8, 2, 2], "a": [4, 4, 6, 1, 2, 3, 3, 1, 3, 3]}
+    )
+    tb, ta = latency_pair(before, after, (1, 2, 2), rounds={1: 5, 8: 5})
+    # Per batch: three untimed warm-ups each, then strictly alternating rounds.
+    assert order == ([("b", 1), ("a", 1)] * 3 + [("b", 1), ("a", 1)] * 5
+                     + [("b", 8), ("a", 8)] * 3 + [("b", 8), ("a", 8)] * 5)  # fmt: skip
+    assert (1000 * tb[1].median, 1000 * ta[1].median) == (5.0, 4.0)  # of [5, 1, 9, 3, 7], [4, 4, 6, 1, 2]
+    assert (1000 * tb[8].median, 1000 * ta[8].median) == (2.0, 3.0)  # of [2, 2, 8, 2, 2], [3, 3, 1, 3, 3]
     assert before.training and after.training  # modes restored
+
+
+def test_latency_rounds_stop_at_the_time_budget_but_not_before_five(monkeypatch):
+    from onebyone.cli._surgery_common import latency_pair
+
+    before, after, _ = _tagged_models_and_fake_clock(
+        monkeypatch, {"b": [1000] * 5 + [10] * 20, "a": [1000] * 5 + [10] * 20}
+    )
+    tb, ta = latency_pair(before, after, (1, 2, 2), rounds={1: 6, 8: 20}, max_seconds=1.0)
+    assert len(tb[1].samples) == 5 and len(ta[1].samples) == 5  # 1 s spent after round 1
+    assert len(tb[8].samples) == 20  # 20 rounds of 2 * 10 ms: within the budget
+
+
+def test_compress_says_unreliable_instead_of_a_latency_noise_made_absurd(monkeypatch):
+    from onebyone._timing import Measurement
+    from onebyone.cli import _surgery_common
+    from onebyone.cli._surgery_common import echo_totals, latency_cells
+
+    steady = {1: Measurement((0.010,) * 7), 8: Measurement((0.050,) * 7)}
+    # The issue's case: batch 1 at 911.83 ms, batch 8 at 208.51 ms for the same model.
+    absurd = {1: Measurement((0.91183,) * 7), 8: Measurement((0.20851,) * 7)}
+    noisy = {1: Measurement((0.010, 0.011, 0.090, 0.010, 0.200, 0.012, 0.150)), 8: steady[8]}
+    assert latency_cells(steady) == {"b1": 10.0, "b8": 50.0}
+    assert latency_cells(absurd) == {"b1": None, "b8": None}
+    assert latency_cells(noisy) == {"b1": None, "b8": 50.0}
+    lines = []
+    monkeypatch.setattr(_surgery_common.typer, "echo", lambda text="", **_: lines.append(text))
+    echo_totals({"params": 10, **latency_cells(absurd)}, {"params": 5, **latency_cells(steady)})
+    text = "\n".join(lines)
+    assert "911.83" not in text and "208.51" not in text
+    b1 = next(line for line in lines if line.startswith("latency b1"))
+    assert b1.split()[3:] == ["unreliable", "10.00", "-"]
+    assert "params" in lines[1] and "2.00x" in lines[1]
+    assert lines[-1].startswith("unreliable: the repeated timings varied by more than 25%")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 import typer
@@ -53,48 +54,92 @@ def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...
 
 
 def latency_pair(
-    before, after, size: tuple[int, ...], *, rounds: dict[int, int] | None = None
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Median eval latency in ms of ``before`` and ``after`` at batch 1 and batch 8.
+    before, after, size: tuple[int, ...], *, rounds: dict[int, int] | None = None,
+    max_seconds: float = 4.0,
+) -> tuple[dict[int, Any], dict[int, Any]]:
+    """Eval latency of ``before`` and ``after`` at batch 1 and batch 8, with its reliability.
 
-    The two models are timed in alternating rounds (before, after, before, after...), so that a
-    change in the load of a shared machine hits both alike; each figure is the median of its
-    rounds. Returns ``((before_b1, before_b8), (after_b1, after_b8))``.
+    After three warm-up calls of each, the two models are timed in alternating rounds (before,
+    after, before, after...), so that a change in the load of a shared machine hits both alike:
+    up to ``rounds[batch]`` rounds, at least 5, stopping once ``max_seconds`` are spent on that
+    batch. Returns ``({1: Measurement, 8: Measurement}, {1: ..., 8: ...})`` (seconds).
     """
-    import statistics
-
     from onebyone import _timing
     from onebyone._modes import eval_mode
 
-    rounds = rounds or {1: 7, 8: 5}
+    rounds = rounds or {1: 21, 8: 11}
     param = next(before.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    times: dict[str, dict[int, float]] = {"before": {}, "after": {}}
+    out: dict[str, dict[int, Any]] = {"before": {}, "after": {}}
     with eval_mode(before, after), torch.inference_mode():
         for batch, n in rounds.items():
             x = torch.randn(batch, *size, device=device)
-            before(x)  # warm-up, untimed
-            after(x)
+            for _ in range(3):  # warm-up, untimed
+                before(x)
+                after(x)
             samples: dict[str, list[float]] = {"before": [], "after": []}
-            for _ in range(n):
+            spent = 0.0
+            for k in range(n):
                 for key, net in (("before", before), ("after", after)):
-                    samples[key].append(_timing.median_seconds(lambda net=net, x=x: net(x), warmup=0, repeats=1))
+                    t = _timing.measure(lambda net=net, x=x: net(x), warmup=0, repeats=1).samples[0]
+                    samples[key].append(t)
+                    spent += t
+                if spent > max_seconds and k + 1 >= 5:
+                    break
             for key in samples:
-                times[key][batch] = 1000.0 * statistics.median(samples[key])
-    b, a = times["before"], times["after"]
-    return (b[1], b[8]), (a[1], a[8])
+                out[key][batch] = _timing.Measurement(tuple(samples[key]))
+    return out["before"], out["after"]
+
+
+def latency_cells(times: dict[int, Any]) -> dict[str, float | None]:
+    """Milliseconds at batch 1 and 8, or None for a figure the noise made meaningless.
+
+    A figure is dropped when its spread is above ``_timing.MAX_SPREAD``; both are dropped when
+    batch 8 ran faster than batch 1 (eight images cannot take less time than one: the load
+    changed between the two).
+
+    Example:
+        >>> from onebyone._timing import Measurement
+        >>> latency_cells({1: Measurement((0.010,) * 5), 8: Measurement((0.050,) * 5)})
+        {'b1': 10.0, 'b8': 50.0}
+        >>> latency_cells({1: Measurement((0.9,) * 5), 8: Measurement((0.2,) * 5)})
+        {'b1': None, 'b8': None}
+    """
+    b1, b8 = times[1], times[8]
+    if b8.median < b1.median:
+        return {"b1": None, "b8": None}
+    return {
+        "b1": 1000.0 * b1.median if b1.reliable else None,
+        "b8": 1000.0 * b8.median if b8.reliable else None,
+    }
 
 
 def echo_totals(before: dict, after: dict) -> None:
-    """Print a before/after totals table: params, MACs, latency."""
+    """Print a before/after totals table: params, MACs, latency ("unreliable" where noise won)."""
     rows = [("params", "params", "{:,}"), ("MACs", "macs", "{:,}"), ("latency b1 (ms)", "b1", "{:.2f}"),
             ("latency b8 (ms)", "b8", "{:.2f}")]
     typer.echo(f"{'':18}{'before':>18}{'after':>18}{'ratio':>9}")
+    unreliable = False
     for label, key, fmt in rows:
-        if before.get(key) is None or after.get(key) is None:
+        if key not in before or key not in after:
             continue
-        ratio = before[key] / after[key] if after[key] else float("inf")
-        typer.echo(f"{label:18}{fmt.format(before[key]):>18}{fmt.format(after[key]):>18}{ratio:>8.2f}x")
+        b, a = before[key], after[key]
+        if b is None or a is None:
+            unreliable = True
+            b_text = "unreliable" if b is None else fmt.format(b)
+            a_text = "unreliable" if a is None else fmt.format(a)
+            typer.echo(f"{label:18}{b_text:>18}{a_text:>18}{'-':>9}")
+            continue
+        ratio = b / a if a else float("inf")
+        typer.echo(f"{label:18}{fmt.format(b):>18}{fmt.format(a):>18}{ratio:>8.2f}x")
+    if unreliable:
+        from onebyone._timing import MAX_SPREAD
+
+        typer.echo(
+            f"unreliable: the repeated timings varied by more than {MAX_SPREAD:.0%} (interquartile "
+            "range over the median), or batch 8 ran faster than batch 1; other programs are "
+            "using the CPU. Rerun when the machine is quieter."
+        )
 
 
 def torch_threads_note() -> str:
@@ -116,10 +161,12 @@ def echo_report_and_save(before, after, report, size: tuple[int, ...], out_path:
     """Print the surgery report, the before/after totals (params, MACs, latency), then save ``after``."""
     typer.echo(report.to_text())
     typer.echo("")
-    (b1, b8), (a1, a8) = latency_pair(before, after, size)
-    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}):")
+    times_before, times_after = latency_pair(before, after, size)
+    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}; latency: "
+               f"median of {len(times_before[1].samples)} runs at batch 1, "
+               f"{len(times_before[8].samples)} at batch 8):")  # fmt: skip
     echo_totals(
-        {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
-        {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
+        {"params": report.params_before, "macs": report.macs_before, **latency_cells(times_before)},
+        {"params": report.params_after, "macs": report.macs_after, **latency_cells(times_after)},
     )
     save_and_echo(after, out_path, model, kwargs)
