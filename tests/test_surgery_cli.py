@@ -276,3 +276,87 @@ def test_convolutionalize_an_input_the_model_rejects_is_one_line(args, message):
     assert len(lines) == 1 and lines[0].startswith("error: --input 3x"), done.stderr
     assert "input_size (1, 3, " in lines[0], done.stderr
     assert message in lines[0]
+
+
+@pytest.fixture
+def steady_latency(monkeypatch):
+    """Latency figures without timing anything (these tests are about the files and counts)."""
+    from onebyone._timing import Measurement
+    from onebyone.cli import _surgery_common
+
+    def fake(before, after, size, **_):
+        times = {1: Measurement((0.001,) * 5), 8: Measurement((0.004,) * 5)}
+        return times, times
+
+    monkeypatch.setattr(_surgery_common, "latency_pair", fake)
+
+
+def _invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_saved_model_is_a_model_for_every_command(tmp_path, steady_latency):
+    from onebyone.analysis import analyze
+    from onebyone.surgery import load_weights
+
+    slim = tmp_path / "slim" / "r20"
+    out = _invoke("compress", "resnet20", "--input", "1x28x28", "--rank", "0.5", "-o", slim)
+    assert "note: resnet20 has random weights (no --checkpoint)" in out
+    saved = load(slim.with_suffix(".json"))
+    expected = sum(p.numel() for p in saved.parameters())
+    # summary and plan read x.json and x.safetensors alike; the counts are the saved model's.
+    for name in ("r20.json", "r20.safetensors"):
+        report = json.loads(_invoke("summary", tmp_path / "slim" / name, "--format", "json"))
+        assert report["total_params"] == expected
+    assert f"{expected:,}" in _invoke("summary", slim.with_suffix(".json"))
+    _invoke("plan", slim.with_suffix(".safetensors"))
+    # fuse, then compress again and convolutionalize: each saved plan keeps the zoo base and
+    # adds its step, and loads back equal to what the command computed.
+    _invoke("fuse", slim.with_suffix(".json"), "-o", tmp_path / "fused")
+    _invoke("compress", tmp_path / "fused.safetensors", "--rank", "0.5", "-o", tmp_path / "again")
+    _invoke("convolutionalize", tmp_path / "again.json", "-o", tmp_path / "conv")
+    document = json.loads((tmp_path / "conv.json").read_text())
+    assert document["base"] == {"spec": "resnet20", "kwargs": {"in_channels": 1}}
+    assert [s["op"] for s in document["steps"]] == ["decompose", "fuse", "decompose", "convolutionalize"]
+    # train fine-tunes a saved model; compress --checkpoint then tests it on the same data.
+    runs = tmp_path / "runs" / "ft"
+    _invoke("train", slim.with_suffix(".json"), "--epochs", "1", "--subset", "10", "--out", runs, "-q")
+    out = _invoke("compress", slim.with_suffix(".json"), "--checkpoint", runs, "--rank", "0.5",
+                  "-o", tmp_path / "slimmer")  # fmt: skip
+    assert "random weights" not in out
+    # The accuracy before, checked with a plain loop over the bundled test digits.
+    from onebyone.data import load as load_data
+
+    net = load(slim.with_suffix(".json"))
+    load_weights(net, runs / "model.safetensors")
+    net.eval()
+    test = load_data("mnist5k", "test")
+    correct = 0
+    with torch.no_grad():
+        for i in range(len(test)):
+            x, y = test[i]
+            correct += int(net(x.unsqueeze(0)).argmax(1).item() == int(y))
+    assert f"test accuracy on mnist5k (1,000 samples): {100 * correct / len(test):.2f}% before" in out
+    assert analyze(net, (1, 1, 28, 28)).total_params == expected
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d: d / "missing.json", "does not exist; expected a model saved by compress"),
+    (lambda d: (d / "w.safetensors").write_bytes(b"x") and d / "w.safetensors",
+     "is a weights file without its plan"),
+])  # fmt: skip
+def test_a_bad_saved_model_is_one_line(tmp_path, make, message):
+    path = make(tmp_path)
+    for command in (["summary"], ["plan"], ["fuse", "-o", str(tmp_path / "o")]):
+        result = runner.invoke(app, [command[0], str(path), *command[1:]])
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_saved_model_keeps_its_channels(tmp_path, steady_latency):
+    _invoke("fuse", "resnet20", "-o", tmp_path / "f")  # 3 input channels
+    result = runner.invoke(app, ["train", str(tmp_path / "f.json"), "--epochs", "1",
+                                 "--out", str(tmp_path / "runs")])  # fmt: skip
+    assert result.exit_code == 2
+    assert "is a saved model with 3 input channels, and this run needs 1" in result.output

@@ -17,8 +17,9 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     A zoo model is built for ``--input``'s channels; a ``--checkpoint`` folder (or file) written
     by ``onebyone train`` brings back the arguments the model was trained with. Returns the
     model and the builder kwargs (saved in the plan so that ``load`` rebuilds the same model).
+    A zoo model or code without ``--checkpoint`` has random weights: a one-line note says so.
     """
-    from onebyone.cli._model import build_kwargs, load_spec, resolve_checkpoint
+    from onebyone.cli._model import build_kwargs, load_spec, resolve_checkpoint, saved_plan
     from onebyone.surgery import load_weights
 
     shape = input_size(None, input) if input is not None else None
@@ -33,7 +34,42 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     net = load_spec(model, **kwargs)
     if weights is not None:
         load_weights(net, weights)
+    elif saved_plan(model) is None:
+        typer.echo(
+            f"note: {model} has random weights (no --checkpoint): the errors below measure how "
+            "well random weights decompose, not a trained model; train it first for real numbers",
+            err=True,
+        )
     return net.eval(), kwargs
+
+
+def echo_accuracy(before, after, checkpoint: Path | None, option: str = "--checkpoint") -> None:
+    """Test accuracy before and after, on the dataset ``checkpoint`` was trained on, when known."""
+    if checkpoint is None:
+        return
+    from onebyone.cli._model import trained_data
+    from onebyone.train import evaluate
+    from onebyone.train.checkpoint import MODEL_FILE
+
+    weights = checkpoint / MODEL_FILE if checkpoint.is_dir() else checkpoint
+    data = trained_data(weights)
+    if data is None:
+        typer.echo(f"accuracy: unknown ({option} {str(checkpoint)!r} does not record the dataset "
+                   "it was trained on; onebyone train records it)")  # fmt: skip
+        return
+    from onebyone.data import load
+
+    try:
+        test = load(data, "test")
+    except (ValueError, OSError) as e:
+        typer.echo(f"accuracy: unknown (the training data {data!r} cannot be read: {e})")
+        return
+    a = evaluate(before, test, device="cpu")
+    b = evaluate(after, test, device="cpu")
+    typer.echo(
+        f"test accuracy on {data} ({a['count']:,} samples): {100 * a['accuracy']:.2f}% before, "
+        f"{100 * b['accuracy']:.2f}% after"
+    )
 
 
 def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...]:
@@ -55,7 +91,7 @@ def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...
 
 def latency_pair(
     before, after, size: tuple[int, ...], *, rounds: dict[int, int] | None = None,
-    max_seconds: float = 4.0,
+    max_seconds: float = 2.0,
 ) -> tuple[dict[int, Any], dict[int, Any]]:
     """Eval latency of ``before`` and ``after`` at batch 1 and batch 8, with its reliability.
 
@@ -150,17 +186,23 @@ def torch_threads_note() -> str:
 
 def save_and_echo(net, out_path: Path, model: str, kwargs: dict) -> None:
     """Save ``net`` as OUT.json + OUT.safetensors (rebuilt from ``model``) and say what was written."""
+    from onebyone.cli._model import saved_plan
     from onebyone.surgery import save
 
-    plan = save(net, out_path, base=model, base_kwargs=kwargs)
+    if saved_plan(model) is not None:  # a saved model: its plan keeps its base and steps
+        plan = save(net, out_path)
+    else:
+        plan = save(net, out_path, base=model, base_kwargs=kwargs)
     typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
 
 
 def echo_report_and_save(before, after, report, size: tuple[int, ...], out_path: Path, model: str,
-                         kwargs: dict) -> None:
-    """Print the surgery report, the before/after totals (params, MACs, latency), then save ``after``."""
+                         kwargs: dict, checkpoint: Path | None = None) -> None:
+    """Print the surgery report, the before/after totals (params, MACs, latency) and, for a
+    ``checkpoint`` whose dataset is known, the test accuracy before and after; save ``after``."""
     typer.echo(report.to_text())
     typer.echo("")
+    echo_accuracy(before, after, checkpoint)
     times_before, times_after = latency_pair(before, after, size)
     typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}; latency: "
                f"median of {len(times_before[1].samples)} runs at batch 1, "

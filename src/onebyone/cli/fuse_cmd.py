@@ -30,4 +30,4 @@ def fuse(
     net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     fused, report = fuse_model(net, example_input=torch.randn(1, *size))
-    echo_report_and_save(net, fused, report, size, out_path, model, kwargs)
+    echo_report_and_save(net, fused, report, size, out_path, model, kwargs, checkpoint)

@@ -92,7 +92,7 @@ def train(
         net, train_set, test_set, epochs=epochs, batch_size=batch_size, lr=lr,
         optimizer=optimizer, schedule=schedule, weight_decay=weight_decay, seed=seed,
         device=device, channels_last=channels_last, out_dir=out, resume=resume, quiet=quiet,
-        metadata=trained_with(model, kwargs),
+        metadata=trained_with(model, kwargs, data=data),
     )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
         state = read_state(out)
