@@ -93,7 +93,8 @@ def test_fuse_and_convolutionalize_commands(tmp_path, spec, checkpoint):
         (["--rank", "4", "--method", "cp"], "--method must be one of 'tucker2', 'reduce'; got 'cp'"),
         (["--rank", "4", "--round-to", "0"], "--round-to must be an integer >= 1, got 0"),
         (["--rank", "4", "--iterations", "-1"], "--iterations must be an integer >= 0, got -1"),
-        (["--rank", "4", "--input", "8x8"], "--input must be CxHxW"),  # the wording is the CLI's
+        # --input takes summary's format (784 is valid); a size the model cannot take fails in it
+        (["--rank", "4", "--input", "8x8"], "the model's forward failed on an input of shape (1, 8, 8)"),
         (["--budget", "0.01"], "--budget 0.01 cannot be met: decomposing every candidate layer at the lowest rank "
                                "leaves "),
         (["--rank", "1000"], "--rank 1000 is above the channels of every layer that can be decomposed; "
@@ -323,8 +324,7 @@ def test_a_saved_model_is_a_model_for_every_command(tmp_path, steady_latency):
     # train fine-tunes a saved model; compress --checkpoint then tests it on the same data.
     runs = tmp_path / "runs" / "ft"
     _invoke("train", slim.with_suffix(".json"), "--epochs", "1", "--subset", "10", "--out", runs, "-q")
-    out = _invoke("compress", slim.with_suffix(".json"), "--checkpoint", runs, "--rank", "0.5",
-                  "-o", tmp_path / "slimmer")  # fmt: skip
+    out = _invoke("fuse", slim.with_suffix(".json"), "--checkpoint", runs, "-o", tmp_path / "ff")
     assert "random weights" not in out
     # The accuracy before, checked with a plain loop over the bundled test digits.
     from onebyone.data import load as load_data
@@ -339,6 +339,13 @@ def test_a_saved_model_is_a_model_for_every_command(tmp_path, steady_latency):
             x, y = test[i]
             correct += int(net(x.unsqueeze(0)).argmax(1).item() == int(y))
     assert f"test accuracy on mnist5k (1,000 samples): {100 * correct / len(test):.2f}% before" in out
+    fused = load(tmp_path / "ff.json").eval()
+    correct_after = 0
+    with torch.no_grad():
+        for i in range(len(test)):
+            x, y = test[i]
+            correct_after += int(fused(x.unsqueeze(0)).argmax(1).item() == int(y))
+    assert f"{100 * correct_after / len(test):.2f}% after" in out
     assert analyze(net, (1, 1, 28, 28)).total_params == expected
 
 
@@ -360,3 +367,25 @@ def test_a_saved_model_keeps_its_channels(tmp_path, steady_latency):
                                  "--out", str(tmp_path / "runs")])  # fmt: skip
     assert result.exit_code == 2
     assert "is a saved model with 3 input channels, and this run needs 1" in result.output
+
+
+def test_compress_takes_a_flat_input_like_summary(tmp_path, steady_latency):
+    (tmp_path / "mlp.py").write_text(textwrap.dedent("""
+        from torch import nn
+
+        def build():
+            return nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+    """))  # fmt: skip
+    spec = f"{tmp_path / 'mlp.py'}:build"
+    out = _invoke("compress", spec, "--input", "784", "--rank", "16", "-o", tmp_path / "m")
+    # Linear(784, 64) at rank 16: 784*16 + 16*64 + 64 weights instead of 784*64 + 64.
+    assert "at input 784" in out
+    net = load(tmp_path / "m.json", trust_code=True)
+    assert sum(p.numel() for p in net.parameters()) < 784 * 64 + 64 + 64 * 10 + 10
+
+
+def test_fuse_with_nothing_to_fuse_says_so_without_an_empty_table(tmp_path, steady_latency):
+    out = _invoke("fuse", "tutorial_base", "-o", tmp_path / "f")
+    assert "nothing to do: fuse found no layer to change in tutorial_base" in out
+    assert not any(line.split()[:2] == ["layer", "method"] for line in out.splitlines())
+    assert (tmp_path / "f.json").is_file()

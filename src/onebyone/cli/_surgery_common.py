@@ -19,13 +19,13 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     model and the builder kwargs (saved in the plan so that ``load`` rebuilds the same model).
     A zoo model or code without ``--checkpoint`` has random weights: a one-line note says so.
     """
-    from onebyone.cli._model import build_kwargs, load_spec, resolve_checkpoint, saved_plan
+    from onebyone.cli._model import build_kwargs, load_spec, resolve_checkpoint
     from onebyone.surgery import load_weights
 
     shape = input_size(None, input) if input is not None else None
     weights, trained = (None, {}) if checkpoint is None else resolve_checkpoint(checkpoint, model)
     channels = trained.get("in_channels")
-    if shape is not None and isinstance(channels, int) and shape[0] != channels:
+    if shape is not None and len(shape) == 3 and isinstance(channels, int) and shape[0] != channels:
         raise ValueError(
             f"--input {input!r} has {shape[0]} channels but --checkpoint {str(checkpoint)!r} was "
             f"trained with in_channels={channels}; use --input {channels}x{shape[1]}x{shape[2]}"
@@ -34,13 +34,19 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     net = load_spec(model, **kwargs)
     if weights is not None:
         load_weights(net, weights)
-    elif saved_plan(model) is None:
+    return net.eval(), kwargs
+
+
+def random_weights_note(model: str, checkpoint: Path | None) -> None:
+    """One line on stderr when MODEL's weights are random (a zoo model or code, no checkpoint)."""
+    from onebyone.cli._model import saved_plan
+
+    if checkpoint is None and saved_plan(model) is None:
         typer.echo(
-            f"note: {model} has random weights (no --checkpoint): the errors below measure how "
-            "well random weights decompose, not a trained model; train it first for real numbers",
+            f"note: {model} has random weights (no --checkpoint): its errors and outputs below say "
+            "nothing about a trained model; train it first (onebyone train) for real numbers",
             err=True,
         )
-    return net.eval(), kwargs
 
 
 def echo_accuracy(before, after, checkpoint: Path | None, option: str = "--checkpoint") -> None:
@@ -72,11 +78,12 @@ def echo_accuracy(before, after, checkpoint: Path | None, option: str = "--check
     )
 
 
-def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...]:
-    """(C, H, W) from ``--input`` or the model's ``default_input_size``."""
+def input_size(net, text: str | None, option: str = "--input", *, image: bool = False) -> tuple[int, ...]:
+    """The input without the batch from ``--input`` (``3x32x32``, ``784``: the same format as
+    ``summary``) or the model's ``default_input_size``; ``image``: it must be CxHxW."""
     if text is not None:
         size = parse_shape(text, option)
-        if len(size) != 3:
+        if image and len(size) != 3:
             raise ValueError(
                 f"{option} must be CxHxW without the batch, e.g. 3x224x224, got {text!r}"
             )
@@ -199,7 +206,16 @@ def save_and_echo(net, out_path: Path, model: str, kwargs: dict) -> None:
 def echo_report_and_save(before, after, report, size: tuple[int, ...], out_path: Path, model: str,
                          kwargs: dict, checkpoint: Path | None = None) -> None:
     """Print the surgery report, the before/after totals (params, MACs, latency) and, for a
-    ``checkpoint`` whose dataset is known, the test accuracy before and after; save ``after``."""
+    ``checkpoint`` whose dataset is known, the test accuracy before and after; save ``after``.
+
+    A surgery that changed nothing says so, and why, instead of printing an empty table."""
+    random_weights_note(model, checkpoint)
+    if not report.changes:
+        reasons = "; ".join(f"{s.name}: {s.reason}" for s in report.skipped)
+        typer.echo(f"nothing to do: {report.operation} found no layer to change in {model}"
+                   + (f" ({reasons})" if reasons else ""))  # fmt: skip
+        save_and_echo(after, out_path, model, kwargs)
+        return
     typer.echo(report.to_text())
     typer.echo("")
     echo_accuracy(before, after, checkpoint)

@@ -18,13 +18,17 @@ from onebyone.cli._paths import check_out_dir
 
 @user_errors
 def compare(
-    variants: list[str] = typer.Argument(None, help="Variant names (default: all; see --list)."),
+    variants: list[str] = typer.Argument(
+        None, metavar="VARIANT", help="Variant names (default: all; see --list)."
+    ),
     data: str = typer.Option("mnist5k", "--data", help="'mnist5k' (bundled) or a dataset path."),
     epochs: int = typer.Option(3, "--epochs", help="Training epochs per variant."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", help="Samples per step."),
     lr: float = typer.Option(0.05, "--lr", help="Peak learning rate."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adamw or adam."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(
+        0, "--seed", help="Seeds every variant's initialisation and the data order."
+    ),
     subset: int = typer.Option(
         0, "--subset", help="Train on a class-balanced subset of this many samples."
     ),
@@ -43,7 +47,9 @@ def compare(
     latency: bool = typer.Option(
         True, "--latency/--no-latency", help="Measure CPU latency (batch 1, 64)."
     ),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option(
+        "auto", "--device", help="auto (CUDA if available), cpu, cuda, cuda:N (latency: CPU)."
+    ),
     list_: bool = typer.Option(False, "--list", help="List the variants and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     threads: int | None = threads_option(),

@@ -44,7 +44,7 @@ def _check_options(energy, budget, rank, method, round_to, iterations):
 
 @user_errors
 def compress(
-    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
+    model: str = typer.Argument(..., metavar="MODEL", help=f"The model: {SPEC_HELP}."),
     out: str = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     energy: float | None = typer.Option(None, "--energy", help="Keep this fraction of the squared singular values."),

@@ -13,7 +13,7 @@ from onebyone.models._spec import SPEC_HELP
 
 @user_errors
 def fuse(
-    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
+    model: str = typer.Argument(..., metavar="MODEL", help=f"The model: {SPEC_HELP}."),
     out: str = typer.Option(..., "-o", "--out", help="Output path prefix: writes OUT.safetensors and OUT.json."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
