@@ -143,3 +143,22 @@ def test_the_compare_table_has_plain_headers_and_fits_80_columns():
     for header in ("model", "params", "MACs", "latency (ms)", "test accuracy", "train time (s)"):
         assert header in text
     assert "431,242" in text and "97.12%" in text and "ms b1" not in text
+
+
+def test_training_steps_leave_no_extra_blank_lines_in_a_pipe(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from onebyone import tour
+
+    def stub(i, console, result, **_):
+        tour._title(console, i, "a training step")
+        tour._say(console, "stub step done")
+
+    monkeypatch.setattr(tour, "_step_fc_to_conv", stub)
+    monkeypatch.setattr(tour, "_step_compare", stub)
+    console = Console(file=io.StringIO(), width=80)  # not a terminal, like a pipe
+    tour.run_tour(quick=False, console=console)
+    text = console.file.getvalue()
+    assert "\n\n\n" not in text and text.count("stub step done") == 2

@@ -74,9 +74,11 @@ def run_tour(*, quick: bool = False, console: Any = None, seed: int = 0) -> dict
     steps = [_step_tutorial, _step_7x7, _step_cross_channel, _step_inception, _step_residual,
              _step_fc_to_conv, _step_compare]  # fmt: skip
     result: dict[str, Any] = {}
+    # The bar is for terminals only: in a pipe or a file, stopping it around the training steps
+    # would leave blank lines (and nothing would be erased anyway).
     progress = Progress(
         TextColumn("[bold]tour"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        console=console, transient=True, disable=not console.is_terminal,
     )  # fmt: skip
     with progress:
         task = progress.add_task("tour", total=len(steps))
