@@ -62,7 +62,7 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
     state = json.loads((out / "state.json").read_text())
     assert state["epoch"] == 1 and state["metrics"]["val_accuracy"] > 0.3
     assert (out / "model.safetensors").stat().st_size > 0
-    assert "done: 1 epochs" in text
+    assert "done: 1 epoch, val accuracy" in text
 
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     code, text = _run(
@@ -139,7 +139,8 @@ def test_trained_folder_feeds_compress(model_file, tmp_path):
     assert code == 0, text
     state = json.loads((run / "state.json").read_text())
     assert state["metadata"] == {
-        "model": {"spec": "resnet20", "kwargs": {"in_channels": 1, "num_classes": 10}}
+        "model": {"spec": "resnet20", "kwargs": {"in_channels": 1, "num_classes": 10}},
+        "data": "mnist5k",  # what compress/fuse --checkpoint test the accuracy on
     }
     for checkpoint in (run, run / "model.safetensors"):
         code, text = _run("compress", "resnet20", "--checkpoint", checkpoint, "--rank", "8",
@@ -197,7 +198,7 @@ def test_ddp_two_processes_on_cpu(model_file, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
     assert proc.returncode == 0, stderr[-3000:]
-    assert stdout.count("done: 1 epochs") == 1  # only rank 0 prints
+    assert stdout.count("done: 1 epoch,") == 1  # only rank 0 prints
     state = json.loads((out / "state.json").read_text())
     assert state["config"]["world_size"] == 2 and state["epoch"] == 1
     # Each process trained on its half of the 320 digits; the all-reduced count is the whole set.
