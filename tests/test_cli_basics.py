@@ -237,3 +237,26 @@ def test_plan_with_nothing_to_do_says_why():
     assert result.exit_code == 0
     assert result.output.startswith("nothing to do: no layer of tutorial_base would be cheaper")
     assert "Layer (type)" not in result.output
+
+
+def test_compare_table_fits_80_columns_with_plain_headers_and_whole_values():
+    import io
+
+    from rich.console import Console
+
+    from onebyone.cli.compare_cmd import compare_table
+    from onebyone.experiments.comparison import CompareReport, VariantResult
+
+    report = CompareReport([
+        VariantResult("inception_naive", None, 1_229_878, 994_396_672, 10.7, 1018.25, 0.959, 1016.3),
+        VariantResult("inception_reduced", "inception_naive", 455_114, 11_065_088, 1.43, 21.5, 0.814, 17.5),
+    ])  # fmt: skip
+    buffer = io.StringIO()
+    Console(file=buffer, width=80).print(compare_table(report))
+    lines = buffer.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].split() == ["latency", "latency", "test", "train"]
+    assert lines[1].split() == ["model", "params", "MACs", "b1", "(ms)", "b64", "(ms)", "accuracy",
+                                "time", "(s)"]  # fmt: skip
+    assert lines[3].split() == ["inception_naive", "1,229,878", "994.40", "M", "10.70", "1018.2",
+                                "95.90%", "1016.3"]  # fmt: skip

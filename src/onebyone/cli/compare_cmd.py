@@ -16,6 +16,39 @@ from onebyone.cli._common import (
 from onebyone.cli._paths import check_out_dir
 
 
+def compare_table(report):
+    """The comparison as a rich Table with plain headers that fits 80 columns (each reduced
+    variant's twin is named in the summary lines below it).
+
+    Example:
+        >>> from onebyone.experiments.comparison import CompareReport, VariantResult
+        >>> t = compare_table(CompareReport([VariantResult("a", None, 10, 400, 1.0, 9.0, 0.95, 3.0)]))
+        >>> [c.header.replace("\\n", " ") for c in t.columns][3:]
+        ['latency b1 (ms)', 'latency b64 (ms)', 'test accuracy', 'train time (s)']
+    """
+    from rich import box
+    from rich.table import Table
+
+    from onebyone.analysis.render import human_count
+
+    rows = [
+        (v.name, f"{v.params:,}", human_count(v.macs),
+         "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}",
+         "-" if v.latency_ms_b64 is None else f"{v.latency_ms_b64:.1f}",
+         f"{100 * v.accuracy:.2f}%", f"{v.train_seconds:.1f}")
+        for v in report.variants
+    ]  # fmt: skip
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    # Two-line headers, never cut values: 80 columns hold the longest variant name.
+    headers = ("model", "params", "MACs", "latency\nb1 (ms)", "latency\nb64 (ms)",
+               "test\naccuracy", "train\ntime (s)")  # fmt: skip
+    for k, col in enumerate(headers):
+        t.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
 @user_errors
 def compare(
     variants: list[str] = typer.Argument(
@@ -100,8 +133,8 @@ def compare(
         test_subset=test_subset or None, latency=latency, device=device, out_dir=out,
         plot=plot, quiet=quiet,
     )  # fmt: skip
-    console = Console(width=max(Console().width, 110))
-    console.print(result.table())
+    console = Console()  # the terminal's width; 80 columns in a pipe
+    console.print(compare_table(result))
     # markup=False: "[ok: ...]" is text, not a rich style tag.
     for line in result.summary_lines(verdict=not quick):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
