@@ -40,3 +40,40 @@ def test_readme_examples_run(capsys):
     # The training example learns: far above chance (10%) after its one epoch, as its comment says.
     result = namespace["onebyone"].evaluate(namespace["net"], namespace["test"])
     assert result["accuracy"] > 0.7 and result["count"] == 1000
+
+
+def _cli_lines() -> list[list[str]]:
+    """``onebyone CMD ...`` lines of the README's bash blocks, comments dropped, as words."""
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S):
+        for line in block.splitlines():
+            words = line.split("#")[0].split()
+            if "onebyone" in words:
+                words = words[words.index("onebyone") + 1 :]
+                if words and not words[0].startswith("-"):
+                    lines.append(words)
+    return lines
+
+
+def test_readme_commands_use_real_commands_and_options():
+    from typer.main import get_command
+
+    from onebyone.cli import app
+
+    commands = get_command(app).commands
+    lines = _cli_lines()
+    assert len(lines) >= 10
+    for words in lines:
+        assert words[0] in commands, words
+        known = {opt for p in commands[words[0]].params for opt in (*p.opts, *p.secondary_opts)}
+        for word in words[1:]:
+            if word.startswith("--"):
+                assert word in known, (words[0], word)
+
+
+def test_readme_states_the_threads_default_and_its_measurements():
+    text = README.read_text(encoding="utf-8")
+    assert "### Threads" in text and "`--threads N`" in text
+    from onebyone.cli._common import DEFAULT_THREADS
+
+    assert f"else **{DEFAULT_THREADS}**" in text

@@ -69,7 +69,7 @@ def test_train_cli_writes_checkpoint_and_refuses_other_model(model_file, tmp_pat
     assert state["input_size"] == [1, 28, 28]
     # One word for one number: the epoch line's "val" accuracy is the final line's.
     acc = f"{100 * state['metrics']['val_accuracy']:.2f}%"
-    assert f"done: 1 epoch, val accuracy {acc}; checkpoint in {out}" in text
+    assert f"done: 1 epoch, val accuracy {acc} (on the test split); checkpoint in {out}" in text
 
     before = _snapshot(out)
     code, text = _run(
@@ -152,7 +152,8 @@ def test_trained_folder_feeds_compress(model_file, tmp_path):
     assert code == 0, text
     state = json.loads((run / "state.json").read_text())
     assert state["metadata"] == {
-        "model": {"spec": "resnet20", "kwargs": {"in_channels": 1, "num_classes": 10}}
+        "model": {"spec": "resnet20", "kwargs": {"in_channels": 1, "num_classes": 10}},
+        "data": "mnist5k",  # what compress/fuse --checkpoint test the accuracy on
     }
     for checkpoint in (run, run / "epoch-0001" / "model.safetensors"):
         code, text = _run("compress", "resnet20", "--checkpoint", checkpoint, "--rank", "8",

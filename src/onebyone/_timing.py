@@ -1,18 +1,107 @@
 """Wall-clock timing for decisions made at run time (surgery's ``measure=True``, latency columns).
 
 Benchmarks in ``benchmarks/`` use the same helper so that every number is taken the same way:
-warm-up calls, then the median of repeats.
+warm-up calls, then the median of repeats. On a shared machine one slow call (another program
+took the core) can be many times the others, so a figure also carries its spread, the
+interquartile range over the median: above :data:`MAX_SPREAD` it is marked unreliable instead
+of being shown as if it were a measurement.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["latency_ms", "median_seconds"]
+__all__ = ["MAX_SPREAD", "Measurement", "latency_ms", "measure", "median_seconds", "spread"]
+
+# Above this relative interquartile range the median says more about the machine's load than
+# about the code: the middle half of the samples differ by more than a quarter of the median.
+MAX_SPREAD = 0.25
+
+
+def spread(samples: Sequence[float]) -> float:
+    """The interquartile range of ``samples`` over their median (0 for fewer than 2 samples).
+
+    Example:
+        >>> spread([1.0, 1.0, 1.0, 1.0])
+        0.0
+        >>> spread([1.0, 2.0, 3.0, 4.0, 5.0])  # quartiles 2 and 4, median 3
+        0.6666666666666666
+    """
+    if len(samples) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    middle = statistics.median(samples)
+    return (q3 - q1) / middle if middle > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Samples of one timing in seconds, their median and their spread.
+
+    Example:
+        >>> m = Measurement((0.010, 0.011, 0.010, 0.012, 0.010))
+        >>> round(m.median * 1000, 3), m.reliable
+        (10.0, True)
+        >>> Measurement((0.010, 0.090, 0.011, 0.200, 0.012)).reliable  # a busy machine
+        False
+    """
+
+    samples: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> float:
+        return spread(self.samples)
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the spread is at most :data:`MAX_SPREAD`."""
+        return self.spread <= MAX_SPREAD
+
+
+def _sync() -> Callable[[], None]:
+    return torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+
+def measure(
+    fn: Callable[[], object], *, warmup: int = 3, repeats: int = 15, max_seconds: float | None = None
+) -> Measurement:
+    """Time ``fn()`` ``repeats`` times after ``warmup`` untimed calls.
+
+    Args:
+        fn: the call to time.
+        warmup: untimed calls first (caches, allocator, lazy initialisation).
+        repeats: timed calls; with ``max_seconds``, the most of them.
+        max_seconds: stop after this much timed time, keeping at least 5 samples.
+
+    Example:
+        >>> m = measure(lambda: sum(range(1000)), warmup=1, repeats=5)
+        >>> len(m.samples), m.median > 0
+        (5, True)
+    """
+    sync = _sync()
+    for _ in range(max(0, warmup)):
+        fn()
+    sync()
+    times: list[float] = []
+    total = 0.0
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+        total += times[-1]
+        if max_seconds is not None and total > max_seconds and len(times) >= 5:
+            break
+    return Measurement(tuple(times))
 
 
 def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 7) -> float:
@@ -25,17 +114,7 @@ def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 
         >>> t > 0
         True
     """
-    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    for _ in range(max(0, warmup)):
-        fn()
-    sync()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return measure(fn, warmup=warmup, repeats=repeats).median
 
 
 def latency_ms(

@@ -6,8 +6,18 @@ Each command lives in its own module and is registered here, explicitly.
 from __future__ import annotations
 
 import typer
+from typer.core import TyperCommand
 
 from onebyone._version import __version__
+
+
+class _Command(TyperCommand):
+    """A command whose usage line shows ``MODEL``, as its help does, not typer's ``{MODEL}``."""
+
+    def collect_usage_pieces(self, ctx):
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
 
 app = typer.Typer(
     name="onebyone",
@@ -15,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help (click's layout): flags show no "<bool>", text reflows to the terminal's width.
+    rich_markup_mode=None,
 )
 
 
@@ -49,20 +61,29 @@ from onebyone.cli.summary_cmd import summary  # noqa: E402
 from onebyone.cli.tour_cmd import tour  # noqa: E402
 from onebyone.cli.train_cmd import train  # noqa: E402
 
-app.command("calibrate")(calibrate)
-app.command("compare")(compare)
-app.command("compress")(compress)
-app.command("convolutionalize")(convolutionalize)
-app.command("diff")(diff)
-app.command("export")(export)
-app.command("fuse")(fuse)
-app.command("models")(models)
-app.command("plan")(plan)
-app.command("profile")(profile)
-app.command("report")(report)
-app.command("summary")(summary)
-app.command("tour")(tour)
-app.command("train")(train)
+app.command("calibrate", cls=_Command)(calibrate)
+app.command("compare", cls=_Command)(compare)
+app.command("compress", cls=_Command)(compress)
+app.command("convolutionalize", cls=_Command)(convolutionalize)
+app.command("diff", cls=_Command)(diff)
+app.command("export", cls=_Command)(export)
+app.command("fuse", cls=_Command)(fuse)
+app.command("models", cls=_Command)(models)
+app.command("plan", cls=_Command)(plan)
+app.command("profile", cls=_Command)(profile)
+app.command("report", cls=_Command)(report)
+app.command("summary", cls=_Command)(summary)
+app.command("tour", cls=_Command)(tour)
+app.command("train", cls=_Command)(train)
+
+
+def _command_path() -> str:
+    """``onebyone CMD`` from the command line, for errors raised without a click context."""
+    import sys
+
+    names = {c.name for c in app.registered_commands}
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    return f"onebyone {command}" if command in names else "onebyone"
 
 
 def main() -> None:
@@ -88,7 +109,8 @@ def main() -> None:
             typer.echo(e.format_message())
         code = 2
     except click_exceptions.ClickException as e:  # UsageError, BadParameter, NoSuchOption...
-        hint = f" (see '{e.ctx.command_path} --help')" if getattr(e, "ctx", None) is not None else ""
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see '{ctx.command_path if ctx is not None else _command_path()} --help')"
         print(f"error: {' '.join(e.format_message().split())}{hint}", file=sys.stderr)
         code = 2
     except (typer.Abort, KeyboardInterrupt):

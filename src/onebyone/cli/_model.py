@@ -47,14 +47,40 @@ def _normalized(spec: str) -> str:
     return spec
 
 
-def trained_with(spec: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The ``metadata`` that ``onebyone train`` stores in ``state.json``: how to rebuild the model.
+def trained_with(spec: str, kwargs: dict[str, Any], data: str | None = None) -> dict[str, Any]:
+    """The ``metadata`` that ``onebyone train`` stores in ``state.json``: how to rebuild the model
+    and (``data``) the dataset it was trained on, so that later commands can test it there.
 
     Example:
         >>> trained_with("resnet20", {"in_channels": 1, "num_classes": 10})
         {'model': {'spec': 'resnet20', 'kwargs': {'in_channels': 1, 'num_classes': 10}}}
+        >>> trained_with("resnet20", {}, data="mnist5k")["data"]
+        'mnist5k'
     """
-    return {"model": {"spec": spec, "kwargs": dict(kwargs)}}
+    metadata: dict[str, Any] = {"model": {"spec": spec, "kwargs": dict(kwargs)}}
+    if data is not None:
+        metadata["data"] = data
+    return metadata
+
+
+def trained_data(weights: Path) -> str | None:
+    """The dataset recorded by ``onebyone train`` beside ``weights`` (``metadata.data``), or None.
+
+    Example:
+        >>> import tempfile
+        >>> trained_data(Path(tempfile.mkdtemp()) / "model.safetensors") is None
+        True
+    """
+    if not (weights.parent / STATE_FILE).is_file():
+        return None
+    from onebyone.train import read_state
+
+    try:
+        metadata = read_state(weights.parent).get("metadata")
+    except (ValueError, FileNotFoundError):
+        return None
+    data = metadata.get("data") if isinstance(metadata, dict) else None
+    return data if isinstance(data, str) and data else None
 
 
 @dataclass(frozen=True)
@@ -199,21 +225,90 @@ def build_kwargs(
     from onebyone.models import is_model
 
     kwargs = dict(trained or {})
-    if input_shape is not None and len(input_shape) == 3 and is_model(spec):
+    saved = Path(spec).suffix in PLAN_SUFFIXES  # a saved model: in_channels is checked, not set
+    if input_shape is not None and len(input_shape) == 3 and (is_model(spec) or saved):
         kwargs["in_channels"] = input_shape[0]
     if num_classes is not None:
         kwargs["num_classes"] = num_classes
     return kwargs
 
 
+PLAN_SUFFIXES = (".json", ".safetensors")
+
+
+def saved_plan(spec: str, option: str = "MODEL") -> Path | None:
+    """The plan behind ``spec`` when it names a model saved by ``surgery.save``, else None.
+
+    ``slim/r20.json`` and ``slim/r20.safetensors`` (what ``compress``, ``fuse`` and
+    ``convolutionalize --out`` write) both name the plan ``slim/r20.json``. A ``.safetensors``
+    without its plan (weights from ``onebyone train``) or a missing file is a ValueError that
+    says what to give instead.
+
+    Example:
+        >>> saved_plan("resnet20") is None
+        True
+        >>> saved_plan("nowhere/r20.json")
+        Traceback (most recent call last):
+        ...
+        ValueError: MODEL 'nowhere/r20.json' does not exist; expected a model saved by compress, fuse, convolutionalize --out or surgery.save (x.json or x.safetensors)
+    """
+    path = Path(spec)
+    if path.suffix not in PLAN_SUFFIXES:
+        return None
+    plan = path.with_suffix(".json")
+    if plan.is_file():
+        return plan
+    if path.is_file():  # a .safetensors alone
+        raise ValueError(
+            f"{option} {spec!r} is a weights file without its plan {str(plan)!r}; weights written "
+            f"by onebyone train go in --checkpoint, with the model they were trained from as {option}"
+        )
+    raise ValueError(
+        f"{option} {spec!r} does not exist; expected a model saved by compress, fuse, "
+        "convolutionalize --out or surgery.save (x.json or x.safetensors)"
+    )
+
+
+def _load_saved(spec: str, plan: Path, kwargs: dict[str, Any]):
+    """A saved model, with the builder kwargs the command asks for checked against it."""
+    from onebyone.surgery import load
+
+    try:
+        net = load(plan)
+    except ValueError as e:
+        if "trust_code" in str(e):
+            raise ValueError(
+                f"MODEL {spec!r} was saved from a model built by code ({e}); the command line "
+                "only loads saved models based on the zoo. In Python: "
+                "onebyone.surgery.load(path, trust_code=True)"
+            ) from e
+        raise
+    for key, what in (("in_channels", "input channels"), ("num_classes", "classes")):
+        have = getattr(net, key, None)
+        want = kwargs.get(key)
+        if want is not None and isinstance(have, int) and have != want:
+            raise ValueError(
+                f"MODEL {spec!r} is a saved model with {have} {what}, and this run needs {want} "
+                f"(from the input or the data); a saved model keeps its {what}"
+            )
+    return net
+
+
 def load_spec(spec: str, **kwargs: Any):
     """``load_model(spec, **kwargs)`` with every failure to build it as one ValueError.
+
+    ``spec`` may also name a model saved by ``surgery.save`` (``x.json`` or ``x.safetensors``):
+    it is rebuilt with its weights; ``in_channels``/``num_classes`` then only have to agree.
 
     Example:
         >>> load_spec("resnet20", in_channels=1).in_channels
         1
     """
     from onebyone.models import load_model
+
+    plan = saved_plan(spec)
+    if plan is not None:
+        return _load_saved(spec, plan, kwargs)
 
     try:
         return load_model(spec, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
 import torch
 import typer
@@ -17,6 +18,7 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     A zoo model is built for ``--input``'s channels; a ``--checkpoint`` folder (or file) written
     by ``onebyone train`` brings back the arguments the model was trained with. Returns the
     model and the builder kwargs (saved in the plan so that ``load`` rebuilds the same model).
+    A zoo model or code without ``--checkpoint`` has random weights: a one-line note says so.
     """
     from onebyone.cli._model import TrainedCheckpoint, build_kwargs, load_spec, read_checkpoint
     from onebyone.surgery import load_weights
@@ -25,7 +27,7 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     found = TrainedCheckpoint(None) if checkpoint is None else read_checkpoint(checkpoint, model)
     weights, trained = found.weights, found.kwargs
     channels = trained.get("in_channels")
-    if shape is not None and isinstance(channels, int) and shape[0] != channels:
+    if shape is not None and len(shape) == 3 and isinstance(channels, int) and shape[0] != channels:
         raise ValueError(
             f"--input {input!r} has {shape[0]} channels but --checkpoint {str(checkpoint)!r} was "
             f"trained with in_channels={channels}; use --input {channels}x{shape[1]}x{shape[2]}"
@@ -40,11 +42,53 @@ def build(model: str, checkpoint: Path | None, num_classes: int | None, input: s
     return net.eval(), kwargs
 
 
-def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...]:
-    """(C, H, W) from ``--input`` or the model's ``default_input_size``."""
+def random_weights_note(model: str, checkpoint: Path | None) -> None:
+    """One line on stderr when MODEL's weights are random (a zoo model or code, no checkpoint)."""
+    from onebyone.cli._model import saved_plan
+
+    if checkpoint is None and saved_plan(model) is None:
+        typer.echo(
+            f"note: {model} has random weights (no --checkpoint): its errors and outputs below say "
+            "nothing about a trained model; train it first (onebyone train) for real numbers",
+            err=True,
+        )
+
+
+def echo_accuracy(before, after, checkpoint: Path | None, option: str = "--checkpoint") -> None:
+    """Test accuracy before and after, on the dataset ``checkpoint`` was trained on, when known."""
+    if checkpoint is None:
+        return
+    from onebyone.cli._model import trained_data
+    from onebyone.train import evaluate
+    from onebyone.train.checkpoint import MODEL_FILE
+
+    weights = checkpoint / MODEL_FILE if checkpoint.is_dir() else checkpoint
+    data = trained_data(weights)
+    if data is None:
+        typer.echo(f"accuracy: unknown ({option} {str(checkpoint)!r} does not record the dataset "
+                   "it was trained on; onebyone train records it)")  # fmt: skip
+        return
+    from onebyone.data import load
+
+    try:
+        test = load(data, "test")
+    except (ValueError, OSError) as e:
+        typer.echo(f"accuracy: unknown (the training data {data!r} cannot be read: {e})")
+        return
+    a = evaluate(before, test, device="cpu")
+    b = evaluate(after, test, device="cpu")
+    typer.echo(
+        f"test accuracy on {data} ({a['count']:,} samples): {100 * a['accuracy']:.2f}% before, "
+        f"{100 * b['accuracy']:.2f}% after"
+    )
+
+
+def input_size(net, text: str | None, option: str = "--input", *, image: bool = False) -> tuple[int, ...]:
+    """The input without the batch from ``--input`` (``3x32x32``, ``784``: the same format as
+    ``summary``) or the model's ``default_input_size``; ``image``: it must be CxHxW."""
     if text is not None:
         size = parse_shape(text, option)
-        if len(size) != 3:
+        if image and len(size) != 3:
             raise ValueError(
                 f"{option} must be CxHxW without the batch, e.g. 3x224x224, got {text!r}"
             )
@@ -58,71 +102,134 @@ def input_size(net, text: str | None, option: str = "--input") -> tuple[int, ...
 
 
 def latency_pair(
-    before, after, size: tuple[int, ...], *, rounds: dict[int, int] | None = None
-) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Median eval latency in ms of ``before`` and ``after`` at batch 1 and batch 8.
+    before, after, size: tuple[int, ...], *, rounds: dict[int, int] | None = None,
+    max_seconds: float = 2.0,
+) -> tuple[dict[int, Any], dict[int, Any]]:
+    """Eval latency of ``before`` and ``after`` at batch 1 and batch 8, with its reliability.
 
-    The two models are timed in alternating rounds (before, after, before, after...), so that a
-    change in the load of a shared machine hits both alike; each figure is the median of its
-    rounds. Returns ``((before_b1, before_b8), (after_b1, after_b8))``.
+    After three warm-up calls of each, the two models are timed in alternating rounds (before,
+    after, before, after...), so that a change in the load of a shared machine hits both alike:
+    up to ``rounds[batch]`` rounds, at least 5, stopping once ``max_seconds`` are spent on that
+    batch. Returns ``({1: Measurement, 8: Measurement}, {1: ..., 8: ...})`` (seconds).
     """
-    import statistics
-
     from onebyone import _timing
     from onebyone._modes import eval_mode
 
-    rounds = rounds or {1: 7, 8: 5}
+    rounds = rounds or {1: 21, 8: 11}
     param = next(before.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    times: dict[str, dict[int, float]] = {"before": {}, "after": {}}
+    out: dict[str, dict[int, Any]] = {"before": {}, "after": {}}
     with eval_mode(before, after), torch.inference_mode():
         for batch, n in rounds.items():
             x = torch.randn(batch, *size, device=device)
-            before(x)  # warm-up, untimed
-            after(x)
+            for _ in range(3):  # warm-up, untimed
+                before(x)
+                after(x)
             samples: dict[str, list[float]] = {"before": [], "after": []}
-            for _ in range(n):
+            spent = 0.0
+            for k in range(n):
                 for key, net in (("before", before), ("after", after)):
-                    samples[key].append(_timing.median_seconds(lambda net=net, x=x: net(x), warmup=0, repeats=1))
+                    t = _timing.measure(lambda net=net, x=x: net(x), warmup=0, repeats=1).samples[0]
+                    samples[key].append(t)
+                    spent += t
+                if spent > max_seconds and k + 1 >= 5:
+                    break
             for key in samples:
-                times[key][batch] = 1000.0 * statistics.median(samples[key])
-    b, a = times["before"], times["after"]
-    return (b[1], b[8]), (a[1], a[8])
+                out[key][batch] = _timing.Measurement(tuple(samples[key]))
+    return out["before"], out["after"]
+
+
+def latency_cells(times: dict[int, Any]) -> dict[str, float | None]:
+    """Milliseconds at batch 1 and 8, or None for a figure the noise made meaningless.
+
+    A figure is dropped when its spread is above ``_timing.MAX_SPREAD``; both are dropped when
+    batch 8 ran faster than batch 1 (eight images cannot take less time than one: the load
+    changed between the two).
+
+    Example:
+        >>> from onebyone._timing import Measurement
+        >>> latency_cells({1: Measurement((0.010,) * 5), 8: Measurement((0.050,) * 5)})
+        {'b1': 10.0, 'b8': 50.0}
+        >>> latency_cells({1: Measurement((0.9,) * 5), 8: Measurement((0.2,) * 5)})
+        {'b1': None, 'b8': None}
+    """
+    b1, b8 = times[1], times[8]
+    if b8.median < b1.median:
+        return {"b1": None, "b8": None}
+    return {
+        "b1": 1000.0 * b1.median if b1.reliable else None,
+        "b8": 1000.0 * b8.median if b8.reliable else None,
+    }
 
 
 def echo_totals(before: dict, after: dict) -> None:
-    """Print a before/after totals table: params, MACs, latency."""
+    """Print a before/after totals table: params, MACs, latency ("unreliable" where noise won)."""
     rows = [("params", "params", "{:,}"), ("MACs", "macs", "{:,}"), ("latency b1 (ms)", "b1", "{:.2f}"),
             ("latency b8 (ms)", "b8", "{:.2f}")]
     typer.echo(f"{'':18}{'before':>18}{'after':>18}{'ratio':>9}")
+    unreliable = False
     for label, key, fmt in rows:
-        if before.get(key) is None or after.get(key) is None:
+        if key not in before or key not in after:
             continue
-        ratio = before[key] / after[key] if after[key] else float("inf")
-        typer.echo(f"{label:18}{fmt.format(before[key]):>18}{fmt.format(after[key]):>18}{ratio:>8.2f}x")
+        b, a = before[key], after[key]
+        if b is None or a is None:
+            unreliable = True
+            b_text = "unreliable" if b is None else fmt.format(b)
+            a_text = "unreliable" if a is None else fmt.format(a)
+            typer.echo(f"{label:18}{b_text:>18}{a_text:>18}{'-':>9}")
+            continue
+        ratio = b / a if a else float("inf")
+        typer.echo(f"{label:18}{fmt.format(b):>18}{fmt.format(a):>18}{ratio:>8.2f}x")
+    if unreliable:
+        from onebyone._timing import MAX_SPREAD
+
+        typer.echo(
+            f"unreliable: the repeated timings varied by more than {MAX_SPREAD:.0%} (interquartile "
+            "range over the median), or batch 8 ran faster than batch 1; other programs are "
+            "using the CPU. Rerun when the machine is quieter."
+        )
 
 
 def torch_threads_note() -> str:
-    return f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    from onebyone.cli._common import plural
+
+    return f"CPU, {plural(torch.get_num_threads(), 'thread')}, torch {torch.__version__}"
 
 
 def save_and_echo(net, out_path: Path, model: str, kwargs: dict) -> None:
     """Save ``net`` as OUT.json + OUT.safetensors (rebuilt from ``model``) and say what was written."""
+    from onebyone.cli._model import saved_plan
     from onebyone.surgery import save
 
-    plan = save(net, out_path, base=model, base_kwargs=kwargs)
+    if saved_plan(model) is not None:  # a saved model: its plan keeps its base and steps
+        plan = save(net, out_path)
+    else:
+        plan = save(net, out_path, base=model, base_kwargs=kwargs)
     typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
 
 
 def echo_report_and_save(before, after, report, size: tuple[int, ...], out_path: Path, model: str,
-                         kwargs: dict) -> None:
-    """Print the surgery report, the before/after totals (params, MACs, latency), then save ``after``."""
+                         kwargs: dict, checkpoint: Path | None = None) -> None:
+    """Print the surgery report, the before/after totals (params, MACs, latency) and, for a
+    ``checkpoint`` whose dataset is known, the test accuracy before and after; save ``after``.
+
+    A surgery that changed nothing says so, and why, instead of printing an empty table."""
+    random_weights_note(model, checkpoint)
+    if not report.changes:
+        reasons = "; ".join(f"{s.name}: {s.reason}" for s in report.skipped)
+        typer.echo(f"nothing to do: {report.operation} found no layer to change in {model}"
+                   + (f" ({reasons})" if reasons else ""))  # fmt: skip
+        save_and_echo(after, out_path, model, kwargs)
+        return
     typer.echo(report.to_text())
     typer.echo("")
-    (b1, b8), (a1, a8) = latency_pair(before, after, size)
-    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}):")
+    echo_accuracy(before, after, checkpoint)
+    times_before, times_after = latency_pair(before, after, size)
+    typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}; latency: "
+               f"median of {len(times_before[1].samples)} runs at batch 1, "
+               f"{len(times_before[8].samples)} at batch 8):")  # fmt: skip
     echo_totals(
-        {"params": report.params_before, "macs": report.macs_before, "b1": b1, "b8": b8},
-        {"params": report.params_after, "macs": report.macs_after, "b1": a1, "b8": a8},
+        {"params": report.params_before, "macs": report.macs_before, **latency_cells(times_before)},
+        {"params": report.params_after, "macs": report.macs_after, **latency_cells(times_after)},
     )
     save_and_echo(after, out_path, model, kwargs)

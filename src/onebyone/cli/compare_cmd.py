@@ -6,19 +6,62 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import check_device, check_subset, user_errors
+from onebyone.cli._common import (
+    check_device,
+    check_subset,
+    set_threads,
+    threads_option,
+    user_errors,
+)
 from onebyone.cli._paths import check_out_dir
+
+
+def compare_table(report):
+    """The comparison as a rich Table with plain headers that fits 80 columns (each reduced
+    variant's twin is named in the summary lines below it).
+
+    Example:
+        >>> from onebyone.experiments.comparison import CompareReport, VariantResult
+        >>> t = compare_table(CompareReport([VariantResult("a", None, 10, 400, 1.0, 9.0, 0.95, 3.0)]))
+        >>> [c.header.replace("\\n", " ") for c in t.columns][3:]
+        ['latency b1 (ms)', 'latency b64 (ms)', 'test accuracy', 'train time (s)']
+    """
+    from rich import box
+    from rich.table import Table
+
+    from onebyone.analysis.render import human_count
+
+    rows = [
+        (v.name, f"{v.params:,}", human_count(v.macs),
+         "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}",
+         "-" if v.latency_ms_b64 is None else f"{v.latency_ms_b64:.1f}",
+         f"{100 * v.accuracy:.2f}%", f"{v.train_seconds:.1f}")
+        for v in report.variants
+    ]  # fmt: skip
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+    # Two-line headers, never cut values: 80 columns hold the longest variant name.
+    headers = ("model", "params", "MACs", "latency\nb1 (ms)", "latency\nb64 (ms)",
+               "test\naccuracy", "train\ntime (s)")  # fmt: skip
+    for k, col in enumerate(headers):
+        t.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
+    for row in rows:
+        t.add_row(*row)
+    return t
 
 
 @user_errors
 def compare(
-    variants: list[str] = typer.Argument(None, help="Variant names (default: all; see --list)."),
+    variants: list[str] = typer.Argument(
+        None, metavar="VARIANT", help="Variant names (default: all; see --list)."
+    ),
     data: str = typer.Option("mnist5k", "--data", help="'mnist5k' (bundled) or a dataset path."),
     epochs: int = typer.Option(3, "--epochs", help="Training epochs per variant."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", help="Samples per step."),
     lr: float = typer.Option(0.05, "--lr", help="Peak learning rate."),
     optimizer: str = typer.Option("sgd", "--optimizer", help="sgd, adamw or adam."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(
+        0, "--seed", help="Seeds every variant's initialisation and the data order."
+    ),
     subset: int = typer.Option(
         0, "--subset", help="Train on a class-balanced subset of this many samples."
     ),
@@ -37,10 +80,13 @@ def compare(
     latency: bool = typer.Option(
         True, "--latency/--no-latency", help="Measure CPU latency (batch 1, 64)."
     ),
-    device: str = typer.Option("auto", "--device"),
+    device: str = typer.Option(
+        "auto", "--device", help="auto (CUDA if available), cpu, cuda, cuda:N (latency: CPU)."
+    ),
     html: Path | None = typer.Option(None, "--html", help="Also write an HTML page of the results."),
     list_: bool = typer.Option(False, "--list", help="List the variants and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Train each variant, then print params, MACs, CPU latency, test accuracy and training time.
 
@@ -67,6 +113,7 @@ def compare(
     check_int("--seed", seed, minimum=0)
     check_choice("--optimizer", optimizer, OPTIMIZERS)
     check_device(device)
+    set_threads(threads)
     check_out_dir(out, "--out", ("report.json", "accuracy_vs_macs.png"))
     if html is not None:  # html: check the page's path before any training
         from onebyone.html import check_page_path
@@ -91,8 +138,8 @@ def compare(
         test_subset=test_subset or None, latency=latency, device=device, out_dir=out,
         plot=plot, quiet=quiet,
     )  # fmt: skip
-    console = Console(width=max(Console().width, 110))
-    console.print(result.table())
+    console = Console()  # the terminal's width; 80 columns in a pipe
+    console.print(compare_table(result))
     # markup=False: "[ok: ...]" is text, not a rich style tag.
     for line in result.summary_lines(verdict=not quick):
         console.print(line, markup=False, highlight=False, soft_wrap=True)

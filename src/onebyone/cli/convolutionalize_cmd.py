@@ -7,37 +7,40 @@ from pathlib import Path
 import torch
 import typer
 
-from onebyone.cli._common import user_errors
+from onebyone.cli._common import set_threads, threads_option, user_errors
 from onebyone.models import SPEC_HELP
 
 
 @user_errors
 def convolutionalize(
-    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
+    model: str = typer.Argument(..., metavar="MODEL", help=f"The model: {SPEC_HELP}."),
     input: str | None = typer.Option(None, "--input", help="The size the model was built for, CxHxW."),
     to: str | None = typer.Option(None, "--to", help="A larger CxHxW to show the score map on."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
     out: str | None = typer.Option(None, "-o", "--out", help="Also save: writes OUT.safetensors and OUT.json."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Rewrite the Linear head as convolutions; show the score-map shapes and the equivalence error."""
     from onebyone.cli._paths import check_out_prefix
-    from onebyone.cli._surgery_common import build, input_size, save_and_echo
+    from onebyone.cli._surgery_common import build, input_size, random_weights_note, save_and_echo
     from onebyone.errors import OneByOneError
     from onebyone.surgery import convolutionalize as convolutionalize_model
 
     if to is not None:
-        input_size(None, to, "--to")  # a malformed --to fails before any work
+        input_size(None, to, "--to", image=True)  # a malformed --to fails before any work
     out_path = check_out_prefix(out)  # before any work
+    set_threads(threads)
     net, kwargs = build(model, checkpoint, num_classes, input)
-    size = input_size(net, input)
-    big = _check_to(size, input_size(net, to, "--to")) if to is not None else None
+    size = input_size(net, input, image=True)
+    big = _check_to(size, input_size(net, to, "--to", image=True)) if to is not None else None
     try:
         conv_net, report = convolutionalize_model(net, size)
     except (ValueError, OneByOneError) as e:
         if str(e).startswith("input_size "):  # the model rejects the input: name the option
             raise type(e)(f"--input {_text(size)}: {e}") from e
         raise
+    random_weights_note(model, checkpoint)
     typer.echo(report.to_text())
     conv_net.eval()
     with torch.no_grad():

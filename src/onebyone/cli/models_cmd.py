@@ -8,7 +8,7 @@ from onebyone.cli._common import user_errors
 
 
 @user_errors
-def models(pattern: str = typer.Argument("*", help="fnmatch pattern, e.g. 'resnet*'.")) -> None:
+def models(pattern: str = typer.Argument("*", metavar="PATTERN", help="fnmatch pattern, e.g. 'resnet*'.")) -> None:
     """List the registered models."""
     from onebyone.models import list_models
 

@@ -8,6 +8,7 @@ from onebyone.cli._common import user_errors
 from onebyone.cli.summary_cmd import (
     BATCH_OPTION,
     DEVICE_PROFILE_OPTION,
+    FORMATS,
     INPUT_OPTION,
     MODEL_ARGUMENT,
     _model_and_input,
@@ -28,7 +29,7 @@ def plan(
     sort: str = typer.Option(
         "macs", "--sort", help="Sort by 'macs', 'params' or estimated 'time' saved."
     ),
-    format: str = typer.Option("table", "--format", help="table or json."),
+    format: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     device_profile: str | None = DEVICE_PROFILE_OPTION,
 ) -> None:
     """For each convolution with kernel > 1 (and Linear over a flattened map), show the cost
@@ -37,7 +38,7 @@ def plan(
     from onebyone.analysis import plan as make_plan
     from onebyone.analysis.plan import PLAN_SORT_KEYS
 
-    check_choice("--format", format, ("table", "json"))
+    check_choice("--format", format, FORMATS)
     check_choice("--sort", sort, PLAN_SORT_KEYS)
     if channels is None:
         check_fraction("--ratio", ratio)
@@ -49,7 +50,30 @@ def plan(
     )
     if format == "json":
         typer.echo(result.to_json())
+    elif format in ("csv", "markdown"):
+        typer.echo(_rows(result, format), nl=False)
     else:
         from onebyone._tables import output_width
 
         typer.echo(result.render(width=output_width()), nl=False)
+
+
+def _rows(result, format: str) -> str:
+    """The plan's entries as CSV or a Markdown table (the report's own, where it has one)."""
+    own = getattr(result, "to_csv" if format == "csv" else "to_markdown", None)
+    if own is not None:
+        return own()
+    rows = [e.to_dict() for e in result.entries]
+    keys = list(rows[0]) if rows else ["name"]
+    if format == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

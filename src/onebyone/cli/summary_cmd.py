@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import parse_shape, user_errors
+from onebyone.cli._common import (
+    MAX_DIM,
+    check_elements,
+    check_memory,
+    parse_shape,
+    set_threads,
+    threads_option,
+    user_errors,
+)
 from onebyone.cli._paths import check_out_file
 from onebyone.models import SPEC_HELP
 
@@ -22,7 +30,7 @@ def _plot_suffixes() -> tuple[str, ...]:
     return tuple(sorted(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes()))
 
 # The model/input/batch parameters of ``summary`` and ``plan`` (read by ``_model_and_input``).
-MODEL_ARGUMENT = typer.Argument(..., help=f"The model: {SPEC_HELP}.")
+MODEL_ARGUMENT = typer.Argument(..., metavar="MODEL", help=f"The model: {SPEC_HELP}.")
 INPUT_OPTION = typer.Option(
     None,
     "--input",
@@ -49,6 +57,8 @@ def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object,
     from onebyone.cli._model import build_kwargs, default_shape, load_spec
 
     batch = check_int("--batch", batch, minimum=1)
+    if batch > MAX_DIM:
+        raise ValueError(f"--batch must be at most {MAX_DIM:,} (2^31 - 1), got {batch}")
     shape = parse_shape(input) if input is not None else None
     net = load_spec(model, **build_kwargs(model, input_shape=shape))
     default = default_shape(net)
@@ -58,6 +68,7 @@ def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object,
                 f"--input takes the shape without the batch (the batch is --batch), e.g. "
                 f"--input {'x'.join(map(str, default))}; got {input!r}"
             )
+        check_elements((batch, *shape), f"--batch {batch} with --input", input)
         return net, (batch, *shape)
     if default is None:
         raise ValueError(
@@ -101,6 +112,7 @@ def summary(
         help="Also save the device's roofline with each layer as a point, e.g. roof.png "
         "(needs matplotlib).",
     ),
+    threads: int | None = threads_option(),
 ) -> None:
     """Count parameters, MACs and FLOPs per layer, without a real forward pass by default.
 
@@ -120,6 +132,7 @@ def summary(
         check_out_file(plot, "--plot", _plot_suffixes())  # before any work
     if roofline is not None:
         check_out_file(roofline, "--roofline", _plot_suffixes())
+    set_threads(threads)
     if model.lower().endswith(".onnx"):  # an .onnx file: analysed by onebyone.onnx
         from onebyone.analysis.roofline import estimate
         from onebyone.onnx import analyze_onnx
@@ -128,6 +141,11 @@ def summary(
         report = estimate(analyze_onnx(model, size), device_profile)
     else:
         net, size = _model_and_input(model, input, batch)
+        if device != "meta":  # counted first without memory: say what the real run would need
+            counted = analyze(net, size, device="meta")
+            needed = (counted.input_bytes + counted.activation_bytes + counted.param_bytes
+                      + counted.buffer_bytes)  # fmt: skip
+            check_memory(needed, device, f"a real forward at input {'x'.join(map(str, size))}")
         report = analyze(net, size, device=device, device_profile=device_profile, measure=measure)
     show(report, format, depth=depth, channels_last=channels_last, explain=explain, sort=sort)
     if plot is not None:
