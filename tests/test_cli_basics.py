@@ -171,8 +171,8 @@ def test_plural():
      "elements, more than 2^60"),
     (["summary", "resnet50", "--input", "3x100000x100000", "--device", "cpu"],
      "a real forward at input 1x3x100000x100000 needs about"),
-    (["plan", "resnet20", "--batch", "99999999999999999999999"], "--batch must be at most"),
-    (["summary", "resnet20", "--batch", "99999999999999999999999"], "--batch must be at most"),
+    (["plan", "resnet20", "--batch", "99999999999999999999999"], "--batch must be"),
+    (["summary", "resnet20", "--batch", "99999999999999999999999"], "--batch must be"),
 ])  # fmt: skip
 def test_huge_inputs_are_one_line_not_a_traceback(monkeypatch, capsys, args, message):
     code, out, err = run_main(monkeypatch, capsys, *args)
@@ -235,7 +235,8 @@ def test_plan_writes_csv_and_markdown(fmt):
 def test_plan_with_nothing_to_do_says_why():
     result = runner.invoke(app, ["plan", "tutorial_base", "--channels", "64"])
     assert result.exit_code == 0
-    assert result.output.startswith("nothing to do: no layer of tutorial_base would be cheaper")
+    first = result.output.splitlines()[0]
+    assert "nothing to do" in first and "skipped" in first, result.output
     assert "Layer (type)" not in result.output
 
 

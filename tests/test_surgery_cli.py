@@ -94,7 +94,7 @@ def test_fuse_and_convolutionalize_commands(tmp_path, spec, checkpoint):
         (["--rank", "4", "--round-to", "0"], "--round-to must be an integer >= 1, got 0"),
         (["--rank", "4", "--iterations", "-1"], "--iterations must be an integer >= 0, got -1"),
         # --input takes summary's format (784 is valid); a size the model cannot take fails in it
-        (["--rank", "4", "--input", "8x8"], "the model's forward failed on an input of shape (1, 8, 8)"),
+        (["--rank", "4", "--input", "8x8"], "forward failed in module '0' (Conv2d) on input shapes (1, 8, 8)"),
         (["--budget", "0.01"], "--budget 0.01 cannot be met: decomposing every candidate layer at the lowest rank "
                                "leaves "),
         (["--rank", "1000"], "--rank 1000 is above the channels of every layer that can be decomposed; "
@@ -330,7 +330,8 @@ def test_a_saved_model_is_a_model_for_every_command(tmp_path, steady_latency):
     from onebyone.data import load as load_data
 
     net = load(slim.with_suffix(".json"))
-    load_weights(net, runs / "model.safetensors")
+    (weights,) = runs.glob("epoch-*/model.safetensors")  # the checkpoint's one epoch folder
+    load_weights(net, weights)
     net.eval()
     test = load_data("mnist5k", "test")
     correct = 0
