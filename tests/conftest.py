@@ -28,3 +28,9 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_device_profile(tmp_path_factory, monkeypatch):
+    """Tests never read or write the user's calibrated device profile (~/.cache/onebyone)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))

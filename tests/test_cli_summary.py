@@ -6,6 +6,7 @@ and review the diff: the parameter counts asserted below are the tutorial's own.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -206,3 +207,82 @@ def test_plot_without_matplotlib_is_one_line_before_any_work(monkeypatch, tmp_pa
     result = invoke("summary", "tutorial_base", "--plot", str(tmp_path / "p.png"))
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.strip() == "error: --plot needs matplotlib: pip install 'onebyone[plot]'"
+
+
+# ------------------------------------------------------------------ width, huge inputs, nothing to do
+
+
+@pytest.mark.parametrize("args", [("resnet50",), ("googlenet", "--explain"), ("tutorial_7x7", "--explain")])
+def test_summary_fits_an_80_column_terminal(args):
+    from onebyone.analysis import analyze, render_text
+    from onebyone.cli.summary_cmd import _model_and_input
+
+    net, size = _model_and_input(args[0], None, 1)
+    text = render_text(analyze(net, size), explain="--explain" in args, width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "Total params:" in text and "\x1b[" not in text
+
+
+def test_summary_to_a_pipe_is_not_wrapped_and_has_no_colour():
+    result = invoke("summary", "googlenet", "--explain")
+    assert result.exit_code == 0, result.output
+    assert "\x1b[" not in result.stdout
+    # each formula stays on its row's line; the convention note is one line
+    assert any(line.startswith("MACs: multiply-accumulates") and line.endswith("its children.")
+               for line in result.stdout.splitlines())
+    stem = [line for line in result.stdout.splitlines() if "conv1.conv (Conv2d)" in line]
+    assert stem and "7*7*3*64 = 9,408 params; 7*7*3*64 * 112*112 = 118,013,952 MACs" in stem[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("summary", "resnet20", "--input", "3x99999999999999999999x2"),
+        ("summary", "resnet20", "--input", "3x9999999999x9999999999"),
+        ("summary", "resnet20", "--batch", "99999999999999999999"),
+        ("plan", "resnet20", "--input", "3x9999999999x9999999999"),
+    ],
+)
+def test_sizes_no_tensor_can_hold_are_one_line(args):
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and "too large" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_plan_with_nothing_to_do_says_so():
+    result = invoke("plan", "nin_cifar10", "--channels", "100000")
+    assert result.exit_code == 0, result.output
+    assert "nothing to do" in result.stdout and "Params now" not in result.stdout
+
+
+class FakeTerminal:
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def test_output_width_is_the_terminal_width(monkeypatch):
+    from onebyone._tables import output_width
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert output_width(FakeTerminal()) == 100
+    monkeypatch.setenv("COLUMNS", "50")
+    assert output_width(FakeTerminal()) == 80  # narrower terminals get the readable minimum
+    assert output_width(io.StringIO()) is None  # a pipe or a file: no wrapping
+
+
+@pytest.mark.parametrize("command", ["summary", "plan"])
+def test_commands_lay_out_for_the_terminal(monkeypatch, command):
+    import onebyone._tables as tables
+
+    monkeypatch.setattr(tables, "output_width", lambda file=None: 80)
+    extra = ["--explain"] if command == "summary" else []
+    result = invoke(command, "googlenet", *extra)
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 80

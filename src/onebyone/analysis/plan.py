@@ -20,9 +20,11 @@ import torch
 from torch import nn
 
 from onebyone._checks import check_choice, check_int
+from onebyone._tables import render_rich
 
-from .analyze import _analyze, _Call
-from .render import format_shape, human_count
+from ._text import format_shape, human_count
+from .analyze import analyze
+from .report import LayerStats
 
 __all__ = ["PLAN_LAYERS", "Plan", "PlanEntry", "plan"]
 
@@ -159,8 +161,8 @@ class Plan:
         """Return :meth:`to_dict` as JSON."""
         return json.dumps(self.to_dict(), indent=indent)
 
-    def render(self, *, width: int | None = 140) -> str:
-        """Return the plan as a rich table, as ``onebyone plan`` prints it."""
+    def render(self, *, width: int | None = None) -> str:
+        """Return the plan as a rich table, as ``onebyone plan`` prints it (see ``render_plan``)."""
         return render_plan(self, width=width)
 
     def __str__(self) -> str:
@@ -175,7 +177,7 @@ def plan(
     channels: int | None = None,
     sort: str = "macs",
     device: str | torch.device = "meta",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> Plan:
     """Show what a 1x1 projection in front of each expensive layer would save.
 
@@ -186,7 +188,7 @@ def plan(
         channels: project to this many channels instead of using ``ratio``.
         sort: order entries by ``"macs"`` saved (default) or ``"params"`` saved.
         device: where the analysis runs (``"meta"`` by default).
-        dtype: floating dtype of the analysis.
+        dtype: floating dtype of the analysis (default: the model's own).
 
     Returns:
         A :class:`Plan`. Layers where the projection would not reduce the channels, and
@@ -211,12 +213,15 @@ def plan(
         channels = check_int("channels", channels, minimum=1)
         ratio = None
     check_choice("sort", sort, ("macs", "params"))
-    report, calls = _analyze(model, input_size, device=device, dtype=dtype, track_flatten=True)
+    report = analyze(model, input_size, device=device, dtype=dtype)
 
-    by_module: dict[int, list[_Call]] = {}
-    for call in calls:
-        if isinstance(call.module, PLAN_LAYERS):
-            by_module.setdefault(id(call.module), []).append(call)
+    # A module's calls share its qualified name (a shared module keeps its first name).
+    by_module: dict[str, tuple[nn.Module, list[LayerStats]]] = {}
+    modules = dict(model.named_modules())
+    for row in report.rows:
+        module = modules.get(row.name)
+        if isinstance(module, PLAN_LAYERS):
+            by_module.setdefault(row.name, (module, []))[1].append(row)
 
     result = Plan(
         model=report.model,
@@ -226,13 +231,13 @@ def plan(
         total_params_before=report.total_params,
         total_macs_before=report.total_macs,
     )
-    for module_calls in by_module.values():
-        entry, reason = _entry(module_calls, ratio, channels)
+    for module, rows in by_module.values():
+        entry, reason = _entry(module, rows, ratio, channels)
         if entry is not None:
             entry.applied = (entry.macs_saved if sort == "macs" else entry.params_saved) > 0
             result.entries.append(entry)
         elif reason:
-            result.skipped.append((module_calls[0].row.name, reason))
+            result.skipped.append((rows[0].name, reason))
     key = (
         (lambda e: (e.macs_saved, e.params_saved))
         if sort == "macs"
@@ -247,19 +252,17 @@ def _mid(in_channels: int, ratio: float | None, channels: int | None) -> int:
 
 
 def _entry(
-    calls: list[_Call], ratio: float | None, channels: int | None
+    module: nn.Module, rows: list[LayerStats], ratio: float | None, channels: int | None
 ) -> tuple[PlanEntry | None, str]:
-    first = calls[0]
-    module = first.module
-    row = first.row
+    row = rows[0]
     has_bias = getattr(module, "bias", None) is not None
     bias_out = (
         module.out_features if isinstance(module, nn.Linear) else getattr(module, "out_channels", 0)
     )
     if isinstance(module, nn.Linear):
-        if first.flat_from is None:
+        if row.input_flattened_from is None:
             return None, ""  # a Linear on vectors: nothing spatial to project
-        c, *spatial = first.flat_from
+        c, *spatial = row.input_flattened_from
         positions = math.prod(spatial)
         if c * positions != module.in_features:
             return None, ""
@@ -276,13 +279,13 @@ def _entry(
     mid = _mid(in_channels, ratio, channels)
     if mid >= in_channels:
         return None, f"projecting {in_channels} to {mid} channels would not reduce them"
-    macs_before = sum(c.row.macs for c in calls)
+    macs_before = sum(r.macs for r in rows)
     projection_macs = 0
-    for call in calls:
-        x = call.input_shapes[0]
-        n = x[0]
-        positions_in = math.prod(call.flat_from[1:]) if call.flat_from else math.prod(x[2:])
-        projection_macs += n * positions_in * in_channels * mid
+    for r in rows:
+        x = r.input_shapes[0]
+        flat = r.input_flattened_from
+        positions_in = math.prod(flat[1:]) if flat else math.prod(x[2:])
+        projection_macs += x[0] * positions_in * in_channels * mid
     params_before = weight_per_channel * in_channels + (bias_out if has_bias else 0)
     entry = PlanEntry(
         name=row.name,
@@ -303,22 +306,32 @@ def _entry(
     return entry, ""
 
 
-def render_plan(p: Plan, *, width: int | None = 140) -> str:
-    """Render a :class:`Plan` as a rich table followed by the model totals."""
-    import io
+def render_plan(p: Plan, *, width: int | None = None) -> str:
+    """Render a :class:`Plan` as a rich table followed by the model totals.
 
+    ``width``: lay out for a terminal this wide (cells fold); None: no wrapping.
+    """
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     how = (
         f"{p.channels} channels" if p.channels is not None else f"ratio {p.ratio:g} of in_channels"
     )
-    table = Table(
-        title=f"{p.model}: a 1x1 projection ({how}) before each layer",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
+    lines = []
+    if any(not e.applied for e in p.entries):
+        lines.append("* costs more than it saves: not applied in the totals")
+    lines += [f"skipped {name or '(model)'}: {reason}" for name, reason in p.skipped]
+    lines.append(
+        f"Total params: {p.total_params_before:,} -> {p.total_params_after:,}; "
+        f"total MACs: {p.total_macs_before:,} -> {p.total_macs_after:,} "
+        f"({human_count(p.total_macs_before)} -> {human_count(p.total_macs_after)}), "
+        f"with the projections above applied. Input "
+        f"{', '.join(format_shape(s) for s in p.input_shapes)}."
     )
+    title = f"{p.model}: a 1x1 projection ({how}) before each layer"
+    if not p.entries:
+        return render_rich(f"{title}: nothing to do, {_nothing_reason(p)}", *lines, width=width)
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for col in (
         "Layer (type)",
         "Channels",
@@ -331,8 +344,8 @@ def render_plan(p: Plan, *, width: int | None = 140) -> str:
         table.add_column(
             col,
             justify="left" if col in ("Layer (type)", "Channels") else "right",
-            no_wrap=True,
-            min_width=len(col),  # never cut a header to "Params n…"
+            overflow="fold",
+            no_wrap=col != "Layer (type)",
         )
     for e in p.entries:
         k = "x".join(str(d) for d in e.kernel_size)
@@ -347,21 +360,13 @@ def render_plan(p: Plan, *, width: int | None = 140) -> str:
             f"{human_count(e.projection_macs)} + {human_count(e.layer_macs_after)}",
             f"{100 * e.macs_saved / e.macs_before:.1f}%" if e.macs_before else "--",
         )
-    console = Console(width=width, record=True, no_color=True, file=io.StringIO())
-    try:
-        console.print(table)
-        if any(not e.applied for e in p.entries):
-            console.print("* costs more than it saves: not applied in the totals", highlight=False)
-        for name, reason in p.skipped:
-            console.print(f"skipped {name or '(model)'}: {reason}", highlight=False)
-        console.print(
-            f"Total params: {p.total_params_before:,} -> {p.total_params_after:,}; "
-            f"total MACs: {p.total_macs_before:,} -> {p.total_macs_after:,} "
-            f"({human_count(p.total_macs_before)} -> {human_count(p.total_macs_after)}), "
-            f"with the projections above applied. Input "
-            f"{', '.join(format_shape(s) for s in p.input_shapes)}.",
-            highlight=False,
-        )
-        return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
-    finally:
-        console.file.close()
+    return render_rich(table, *lines, width=width)
+
+
+def _nothing_reason(p: Plan) -> str:
+    if p.skipped:
+        return "every candidate layer was skipped (reasons below)"
+    return (
+        "the model has no convolution with a kernel larger than 1x1 and no Linear over a "
+        "flattened feature map"
+    )

@@ -15,6 +15,12 @@ Definitions (also printed under the rendered table):
 * ``activation_bytes``: the size of the module's output tensors. The total sums the rows
   of leaf modules (modules without children), plus containers' own outputs where the
   container has no children.
+* ``bytes_read`` / ``bytes_written``: memory traffic of the module's own operators, each
+  operator reading its tensor arguments once and writing its outputs once at their real
+  dtypes; views and reshapes move nothing (see ``_traffic``).
+* ``est_time_s``: the roofline estimate of the module's own operators on a device profile
+  (``Report.device_profile`` names it); ``measured_time_s`` is a real run's median, when
+  measured.
 """
 
 from __future__ import annotations
@@ -23,12 +29,36 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["LayerStats", "Report"]
+from ._text import render_markdown, render_text
+
+__all__ = ["LayerStats", "OpCost", "Report"]
 
 Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """The work of one recorded operator call, kept for the time estimate.
+
+    Args:
+        op: the operator, e.g. ``"aten.convolution"``.
+        op_class: its roofline class: ``conv1x1``, ``conv``, ``depthwise``, ``gemm`` or
+            ``elementwise``.
+        flops: ``2 * MACs + extra FLOPs`` of the call.
+        bytes: bytes read plus bytes written.
+
+    Example:
+        >>> OpCost("aten.relu", "elementwise", 64, 512).bytes
+        512
+    """
+
+    op: str
+    op_class: str
+    flops: int
+    bytes: int
 
 
 @dataclass
@@ -50,6 +80,15 @@ class LayerStats:
             ``"3*3*3*512 + 512 = 14,336 params; 3*3*3*512 * 256*256 = 905,969,664 MACs"``.
         is_leaf: True if the module has no child modules.
         call_index: 0 for a module's first call, 1 for its second, and so on.
+        bytes_read: bytes its own operators read (inputs and weights).
+        bytes_written: bytes its own operators write.
+        est_time_s: estimated seconds of its own operators on the report's device profile.
+        bound: what limits the estimate: ``"compute"``, ``"memory"`` or ``"overhead"``
+            (``""`` when the row runs no operator).
+        measured_time_s: measured seconds of the whole call (children included), or None.
+        input_flattened_from: ``(C, H, W)`` when the first input was a 4-d map flattened
+            to ``(N, C*H*W)``, else None.
+        op_costs: one :class:`OpCost` per operator of the module's own forward.
 
     Example:
         >>> row = LayerStats("0", "Conv2d", 1, [(1, 3, 8, 8)], (1, 4, 8, 8), 112, 112, 6912)
@@ -70,17 +109,36 @@ class LayerStats:
     formula: str = ""
     is_leaf: bool = True
     call_index: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    est_time_s: float = 0.0
+    bound: str = ""
+    measured_time_s: float | None = None
+    input_flattened_from: Shape | None = None
+    op_costs: list[OpCost] = field(default_factory=list, repr=False)
 
     @property
     def flops(self) -> int:
         """``2 * macs + extra_flops`` for this row."""
         return 2 * self.macs + self.extra_flops
 
+    @property
+    def bytes(self) -> int:
+        """``bytes_read + bytes_written`` for this row."""
+        return self.bytes_read + self.bytes_written
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity: FLOPs per byte moved (0 when nothing moves)."""
+        return self.flops / self.bytes if self.bytes else 0.0
+
     def to_dict(self) -> dict[str, Any]:
-        """Return the row as a JSON-ready dict (shapes become lists)."""
-        d = asdict(self)
+        """Return the row as a JSON-ready dict (shapes become lists; ``op_costs`` left out)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "op_costs"}
         d["input_shapes"] = [list(s) for s in self.input_shapes]
         d["output_shape"] = _shape_to_json(self.output_shape)
+        if self.input_flattened_from is not None:
+            d["input_flattened_from"] = list(self.input_flattened_from)
         return d
 
 
@@ -113,6 +171,15 @@ class Report:
             output (a rough guide to training memory). It is not the peak memory of an
             inference pass, which frees outputs as it goes.
         input_bytes: bytes of the inputs.
+        uncounted_ops: operators that ran but have no counting rule (they count 0), each
+            with its number of calls; see ``MAC_RULES`` and ``FLOP_RULES`` to add one.
+        bytes_read: bytes read by every operator (see the module docstring's traffic model).
+        bytes_written: bytes written by every operator.
+        est_time_s: the roofline estimate of the whole forward, in seconds.
+        measured_time_s: the median measured time of the whole forward, or None.
+        device_profile: the device profile behind ``est_time_s`` (its name and source).
+        measured_device: where ``measured_time_s`` was measured (``""`` if not measured).
+        measured_repeats: the number of timed runs behind each measured median.
 
     Example:
         >>> import torch
@@ -140,6 +207,14 @@ class Report:
     buffer_bytes: int = 0
     activation_bytes: int = 0
     input_bytes: int = 0
+    uncounted_ops: dict[str, int] = field(default_factory=dict)
+    bytes_read: int = 0
+    bytes_written: int = 0
+    est_time_s: float = 0.0
+    measured_time_s: float | None = None
+    device_profile: str = ""
+    measured_device: str = ""
+    measured_repeats: int = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -219,6 +294,14 @@ class Report:
             "buffer_bytes": self.buffer_bytes,
             "activation_bytes": self.activation_bytes,
             "input_bytes": self.input_bytes,
+            "uncounted_ops": dict(self.uncounted_ops),
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "est_time_s": self.est_time_s,
+            "measured_time_s": self.measured_time_s,
+            "device_profile": self.device_profile,
+            "measured_device": self.measured_device,
+            "measured_repeats": self.measured_repeats,
             "rows": [r.to_dict() for r in self.rows],
         }
 
@@ -243,7 +326,7 @@ class Report:
             >>> from torch import nn
             >>> import onebyone
             >>> print(onebyone.analyze(nn.Linear(4, 2), (1, 4)).to_csv().splitlines()[1])
-            ,Linear,0,1x4,1x2,10,10,8,2,8,4*2 + 2 = 10 params; 4*2 * 1 = 8 MACs
+            ,Linear,0,1x4,1x2,10,10,8,2,8,4*2 + 2 = 10 params; 4*2 * 1 = 8 MACs,56,8,...
         """
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -259,6 +342,11 @@ class Report:
             "extra_flops",
             "activation_bytes",
             "formula",
+            "bytes_read",
+            "bytes_written",
+            "est_time_s",
+            "bound",
+            "measured_time_s",
         ]
         writer.writerow(cols)
         for r in self.rows:
@@ -275,6 +363,11 @@ class Report:
                     r.extra_flops,
                     r.activation_bytes,
                     r.formula,
+                    r.bytes_read,
+                    r.bytes_written,
+                    f"{r.est_time_s:.6g}",
+                    r.bound,
+                    "" if r.measured_time_s is None else f"{r.measured_time_s:.6g}",
                 ]
             )
         return buf.getvalue()
@@ -287,18 +380,14 @@ class Report:
             >>> import onebyone
             >>> r = onebyone.analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 10, 10))
             >>> print("\\n".join(r.to_markdown().splitlines()[:4]))
-            | Layer (type) | Output Shape | Param # | MACs |
-            |---|---|---:|---:|
-            | 0 (Conv2d) | (1, 8, 8, 8) | 224 | 13,824 |
-            | 1 (ReLU) | (1, 8, 8, 8) | 0 | 0 |
+            | Layer (type) | Output Shape | Param # | MACs | Bytes | FLOP/B | Est. time | Bound |
+            |---|---|---:|---:|---:|---:|---:|---|
+            | 0 (Conv2d) | (1, 8, 8, 8) | 224 | 13,824 | 4.27 KB | 6.8 | ... | compute |
+            | 1 (ReLU) | (1, 8, 8, 8) | 0 | 0 | 4.00 KB | 0.1 | ... | overhead |
         """
-        from .render import render_markdown
-
         return render_markdown(self, depth=depth)
 
     def __str__(self) -> str:
-        from .render import render_text
-
         return render_text(self)
 
 

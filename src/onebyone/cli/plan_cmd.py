@@ -35,4 +35,9 @@ def plan(
         check_int("--channels", channels)
     net, size = _model_and_input(model, input, batch)
     result = make_plan(net, size, ratio=ratio, channels=channels, sort=sort)
-    typer.echo(result.to_json() if format == "json" else result.render(), nl=format == "json")
+    if format == "json":
+        typer.echo(result.to_json())
+    else:
+        from onebyone._tables import output_width
+
+        typer.echo(result.render(width=output_width()), nl=False)

@@ -106,10 +106,15 @@ def summary(
             nl=False,
         )
     else:
-        width = 200 if explain else 120
+        from onebyone._tables import output_width
+
         typer.echo(
             render_text(
-                report, depth=depth, channels_last=channels_last, explain=explain, width=width
+                report,
+                depth=depth,
+                channels_last=channels_last,
+                explain=explain,
+                width=output_width(),
             ),
             nl=False,
         )
