@@ -236,19 +236,20 @@ _WIDE = 120
 
 
 def _columns(explain: bool, measured: bool, width: int | None) -> list[str]:
-    narrow = width is not None and width < _WIDE
-    cols = ["Layer (type)", "Output Shape", "Param #", "MACs", "Bytes"]
-    if not narrow:
-        cols.append("FLOP/B")
-    cols.append("Est. time")
-    if not narrow:
-        cols.append("Bound")
-    if measured:
-        cols.append("Measured")
+    """The columns shown: all of them without a width limit, fewer in a narrow terminal."""
+    if width is not None and width < _WIDE:
+        if explain:  # the formula needs the room
+            return ["Layer (type)", "Param #", "MACs", "Formula"]
+        shape = [] if measured and width < 100 else ["Output Shape"]
+        return ["Layer (type)", *shape, "Param #", "MACs", "Est. time"] + (
+            ["Measured"] if measured else []
+        )
+    cols = ["Layer (type)", "Output Shape", "Param #", "MACs", "Bytes", "FLOP/B", "Est. time"]
+    cols += ["Bound", *(["Measured"] if measured else [])]
     return [*cols, "Formula"] if explain else cols
 
 
-def _cell(item: ShownRow, col: str, channels_last: bool) -> str:
+def _cell(item: ShownRow, col: str, channels_last: bool, short: bool = False) -> str:
     if col == "Layer (type)":
         return _label(item)
     if col == "Output Shape":
@@ -256,6 +257,8 @@ def _cell(item: ShownRow, col: str, channels_last: bool) -> str:
     if col == "Param #":
         return _count_cell(item, item.params)
     if col == "MACs":
+        if short and item.macs:
+            return human_count(item.macs)
         return _count_cell(item, item.macs)
     if col == "Bytes":
         return human_bytes(item.bytes) if item.bytes else _count_cell(item, 0)
@@ -270,8 +273,8 @@ def _cell(item: ShownRow, col: str, channels_last: bool) -> str:
     return "(folded)" if item.folded else item.row.formula  # Formula
 
 
-def _cells(item: ShownRow, cols: list[str], *, channels_last: bool) -> list[str]:
-    return [_cell(item, col, channels_last) for col in cols]
+def _cells(item: ShownRow, cols: list[str], *, channels_last: bool, short: bool = False) -> list[str]:
+    return [_cell(item, col, channels_last, short) for col in cols]
 
 
 def sort_rows(items: list[ShownRow], sort: str | None) -> list[ShownRow]:
@@ -349,6 +352,12 @@ def where_time_goes(report: Any, top: int = 5) -> list[str]:
     return lines
 
 
+def _min_width(col: str, width: int | None) -> int | None:
+    if col == "Formula" and width is not None:
+        return width // 3
+    return len(col) if col in ("Param #", "MACs") else None
+
+
 def render_text(
     report: Any,
     *,
@@ -368,8 +377,9 @@ def render_text(
         channels_last: show shapes as Keras does, ``(None, H, W, C)``.
         explain: add a column with each row's formula.
         width: lay the table out for this many columns, folding long cells (a terminal's
-            width; 80 and more stay readable, under 120 the FLOP/B and Bound columns are left
-            out); None lays it out without wrapping.
+            width; 80 and more stay readable: under 120 columns MACs are shortened and only
+            the layer, shape, params, MACs and times are shown (with ``explain``: the layer,
+            params, MACs and formula); None lays it out without wrapping.
         color: keep colour codes.
         sort: order rows by ``"time"``, ``"macs"``, ``"params"`` or ``"bytes"`` (largest
             first) instead of execution order.
@@ -399,10 +409,11 @@ def render_text(
             justify="right" if numeric else "left",
             overflow="fold",
             no_wrap=col not in ("Layer (type)", "Formula"),
-            min_width=len(col) if col in ("Param #", "MACs") else None,
+            min_width=_min_width(col, width),
         )
+    short = width is not None and width < _WIDE  # MACs as "1.81 G" in a narrow terminal
     for item in sort_rows(fold_rows(report, depth), sort):
-        table.add_row(*_cells(item, cols, channels_last=channels_last))
+        table.add_row(*_cells(item, cols, channels_last=channels_last, short=short))
     footer = [*_footer(report), *(where_time_goes(report, top) if top else [])]
     return render_rich(table, *footer, CONVENTION, width=width, color=color)
 
