@@ -116,6 +116,11 @@ class LayerStats:
     measured_time_s: float | None = None
     input_flattened_from: Shape | None = None
     op_costs: list[OpCost] = field(default_factory=list, repr=False)
+    # mode="train" (see _train_cost): the backward's work attributed to this call, and
+    # the bytes of the activations autograd saved while it ran (each storage once).
+    backward_macs: int = 0
+    backward_flops: int = 0
+    saved_bytes: int = 0
 
     @property
     def flops(self) -> int:
@@ -215,6 +220,10 @@ class Report:
     device_profile: str = ""
     measured_device: str = ""
     measured_repeats: int = 0
+    # mode="train" (see _train_cost): the whole backward's work and the step's memory.
+    backward_macs: int = 0
+    backward_flops: int = 0
+    train_cost: Any = None
 
     # ------------------------------------------------------------------ queries
 
@@ -302,6 +311,9 @@ class Report:
             "device_profile": self.device_profile,
             "measured_device": self.measured_device,
             "measured_repeats": self.measured_repeats,
+            "backward_macs": self.backward_macs,
+            "backward_flops": self.backward_flops,
+            "train_cost": None if self.train_cost is None else self.train_cost.to_dict(),
             "rows": [r.to_dict() for r in self.rows],
         }
 

@@ -1,0 +1,649 @@
+"""The cost of one training step: backward MACs/FLOPs, saved activations, gradients, optimizer state, peak memory.
+
+``analyze(model, input_size, mode="train")`` runs the meta copy's forward with gradients on,
+reduces its output to a loss (the sum of every floating output that requires grad), and runs
+the backward on the meta device too, so every figure comes from the operators that really run:
+
+* backward MACs/FLOPs: each aten operator of the backward is counted by the same rules as
+  the forward (plus :data:`BACKWARD_MAC_RULES` / :data:`BACKWARD_FLOP_RULES`) and attributed
+  to the module call whose forward created the autograd node that runs it;
+* saved bytes: the storages autograd saves for backward, captured with
+  ``torch.autograd.graph.saved_tensors_hooks``, each storage once (views are free);
+  parameters and buffers that operators save are not activations and are left out;
+* gradient bytes: the ``.grad`` storages the backward created;
+* optimizer state: SGD (none), SGD with momentum (one buffer per parameter), Adam and AdamW
+  (two buffers and a float32 ``step`` per parameter), as ``torch.optim`` allocates them;
+* the peak: live tensor storages are tracked through the forward and the backward (a storage
+  counts from the operator that creates it until its last reference goes), on top of the
+  parameters, buffers and optimizer state; the optimizer step adds the gradients and its
+  own temporaries. The peak is split into parameters, gradients, optimizer state, saved
+  activations and the rest ("transient": outputs not saved, gradients of activations,
+  temporaries).
+
+The step simulated is ``optimizer.zero_grad(); loss = sum(outputs); loss.backward();
+optimizer.step()`` after a first step (the optimizer state exists; gradients start at None).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.multiprocessing.reductions import StorageWeakRef
+
+from onebyone._internal import InternalError
+from onebyone.errors import OneByOneError
+
+from ._counting import FLOP_RULES, MAC_RULES, OpCount, _conv
+from ._meta_kernels import META_SHORTCUTS, _like
+from ._recorder import Call, Counter, Recorder, tensors_in
+from .report import LayerStats
+
+__all__ = [
+    "BACKWARD_FLOP_RULES",
+    "BACKWARD_MAC_RULES",
+    "OPTIMIZERS",
+    "TrainCost",
+    "max_batch",
+    "optimizer_state_bytes",
+    "parse_memory",
+]
+
+aten = torch.ops.aten
+
+# Optimizer name -> (state buffers per parameter, float32 scalars per parameter).
+OPTIMIZERS: dict[str, tuple[int, int]] = {
+    "sgd": (0, 0),
+    "sgd-momentum": (1, 0),
+    "adam": (2, 1),
+    "adamw": (2, 1),
+}
+
+
+# ------------------------------------------------------------------ backward counting rules
+
+
+def _conv_backward(args, kwargs, out) -> OpCount:
+    # (grad_output, input, weight, bias_sizes, stride, padding, dilation, transposed,
+    #  output_padding, groups, output_mask): each of the input and weight gradients is a
+    # convolution with the forward's multiply-accumulates; the bias gradient is a sum.
+    grad_out, x, w = args[0], args[1], args[2]
+    mask = args[10] if len(args) > 10 else kwargs.get("output_mask", (True, True, True))
+    fwd = _conv((x, w, None, *args[4:10]), {}, grad_out)
+    macs = fwd.macs * (int(bool(mask[0])) + int(bool(mask[1])))
+    extra = grad_out.numel() if mask[2] else 0
+    return OpCount(macs, extra, f"{macs // max(fwd.macs, 1)}x({fwd.formula})" if macs else "")
+
+
+def _per_grad_element(args, kwargs, out) -> int:
+    return int(args[0].numel())
+
+
+BACKWARD_MAC_RULES = {aten.convolution_backward: _conv_backward}
+# Elementwise backward operators: one FLOP per element of the incoming gradient
+# (norm backward: several; a convention, as the forward's elementwise counts are).
+BACKWARD_FLOP_RULES = {
+    getattr(aten, name): _per_grad_element
+    for name in (
+        "threshold_backward",
+        "hardtanh_backward",
+        "sigmoid_backward",
+        "tanh_backward",
+        "gelu_backward",
+        "silu_backward",
+        "hardswish_backward",
+        "hardsigmoid_backward",
+        "leaky_relu_backward",
+        "elu_backward",
+        "softplus_backward",
+        "mish_backward",
+        "max_pool2d_with_indices_backward",
+        "max_pool3d_with_indices_backward",
+        "avg_pool2d_backward",
+        "avg_pool3d_backward",
+        "_adaptive_avg_pool2d_backward",
+        "_adaptive_avg_pool3d_backward",
+        "adaptive_max_pool2d_backward",
+        "_softmax_backward_data",
+        "_log_softmax_backward_data",
+        "native_dropout_backward",
+    )
+    if hasattr(aten, name)
+}
+for _name in ("native_batch_norm_backward", "native_layer_norm_backward", "native_group_norm_backward"):
+    if hasattr(aten, _name):
+        BACKWARD_FLOP_RULES[getattr(aten, _name)] = lambda a, k, o: 5 * int(a[0].numel())
+
+for _rules, _new in ((MAC_RULES, BACKWARD_MAC_RULES), (FLOP_RULES, BACKWARD_FLOP_RULES)):
+    _dup = set(_rules) & set(_new)
+    if _dup:
+        raise InternalError(f"backward counting rules registered twice: {sorted(map(str, _dup))}")
+    _rules.update(_new)
+
+
+# ------------------------------------------------------------------ backward meta shortcuts
+#
+# torch computes these backward shapes on meta with Python reference kernels (most of a
+# train analysis's time); they are the shapes of the forward's tensors.
+
+
+def _meta_threshold_backward(grad, x, threshold):
+    if grad.shape != x.shape or grad.dtype != x.dtype or not grad.is_floating_point():
+        return NotImplemented
+    return _like(grad)
+
+
+def _meta_batch_norm_backward(grad, x, weight, rmean, rvar, smean, sinvstd, train, eps, mask):
+    if (
+        not all(mask)
+        or weight is None
+        or grad.shape != x.shape
+        or grad.dtype != x.dtype
+        or weight.dim() != 1
+        or x.dim() < 2
+        or weight.shape[0] != x.shape[1]
+    ):
+        return NotImplemented
+    return _like(x), _like(weight), _like(weight)
+
+
+_BACKWARD_SHORTCUTS = {
+    aten.threshold_backward.default: _meta_threshold_backward,
+    aten.native_batch_norm_backward.default: _meta_batch_norm_backward,
+}
+if set(_BACKWARD_SHORTCUTS) & set(META_SHORTCUTS):
+    raise InternalError("a backward meta shortcut is registered twice")
+META_SHORTCUTS.update(_BACKWARD_SHORTCUTS)
+
+
+# ------------------------------------------------------------------ result
+
+
+@dataclass
+class TrainCost:
+    """The memory of one training step, in bytes, and where its peak comes from.
+
+    Args:
+        optimizer: the optimizer simulated (a key of :data:`OPTIMIZERS`).
+        param_bytes: parameters and buffers.
+        grad_bytes: the parameter gradients the backward creates.
+        optimizer_bytes: the optimizer's state.
+        saved_bytes: activations autograd saves for backward (each storage once).
+        peak_bytes: the estimated peak of live tensor bytes during the step.
+        peak_phase: where the peak falls: ``"forward"``, ``"backward"`` or ``"step"``.
+        peak_split: the peak split into ``parameters``, ``gradients``, ``optimizer``,
+            ``saved`` and ``transient``; the values sum to ``peak_bytes``.
+
+    Example:
+        >>> TrainCost("sgd", 40, 40, 0, 16, 100, "backward").peak_bytes
+        100
+    """
+
+    optimizer: str
+    param_bytes: int
+    grad_bytes: int
+    optimizer_bytes: int
+    saved_bytes: int
+    peak_bytes: int
+    peak_phase: str
+    peak_split: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the figures as JSON-ready values.
+
+        Example:
+            >>> TrainCost("sgd", 1, 1, 0, 0, 2, "step").to_dict()["peak_phase"]
+            'step'
+        """
+        return {
+            "optimizer": self.optimizer,
+            "param_bytes": self.param_bytes,
+            "grad_bytes": self.grad_bytes,
+            "optimizer_bytes": self.optimizer_bytes,
+            "saved_bytes": self.saved_bytes,
+            "peak_bytes": self.peak_bytes,
+            "peak_phase": self.peak_phase,
+            "peak_split": dict(self.peak_split),
+        }
+
+
+def check_optimizer(optimizer: Any) -> str:
+    """Return the optimizer's key, or raise naming the known ones.
+
+    Example:
+        >>> check_optimizer("AdamW")
+        'adamw'
+    """
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be a string, got {type(optimizer).__name__}")
+    key = optimizer.strip().lower().replace("_", "-")
+    if key not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; known: {', '.join(OPTIMIZERS)}")
+    return key
+
+
+def optimizer_state_bytes(params: list[torch.Tensor], optimizer: str) -> int:
+    """Bytes of the state ``torch.optim`` keeps for ``params`` (those that require grad).
+
+    Example:
+        >>> optimizer_state_bytes([torch.empty(10)], "adam")  # exp_avg, exp_avg_sq, step
+        84
+    """
+    buffers, scalars = OPTIMIZERS[check_optimizer(optimizer)]
+    trainable = [p for p in params if p.requires_grad]
+    return sum(buffers * p.numel() * p.element_size() + 4 * scalars for p in trainable)
+
+
+def _step_transient(params: list[torch.Tensor], optimizer: str) -> int:
+    # torch.optim's per-parameter (CPU) Adam builds `exp_avg_sq.sqrt() / c` for one parameter
+    # at a time: two temporaries of the largest parameter. SGD updates in place.
+    if OPTIMIZERS[optimizer][0] < 2:
+        return 0
+    sizes = [p.numel() * p.element_size() for p in params if p.requires_grad]
+    return 2 * max(sizes, default=0)
+
+
+# ------------------------------------------------------------------ live storages
+
+
+class _Live:
+    """Live tensor storages through the step, and the peak of their bytes with its split.
+
+    ``total`` is an upper bound of the live bytes until :meth:`sweep` drops the storages
+    whose last reference went; the peak is only taken after a sweep.
+    """
+
+    def __init__(self, base: int, fixed: set[int], params: list[torch.Tensor]) -> None:
+        self.base = base  # parameters, buffers, optimizer state
+        self.fixed = fixed  # storages of parameters and buffers (never saved, never freed)
+        self.params = params
+        self.other: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.saved: dict[int, tuple[StorageWeakRef, int]] = {}
+        self.total = base
+        self.saved_total = 0
+        self.saved_ever = 0
+        self.backward = False
+        self.peak = base
+        self.peak_phase = "forward"
+        self.peak_split: dict[str, int] = {}
+
+    def add(self, t: torch.Tensor) -> None:
+        st = t.untyped_storage()
+        key = st._cdata
+        if key in self.fixed:
+            return
+        old = self.other.get(key) or self.saved.get(key)
+        if old is not None and not old[0].expired():
+            return
+        if old is not None:  # a freed storage's address was reused
+            self._drop(key)
+        n = st.nbytes()
+        self.other[key] = (StorageWeakRef(st), n)
+        self.total += n
+
+    def save(self, t: torch.Tensor) -> None:
+        st = t.untyped_storage()
+        key = st._cdata
+        if key in self.fixed or key in self.saved:
+            return
+        entry = self.other.pop(key, None)
+        if entry is None:  # created outside the operators we saw (an input, a constant)
+            entry = (StorageWeakRef(st), st.nbytes())
+            self.total += entry[1]
+        self.saved[key] = entry
+        self.saved_total += entry[1]
+        self.saved_ever += entry[1]
+
+    def _drop(self, key: int) -> None:
+        entry = self.other.pop(key, None)
+        if entry is None:
+            entry = self.saved.pop(key)
+            self.saved_total -= entry[1]
+        self.total -= entry[1]
+
+    def sweep(self) -> None:
+        groups = (self.other, self.saved) if self.backward else (self.other,)
+        for group in groups:
+            for key in [k for k, (ref, _) in group.items() if ref.expired()]:
+                self._drop(key)
+
+    def after_op(self, out: Any, phase: str) -> None:
+        for t in tensors_in(out):
+            self.add(t)
+        if self.total > self.peak:
+            self.sweep()
+            if self.total > self.peak:
+                self.take_peak(self.total, phase)
+
+    def grad_bytes(self) -> int:
+        seen: dict[int, int] = {}
+        for p in self.params:
+            if p.grad is not None:
+                st = p.grad.untyped_storage()
+                seen[st._cdata] = st.nbytes()
+        return sum(seen.values())
+
+    def take_peak(self, total: int, phase: str, grads: int | None = None) -> None:
+        self.peak = total
+        self.peak_phase = phase
+        self.peak_split = {"saved": self.saved_total}
+        self.peak_split["gradients"] = (
+            self.grad_bytes() if grads is None and self.backward else (grads or 0)
+        )
+
+
+# ------------------------------------------------------------------ the recording
+
+
+class _TrainCounter(Counter):
+    """The forward's counting mode, also tracking the storages each operator creates."""
+
+    def __init__(self, stack: list[Call], live: _Live) -> None:
+        super().__init__(stack)
+        self.live = live
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        self.live.after_op(out, "forward")
+        return out
+
+
+class _BackwardCounter(Counter):
+    """Counts the backward's operators into the row of the call that created each node."""
+
+    def __init__(self, node_call: dict, calls: list[Call], live: _Live) -> None:
+        super().__init__([])
+        self.node_call = node_call
+        self.calls = calls
+        self.live = live
+        self.outside = Call(nn.Identity(), LayerStats("(loss)", "loss", 0, [], ()))
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        index = self.node_call.get(torch._C._current_autograd_node())
+        call = self.outside if index is None else self.calls[index]
+        self.stack[:] = [call]
+        out = super().__torch_dispatch__(func, types, args, kwargs)
+        self.live.after_op(out, "backward")
+        return out
+
+
+class _NodeTagger:
+    """Tags each autograd node with the index of the innermost module call that created it.
+
+    A call's nodes are those reachable from its outputs' ``grad_fn`` without passing its
+    inputs' ``grad_fn`` (taken before it ran: in-place operators change them) or a node of an
+    earlier call; nodes of its children, tagged first, are passed through.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.node_call: dict[Any, int] = {}
+        self.open: list[tuple[int, set]] = []
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> _NodeTagger:
+        for module in {id(m): m for m in self.recorder.model.modules()}.values():
+            self._handles.append(module.register_forward_pre_hook(self._pre, with_kwargs=True))
+            self._handles.append(module.register_forward_hook(self._post))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        index = len(self.recorder.calls) - 1
+        stops = {t.grad_fn for t in tensors_in((args, kwargs)) if t.grad_fn is not None}
+        self.open.append((index, stops))
+
+    def _post(self, module: nn.Module, args: tuple, output: Any) -> None:
+        if not self.open:
+            return
+        index, stops = self.open.pop()
+        todo = [t.grad_fn for t in tensors_in(output) if t.grad_fn is not None]
+        seen: set = set()
+        node_call = self.node_call
+        while todo:
+            node = todo.pop()
+            if node in seen or node in stops:
+                continue
+            seen.add(node)
+            tag = node_call.get(node)
+            if tag is None:
+                node_call[node] = index
+            elif tag < index:
+                continue
+            todo.extend(n for n, _ in node.next_functions if n is not None)
+
+
+def _loss(output: Any) -> torch.Tensor:
+    outs = [t for t in tensors_in(output) if t.is_floating_point() and t.requires_grad]
+    if not outs:
+        found = [
+            f"{type(t).__name__}({tuple(t.shape)}, {str(t.dtype).replace('torch.', '')}, "
+            f"requires_grad={t.requires_grad})"
+            for t in tensors_in(output)
+        ]
+        what = ", ".join(found) if found else f"{type(output).__name__} (no tensor)"
+        raise ValueError(
+            "mode='train' reduces the forward's floating outputs that require grad to a loss "
+            f"(their sum), but the forward returned {what}"
+        )
+    loss = outs[0].sum()
+    for t in outs[1:]:
+        loss = loss + t.sum()
+    return loss
+
+
+def record_train(
+    work: nn.Module, inputs: list[torch.Tensor], optimizer: str, run_forward
+) -> tuple[Recorder, TrainCost, LayerStats]:
+    """Run a training step of ``work`` (the analysis copy) and return its recorder and cost.
+
+    ``run_forward(recorder)`` runs the forward under the recorder (the caller's error
+    handling); the rows get ``backward_macs``, ``backward_flops`` and ``saved_bytes``.
+    Returns the recorder, the step's :class:`TrainCost` and the row of the work outside any
+    module (the loss).
+    """
+    params = list(work.parameters())
+    buffers = list(work.buffers())
+    fixed = {t.untyped_storage()._cdata for t in (*params, *buffers)}
+    param_bytes = sum(t.untyped_storage().nbytes() for t in {id(t): t for t in (*params, *buffers)}.values())
+    state = optimizer_state_bytes(params, optimizer)
+    live = _Live(param_bytes + state, fixed, params)
+    for t in inputs:
+        live.add(t)
+    for p in params:
+        p.grad = None
+
+    recorder = Recorder(work)
+    recorder.counter = _TrainCounter(recorder.stack, live)
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        before = live.saved_total
+        live.save(t)
+        if live.saved_total != before and recorder.stack:
+            row = recorder.stack[-1].row
+            row.saved_bytes += live.saved_total - before
+        return t
+
+    tagger = _NodeTagger(recorder)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        output = run_forward(recorder, tagger)
+    loss = _loss(output)
+    live.after_op(loss, "forward")
+    saved_bytes = live.saved_total
+    live.sweep()
+    live.backward = True
+    shadows = [
+        Call(c.module, LayerStats(c.row.name, c.row.type, c.row.depth, [], ()))
+        for c in recorder.calls
+    ]
+    counter = _BackwardCounter(tagger.node_call, shadows, live)
+    try:
+        with counter:
+            loss.backward()
+    except InternalError:
+        raise
+    except Exception as e:
+        raise OneByOneError(f"the backward of the meta copy failed: {type(e).__name__}: {e}") from e
+    for call, shadow in zip(recorder.calls, shadows, strict=True):
+        call.row.backward_macs = shadow.row.macs
+        call.row.backward_flops = shadow.row.flops
+    for op, n in counter.uncounted.items():
+        recorder.counter.uncounted[op] += n
+
+    # The optimizer step: the gradients, the outputs still referenced, the step's temporaries.
+    live.sweep()
+    grads = live.grad_bytes()
+    step = live.total + _step_transient(params, optimizer)
+    if step > live.peak:
+        live.take_peak(step, "step", grads)
+    split = live.peak_split
+    split = {
+        "parameters": param_bytes,
+        "gradients": split.get("gradients", 0),
+        "optimizer": state,
+        "saved": split.get("saved", 0),
+    }
+    split["transient"] = live.peak - sum(split.values())
+    cost = TrainCost(
+        optimizer=optimizer,
+        param_bytes=param_bytes,
+        grad_bytes=grads,
+        optimizer_bytes=state,
+        saved_bytes=saved_bytes,
+        peak_bytes=live.peak,
+        peak_phase=live.peak_phase,
+        peak_split=split,
+    )
+    del output, loss
+    return recorder, cost, counter.outside.row
+
+
+# ------------------------------------------------------------------ memory strings, max batch
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+_MEMORY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_memory(memory: Any) -> int:
+    """Bytes in a memory size: an int, or a string such as ``"16GiB"``, ``"512MB"``, ``"80 GB"``.
+
+    Example:
+        >>> parse_memory("16GiB"), parse_memory("512MB")
+        (17179869184, 512000000)
+    """
+    if isinstance(memory, int) and not isinstance(memory, bool):
+        if memory < 1:
+            raise ValueError(f"memory must be >= 1 byte, got {memory}")
+        return memory
+    if not isinstance(memory, str):
+        raise TypeError(f"memory must be a string such as '16GiB' or an int, got {type(memory).__name__}")
+    m = _MEMORY.match(memory)
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS:
+        raise ValueError(
+            f"memory must be a number and a unit, e.g. '16GiB', '512MB' or '80 GB' "
+            f"(units: B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), got {memory!r}"
+        )
+    value = int(float(m.group(1)) * _UNITS[unit])
+    if value < 1:
+        raise ValueError(f"memory must be at least 1 byte, got {memory!r}")
+    return value
+
+
+def max_batch(
+    model: nn.Module,
+    input_size: Any,
+    *,
+    memory: str | int = "16GiB",
+    optimizer: str = "adamw",
+    dtype: torch.dtype | None = None,
+    limit: int = 1 << 20,
+) -> int:
+    """The largest batch whose training step fits in ``memory``, by the peak estimate.
+
+    The peak grows with the batch (activations and their gradients) on top of a fixed part
+    (parameters, gradients, optimizer state); the estimate is taken at two batches, the
+    largest fitting batch is solved for, then checked (and stepped down) by analyzing it.
+
+    Args:
+        model: any ``nn.Module``.
+        input_size: the shape of one input without the batch, e.g. ``(3, 224, 224)``.
+        memory: the memory available: ``"16GiB"``, ``"512MB"``, ``"80 GB"`` or a number of bytes.
+        optimizer: ``"sgd"``, ``"sgd-momentum"``, ``"adam"`` or ``"adamw"``.
+        dtype: as in :func:`~onebyone.analysis.analyze`.
+        limit: the largest batch considered.
+
+    Returns:
+        The largest batch, 0 if even batch 1 does not fit (but the parameters do).
+
+    Raises:
+        ValueError: a malformed ``memory``, an unknown ``optimizer``, or ``memory`` smaller
+            than what the parameters, their gradients and the optimizer state need.
+
+    Example:
+        >>> from torch import nn
+        >>> import onebyone
+        >>> m = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 10, 1))
+        >>> onebyone.max_batch(m, (3, 32, 32), memory="64MB", optimizer="sgd")
+        60
+    """
+    from .analyze import analyze
+
+    budget = parse_memory(memory)
+    optimizer = check_optimizer(optimizer)
+    shape = tuple(input_size)
+    if not shape or not all(isinstance(d, int) and d >= 1 for d in shape):
+        raise ValueError(f"input_size must be a shape of positive ints, got {input_size!r}")
+    first = analyze(model, (1, *shape), dtype=dtype, mode="train", optimizer=optimizer)
+    cost = first.train_cost
+    fixed = cost.param_bytes + cost.optimizer_bytes + cost.grad_bytes
+    if budget < fixed:
+        raise ValueError(
+            f"memory {_human(budget)} is less than the parameters alone need: "
+            f"{_human(cost.param_bytes)} parameters + {_human(cost.grad_bytes)} gradients + "
+            f"{_human(cost.optimizer_bytes)} {optimizer} state = {_human(fixed)}"
+        )
+
+    def peak(batch: int) -> int:
+        r = analyze(model, (batch, *shape), dtype=dtype, mode="train", optimizer=optimizer)
+        return r.train_cost.peak_bytes
+
+    p1 = cost.peak_bytes
+    if p1 > budget:
+        return 0
+    p2 = peak(2)
+    per_sample = max(p2 - p1, 1)
+    batch = min(limit, max(1, 1 + (budget - p1) // per_sample))
+    # The estimate is linear in the batch only roughly (the step's temporaries do not grow):
+    # confirm by analyzing, stepping down (or up) to the boundary.
+    while batch > 1 and peak(batch) > budget:
+        batch = max(1, math.floor(batch * 0.97) if batch > 40 else batch - 1)
+    while batch < limit and peak(batch + 1) <= budget:
+        batch += 1
+    return batch
+
+
+def _human(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
