@@ -9,6 +9,7 @@
 from ._calibrate import calibrate
 from ._counting import FLOP_RULES, MAC_RULES
 from ._diff import Diff, DiffRow, diff
+from ._train_cost import OPTIMIZERS, TrainCost, max_batch, parse_memory  # train-cost
 from .analyze import INPUT_RANK, analyze
 from .plan import PLAN_LAYERS, Plan, PlanEntry, plan
 from .profiles import PRESETS, DeviceProfile, load_profile, resolve_profile
@@ -20,6 +21,7 @@ __all__ = [
     "FLOP_RULES",
     "INPUT_RANK",
     "MAC_RULES",
+    "OPTIMIZERS",
     "PLAN_LAYERS",
     "PRESETS",
     "DeviceProfile",
@@ -30,11 +32,14 @@ __all__ = [
     "Plan",
     "PlanEntry",
     "Report",
+    "TrainCost",
     "analyze",
     "calibrate",
     "diff",
     "estimate",
     "load_profile",
+    "max_batch",
+    "parse_memory",
     "plan",
     "plot_report",
     "render_markdown",
