@@ -283,3 +283,40 @@ def test_output_that_cannot_be_a_loss_says_what_was_returned():
         analyze(ReturnsIndices(), (2, 3), mode="train")
     with pytest.raises(ValueError, match=r"returned NoneType \(no tensor\)"):
         analyze(ReturnsNothing(), (2, 3), mode="train")
+
+
+# ------------------------------------------------------------------ rendering and the CLI
+
+
+def test_text_shows_backward_and_the_step():
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.Linear(512, 10))
+    r = analyze(m, (2, 3, 10, 10), mode="train", optimizer="sgd")
+    text = onebyone.analysis.render_text(r, width=200)
+    assert "Bwd MACs" in text and "Saved" in text
+    assert f"Backward MACs: {r.backward_macs:,}" in text
+    assert "Most saved memory (top 3): 1 4.06 KB (39%), 2 4.00 KB (38%), 0 2.34 KB (23%)" in text
+    assert "Bwd MACs" not in onebyone.analysis.render_text(analyze(m, (2, 3, 10, 10)))
+    d = r.to_dict()
+    assert d["train_cost"]["saved_bytes"] == r.train_cost.saved_bytes == 10656
+    assert d["rows"][1]["backward_macs"] == r.rows[1].backward_macs
+
+
+def test_cli_summary_train_and_max_batch():
+    from typer.testing import CliRunner
+
+    from onebyone.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["summary", "nin_cifar10", "--train", "--optimizer", "sgd", "--depth", "1"])
+    assert res.exit_code == 0, res.output
+    assert "Training step (sgd)" in res.output and "Peak memory estimate" in res.output
+    res = runner.invoke(app, ["summary", "tutorial_reduce", "--input", "3x32x32", "--max-batch", "64MB"])
+    assert res.exit_code == 0, res.output
+    batch = int(res.output.split("max batch: ")[1].split()[0])
+    expected = onebyone.max_batch(create_model("tutorial_reduce"), (3, 32, 32), memory="64MB")
+    assert batch == expected
+    res = runner.invoke(app, ["summary", "resnet18", "--max-batch", "16 gigs"])
+    assert res.exit_code == 2
+    assert res.output.startswith("error: --max-batch: memory must be a number and a unit")
+    res = runner.invoke(app, ["summary", "resnet18", "--train", "--optimizer", "lion"])
+    assert res.exit_code == 2 and "known: sgd, sgd-momentum, adam, adamw" in res.output

@@ -9,8 +9,9 @@
 from ._calibrate import calibrate
 from ._counting import FLOP_RULES, MAC_RULES
 from ._diff import Diff, DiffRow, diff
-from ._train_cost import OPTIMIZERS, TrainCost, max_batch, parse_memory  # train-cost
+from ._train_cost import OPTIMIZERS, TrainCost, parse_memory  # train-cost
 from .analyze import INPUT_RANK, analyze
+from .memory import max_batch  # train-cost
 from .plan import PLAN_LAYERS, Plan, PlanEntry, plan
 from .profiles import PRESETS, DeviceProfile, load_profile, resolve_profile
 from .render import plot_report, render_markdown, render_text

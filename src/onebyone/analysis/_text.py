@@ -13,6 +13,8 @@ from typing import Any
 
 from onebyone._tables import render_rich
 
+from ._train_text import train_lines  # train-cost
+
 __all__ = [
     "CONVENTION",
     "ShownRow",
@@ -51,6 +53,8 @@ class ShownRow:
     bytes: int = 0
     est_time_s: float = 0.0
     measured_time_s: float | None = None
+    backward_macs: int = 0  # mode="train" (train-cost)
+    saved_bytes: int = 0
 
     @property
     def flops(self) -> int:
@@ -90,6 +94,8 @@ def fold_rows(report: Any, depth: int | None = None) -> list[ShownRow]:
                 parent.est_time_s += row.est_time_s
                 if parent.measured_time_s is not None and row.measured_time_s is not None:
                     parent.measured_time_s += row.measured_time_s
+                parent.backward_macs += row.backward_macs
+                parent.saved_bytes += row.saved_bytes
                 parent.folded += 1
                 continue
         item = ShownRow(
@@ -101,6 +107,8 @@ def fold_rows(report: Any, depth: int | None = None) -> list[ShownRow]:
             row.bytes_read + row.bytes_written,
             row.est_time_s,
             row.measured_time_s,
+            row.backward_macs,
+            row.saved_bytes,
         )
         shown.append(item)
         latest[row.name] = item
@@ -192,6 +200,7 @@ def _footer(report: Any) -> list[str]:
         f"{human_bytes(r.activation_bytes)}; parameters and buffers: "
         f"{human_bytes(r.param_bytes + r.buffer_bytes)}",
         *time_lines(r),
+        *train_lines(r, human_bytes),
         *uncounted_note(r),
     ]
 
@@ -235,8 +244,12 @@ SORT_KEYS = ("time", "macs", "params", "bytes")
 _WIDE = 120
 
 
-def _columns(explain: bool, measured: bool, width: int | None) -> list[str]:
+def _columns(explain: bool, measured: bool, width: int | None, train: bool = False) -> list[str]:
     """The columns shown: all of them without a width limit, fewer in a narrow terminal."""
+    if train:  # mode="train": the backward's MACs and the saved bytes after the MACs
+        cols = _columns(explain, measured, width)
+        at = cols.index("MACs") + 1
+        return [*cols[:at], "Bwd MACs", "Saved", *cols[at:]]
     if width is not None and width < _WIDE:
         if explain:  # the formula needs the room
             return ["Layer (type)", "Param #", "MACs", "Formula"]
@@ -260,6 +273,12 @@ def _cell(item: ShownRow, col: str, channels_last: bool, short: bool = False) ->
         if short and item.macs:
             return human_count(item.macs)
         return _count_cell(item, item.macs)
+    if col == "Bwd MACs":
+        if short and item.backward_macs:
+            return human_count(item.backward_macs)
+        return _count_cell(item, item.backward_macs)
+    if col == "Saved":
+        return human_bytes(item.saved_bytes) if item.saved_bytes else _count_cell(item, 0)
     if col == "Bytes":
         return human_bytes(item.bytes) if item.bytes else _count_cell(item, 0)
     if col == "FLOP/B":
@@ -352,10 +371,14 @@ def where_time_goes(report: Any, top: int = 5) -> list[str]:
     return lines
 
 
+def _is_train(report: Any) -> bool:
+    return getattr(report, "train_cost", None) is not None
+
+
 def _min_width(col: str, width: int | None) -> int | None:
     if col == "Formula" and width is not None:
         return width // 3
-    return len(col) if col in ("Param #", "MACs") else None
+    return len(col) if col in ("Param #", "MACs", "Bwd MACs") else None
 
 
 def render_text(
@@ -401,7 +424,7 @@ def render_text(
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
-    cols = _columns(explain, report.measured_time_s is not None, width)
+    cols = _columns(explain, report.measured_time_s is not None, width, _is_train(report))
     for col in cols:
         numeric = col not in ("Layer (type)", "Output Shape", "Bound", "Formula")
         table.add_column(
@@ -435,7 +458,7 @@ def render_markdown(
         >>> md.splitlines()[2]
         '| (model) (Linear) | (1, 2) | 10 | 8 | 64.00 B | 0.3 | ...'
     """
-    cols = _columns(explain, report.measured_time_s is not None, None)
+    cols = _columns(explain, report.measured_time_s is not None, None, _is_train(report))
     lines = [
         "| " + " | ".join(cols) + " |",
         "|"

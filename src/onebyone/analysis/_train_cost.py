@@ -26,7 +26,6 @@ optimizer.step()`` after a first step (the optimizer state exists; gradients sta
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,7 @@ __all__ = [
     "BACKWARD_MAC_RULES",
     "OPTIMIZERS",
     "TrainCost",
-    "max_batch",
+    "human_size",
     "optimizer_state_bytes",
     "parse_memory",
 ]
@@ -533,7 +532,7 @@ def record_train(
     return recorder, cost, counter.outside.row
 
 
-# ------------------------------------------------------------------ memory strings, max batch
+# ------------------------------------------------------------------ memory strings
 
 _UNITS = {
     "": 1,
@@ -576,80 +575,13 @@ def parse_memory(memory: Any) -> int:
     return value
 
 
-def max_batch(
-    model: nn.Module,
-    input_size: Any,
-    *,
-    memory: str | int = "16GiB",
-    optimizer: str = "adamw",
-    dtype: torch.dtype | None = None,
-    limit: int = 1 << 20,
-) -> int:
-    """The largest batch whose training step fits in ``memory``, by the peak estimate.
-
-    The peak grows with the batch (activations and their gradients) on top of a fixed part
-    (parameters, gradients, optimizer state); the estimate is taken at two batches, the
-    largest fitting batch is solved for, then checked (and stepped down) by analyzing it.
-
-    Args:
-        model: any ``nn.Module``.
-        input_size: the shape of one input without the batch, e.g. ``(3, 224, 224)``.
-        memory: the memory available: ``"16GiB"``, ``"512MB"``, ``"80 GB"`` or a number of bytes.
-        optimizer: ``"sgd"``, ``"sgd-momentum"``, ``"adam"`` or ``"adamw"``.
-        dtype: as in :func:`~onebyone.analysis.analyze`.
-        limit: the largest batch considered.
-
-    Returns:
-        The largest batch, 0 if even batch 1 does not fit (but the parameters do).
-
-    Raises:
-        ValueError: a malformed ``memory``, an unknown ``optimizer``, or ``memory`` smaller
-            than what the parameters, their gradients and the optimizer state need.
+def human_size(n: int) -> str:
+    """``n`` bytes in GiB, MiB or KiB with two decimals.
 
     Example:
-        >>> from torch import nn
-        >>> import onebyone
-        >>> m = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 10, 1))
-        >>> onebyone.max_batch(m, (3, 32, 32), memory="64MB", optimizer="sgd")
-        76
+        >>> human_size(4_004_000)
+        '3.82 MiB'
     """
-    from .analyze import analyze
-
-    budget = parse_memory(memory)
-    optimizer = check_optimizer(optimizer)
-    shape = tuple(input_size)
-    if not shape or not all(isinstance(d, int) and d >= 1 for d in shape):
-        raise ValueError(f"input_size must be a shape of positive ints, got {input_size!r}")
-    first = analyze(model, (1, *shape), dtype=dtype, mode="train", optimizer=optimizer)
-    cost = first.train_cost
-    fixed = cost.param_bytes + cost.optimizer_bytes + cost.grad_bytes
-    if budget < fixed:
-        raise ValueError(
-            f"memory {_human(budget)} is less than the parameters alone need: "
-            f"{_human(cost.param_bytes)} parameters + {_human(cost.grad_bytes)} gradients + "
-            f"{_human(cost.optimizer_bytes)} {optimizer} state = {_human(fixed)}"
-        )
-
-    def peak(batch: int) -> int:
-        r = analyze(model, (batch, *shape), dtype=dtype, mode="train", optimizer=optimizer)
-        return r.train_cost.peak_bytes
-
-    p1 = cost.peak_bytes
-    if p1 > budget:
-        return 0
-    p2 = peak(2)
-    per_sample = max(p2 - p1, 1)
-    batch = min(limit, max(1, 1 + (budget - p1) // per_sample))
-    # The estimate is linear in the batch only roughly (the step's temporaries do not grow):
-    # confirm by analyzing, stepping down (or up) to the boundary.
-    while batch > 1 and peak(batch) > budget:
-        batch = max(1, math.floor(batch * 0.97) if batch > 40 else batch - 1)
-    while batch < limit and peak(batch + 1) <= budget:
-        batch += 1
-    return batch
-
-
-def _human(n: int) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.2f} {unit}"
