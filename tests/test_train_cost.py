@@ -320,3 +320,37 @@ def test_cli_summary_train_and_max_batch():
     assert res.output.startswith("error: --max-batch: memory must be a number and a unit")
     res = runner.invoke(app, ["summary", "resnet18", "--train", "--optimizer", "lion"])
     assert res.exit_code == 2 and "known: sgd, sgd-momentum, adam, adamw" in res.output
+
+
+def test_backward_meta_shortcuts_match_torch():
+    from onebyone.analysis._meta_kernels import META_SHORTCUTS
+
+    aten = torch.ops.aten
+    x = torch.randn(2, 4, 6, 6)
+    w = torch.randn(5, 4, 3, 3)
+    g = torch.randn(2, 5, 4, 4)
+    pooled, idx = aten.max_pool2d_with_indices(x, [2, 2], [2, 2])
+    cases = [
+        (aten.threshold_backward.default, (x, x, 0.0)),
+        (aten.native_batch_norm_backward.default,
+         (x, x, torch.ones(4), None, None, torch.zeros(4), torch.ones(4), True, 1e-5, [True] * 3)),
+        (aten.mm.default, (torch.randn(3, 4), torch.randn(4, 2))),
+        (aten.sum.dim_IntList, (x, [0, 2], True)),
+        (aten.sum.dim_IntList, (x, [-1], False)),
+        (aten.convolution_backward.default,
+         (g, x, w, [5], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [True, True, True])),
+        (aten.convolution_backward.default,
+         (g, x, w, [5], [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [False, True, False])),
+        (aten.max_pool2d_with_indices_backward.default,
+         (pooled, x, [2, 2], [2, 2], [0, 0], [1, 1], False, idx)),
+        (aten.avg_pool2d_backward.default, (pooled, x, [2, 2], [2, 2], [0, 0], False, True, None)),
+    ]  # fmt: skip
+    for op, args in cases:
+        real = op(*args)
+        meta_args = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in args]
+        ours = META_SHORTCUTS[op](*meta_args)
+        real = real if isinstance(real, tuple) else (real,)
+        ours = ours if isinstance(ours, tuple) else (ours,)
+        assert [None if t is None else (t.shape, t.dtype) for t in ours] == [
+            None if t is None else (t.shape, t.dtype) for t in real
+        ], op

@@ -159,7 +159,52 @@ def _meta_batch_norm_backward(grad, x, weight, rmean, rvar, smean, sinvstd, trai
     return _like(x), _like(weight), _like(weight)
 
 
+def _meta_mm(a, b):
+    if (
+        a.dim() != 2
+        or b.dim() != 2
+        or a.shape[1] != b.shape[0]
+        or a.dtype != b.dtype
+        or not a.is_floating_point()
+        or b.device.type != "meta"
+    ):
+        return NotImplemented
+    return torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device="meta")
+
+
+def _meta_sum(x, dim, keepdim=False):
+    if not x.is_floating_point() or not dim or x.dim() == 0:
+        return NotImplemented
+    dims = {d % x.dim() for d in dim}
+    shape = [1 if i in dims else n for i, n in enumerate(x.shape) if keepdim or i not in dims]
+    return torch.empty(shape, dtype=x.dtype, device="meta")
+
+
+def _meta_conv_backward(grad, x, w, bias_sizes, stride, padding, dilation, transposed, output_padding, groups, mask):
+    if x.dim() != w.dim() or grad.dim() != x.dim() or not x.is_floating_point():
+        return NotImplemented
+    return (
+        _like(x) if mask[0] else None,
+        torch.empty(w.shape, dtype=w.dtype, device="meta") if mask[1] else None,
+        torch.empty(bias_sizes, dtype=grad.dtype, device="meta")
+        if mask[2] and bias_sizes is not None
+        else None,
+    )
+
+
+def _meta_input_like(grad, x, *rest):
+    # pooling backward: the gradient of the input has the input's shape and layout
+    if not x.is_floating_point() or grad.dtype != x.dtype:
+        return NotImplemented
+    return _like(x)
+
+
 _BACKWARD_SHORTCUTS = {
+    aten.max_pool2d_with_indices_backward.default: _meta_input_like,
+    aten.avg_pool2d_backward.default: _meta_input_like,
+    aten.convolution_backward.default: _meta_conv_backward,
+    aten.sum.dim_IntList: _meta_sum,
+    aten.mm.default: _meta_mm,
     aten.threshold_backward.default: _meta_threshold_backward,
     aten.native_batch_norm_backward.default: _meta_batch_norm_backward,
 }
@@ -372,6 +417,11 @@ class _BackwardCounter(Counter):
         index = self.node_call.get(torch._C._current_autograd_node())
         call = self.outside if index is None else self.calls[index]
         self.stack[:] = [call]
+        if func is aten.ones_like.default and args[0].device.type == "meta" and args[0].dim() == 0:
+            # the backward's seed: torch's Python meta for ones_like imports sympy (seconds)
+            out = torch.ones((), dtype=args[0].dtype, device="meta")
+            self.live.after_op(out, "backward")
+            return out
         out = super().__torch_dispatch__(func, types, args, kwargs)
         self.live.after_op(out, "backward")
         return out
