@@ -354,3 +354,36 @@ def test_backward_meta_shortcuts_match_torch():
         assert [None if t is None else (t.shape, t.dtype) for t in ours] == [
             None if t is None else (t.shape, t.dtype) for t in real
         ], op
+
+
+# ------------------------------------------------------------------ what-if: checkpointing
+
+
+def test_checkpoint_whatif_against_a_real_checkpointed_step():
+    from torch.utils.checkpoint import checkpoint
+
+    from onebyone.analysis.memory import checkpoint_whatif
+
+    model, size = small("resnet20")
+    name = next(n for n, _ in model.named_children() if n.startswith("layer"))
+    (w,) = checkpoint_whatif(model, size, [name], optimizer="adam")
+    forward = analyze(model, size)
+    # the block's forward runs again in the backward: its forward MACs are added
+    assert w.backward_macs[1] - w.backward_macs[0] == forward.subtree(name)["macs"]
+    assert w.saved_bytes[1] < w.saved_bytes[0]
+
+    real = copy.deepcopy(model)
+    block = real.get_submodule(name)
+    inner = block.forward
+    block.forward = lambda *a: checkpoint(inner, *a, use_reentrant=False)
+    measured = measured_peak(real, size, lambda p: torch.optim.Adam(p))
+    assert abs(w.peak_bytes[1] - measured) <= 0.10 * measured
+    plain = measured_peak(model, size, lambda p: torch.optim.Adam(p))
+    assert abs(w.peak_bytes[0] - plain) <= 0.10 * plain
+
+
+def test_checkpoint_whatif_rejects_unknown_blocks():
+    from onebyone.analysis.memory import checkpoint_whatif
+
+    with pytest.raises(ValueError, match=r"blocks: 'nope' is not a submodule of Sequential"):
+        checkpoint_whatif(nn.Sequential(nn.Linear(2, 2)), (1, 2), ["nope"])

@@ -11,7 +11,7 @@ from ._counting import FLOP_RULES, MAC_RULES
 from ._diff import Diff, DiffRow, diff
 from ._train_cost import OPTIMIZERS, TrainCost, parse_memory  # train-cost
 from .analyze import INPUT_RANK, analyze
-from .memory import max_batch  # train-cost
+from .memory import CheckpointWhatIf, checkpoint_whatif, max_batch  # train-cost
 from .plan import PLAN_LAYERS, Plan, PlanEntry, plan
 from .profiles import PRESETS, DeviceProfile, load_profile, resolve_profile
 from .render import plot_report, render_markdown, render_text
@@ -25,6 +25,7 @@ __all__ = [
     "OPTIMIZERS",
     "PLAN_LAYERS",
     "PRESETS",
+    "CheckpointWhatIf",
     "DeviceProfile",
     "Diff",
     "DiffRow",
@@ -36,6 +37,7 @@ __all__ = [
     "TrainCost",
     "analyze",
     "calibrate",
+    "checkpoint_whatif",
     "diff",
     "estimate",
     "load_profile",

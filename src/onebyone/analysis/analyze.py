@@ -196,13 +196,24 @@ def _analyze_impl(
 
 
 def _record_train(
-    model: nn.Module, input_size: Any, *, device: torch.device, dtype: torch.dtype, optimizer: str
+    model: nn.Module,
+    input_size: Any,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    optimizer: str,
+    prepare: Any = None,
 ) -> tuple[Report, list[Call]]:
-    """``_record`` for ``mode="train"``: the forward with gradients on, then the backward."""
+    """``_record`` for ``mode="train"``: the forward with gradients on, then the backward.
+
+    ``prepare(copy)``, if given, changes the analysis copy first (a what-if, see ``memory``).
+    """
     inputs = make_inputs(input_size, device, dtype)
     check_rank(model, inputs)
     work = analysis_copy(model, device, dtype)
     work.train(True)
+    if prepare is not None:
+        prepare(work)
 
     def run_forward(recorder: Recorder, tagger: Any) -> Any:
         fastpath = torch.backends.mha.get_fastpath_enabled()

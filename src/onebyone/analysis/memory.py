@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 from ._train_cost import check_optimizer, human_size, parse_memory
 from .analyze import analyze
 
-__all__ = ["max_batch"]
+__all__ = ["CheckpointWhatIf", "checkpoint_whatif", "max_batch"]
 
 
 def max_batch(
@@ -108,3 +109,117 @@ def max_batch(
                 guess = (lo + hi) // 2
             interpolated = True
     return lo
+
+
+@dataclass
+class CheckpointWhatIf:
+    """What checkpointing one block would change in a training step (bytes and MACs).
+
+    Args:
+        name: the block (a qualified module name).
+        saved_bytes: activations saved for backward without / with the checkpoint (what
+            autograd's hooks see: the checkpoint keeps the block's inputs by itself).
+        peak_bytes: the step's peak estimate without / with the checkpoint.
+        backward_macs: the backward's MACs without / with it (the block's forward runs again
+            in the backward).
+
+    Example:
+        >>> CheckpointWhatIf("layer1", (10, 4), (30, 25), (8, 12)).peak_bytes[1]
+        25
+    """
+
+    name: str
+    saved_bytes: tuple[int, int]
+    peak_bytes: tuple[int, int]
+    backward_macs: tuple[int, int]
+
+
+def checkpoint_whatif(
+    model: nn.Module,
+    input_size: Any,
+    blocks: list[str] | None = None,
+    *,
+    optimizer: str = "adamw",
+    dtype: torch.dtype | None = None,
+) -> list[CheckpointWhatIf]:
+    """Analyze a training step with each block checkpointed in turn, against none checkpointed.
+
+    Each block's forward is wrapped in ``torch.utils.checkpoint.checkpoint(...,
+    use_reentrant=False)`` on the meta copy and the whole step is analyzed again, so the
+    figures come from the operators that run (the recomputation included), as ``plan``'s do.
+
+    Args:
+        model: any ``nn.Module``.
+        input_size: the input shape with the batch, e.g. ``(8, 3, 224, 224)``.
+        blocks: qualified module names; None: the model's direct children that save
+            activations.
+        optimizer: as in :func:`~onebyone.analysis.analyze`.
+        dtype: as in :func:`~onebyone.analysis.analyze`.
+
+    Returns:
+        One :class:`CheckpointWhatIf` per block, in the order given (or the model's).
+
+    Raises:
+        ValueError: a name in ``blocks`` that is not a submodule of ``model``.
+
+    Example:
+        >>> from torch import nn
+        >>> m = nn.Sequential(nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64)),
+        ...                   nn.ReLU(), nn.Linear(64, 2))
+        >>> w = checkpoint_whatif(m, (32, 64), ["0"], optimizer="sgd")[0]
+        >>> w.saved_bytes[1] < w.saved_bytes[0], w.backward_macs[1] > w.backward_macs[0]
+        (True, True)
+    """
+    from ._inputs import rng_kept
+    from .analyze import _check_arguments, _record_train
+
+    optimizer = check_optimizer(optimizer)
+    modules = dict(model.named_modules())
+    base = analyze(model, input_size, dtype=dtype, mode="train", optimizer=optimizer)
+    if blocks is None:
+        children = {name for name, _ in model.named_children()}
+        blocks = [r.name for r in base.rows if r.name in children and r.call_index == 0]
+        blocks = [b for b in blocks if base.subtree(b) and _saved_under(base, b)]
+    for name in blocks:
+        if name not in modules or not name:
+            raise ValueError(
+                f"blocks: {name!r} is not a submodule of {type(model).__name__}; "
+                f"e.g. {sorted(n for n in modules if n)[:5]}"
+            )
+    device, dtype = _check_arguments(model, "meta", dtype)
+    out = []
+    for name in blocks:
+
+        def prepare(work: nn.Module, name: str = name) -> None:
+            _checkpoint(work.get_submodule(name))
+
+        with rng_kept(device):
+            report, _ = _record_train(
+                model, input_size, device=device, dtype=dtype, optimizer=optimizer, prepare=prepare
+            )
+        before, after = base.train_cost, report.train_cost
+        out.append(
+            CheckpointWhatIf(
+                name,
+                (before.saved_bytes, after.saved_bytes),
+                (before.peak_bytes, after.peak_bytes),
+                (base.backward_macs, report.backward_macs),
+            )
+        )
+    return out
+
+
+def _saved_under(report: Any, name: str) -> int:
+    prefix = f"{name}."
+    return sum(r.saved_bytes for r in report.rows if r.name == name or r.name.startswith(prefix))
+
+
+def _checkpoint(module: nn.Module) -> None:
+    from torch.utils.checkpoint import checkpoint
+
+    forward = module.forward
+
+    def checkpointed(*args: Any, **kwargs: Any) -> Any:
+        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+    module.forward = checkpointed
