@@ -387,3 +387,13 @@ def test_checkpoint_whatif_rejects_unknown_blocks():
 
     with pytest.raises(ValueError, match=r"blocks: 'nope' is not a submodule of Sequential"):
         checkpoint_whatif(nn.Sequential(nn.Linear(2, 2)), (1, 2), ["nope"])
+
+
+def test_train_analysis_on_cpu_equals_meta():
+    model, size = small("resnet20")
+    a = analyze(model, size, mode="train", device="cpu")
+    b = analyze(model, size, mode="train")
+    assert a.train_cost == b.train_cost
+    assert [(r.backward_macs, r.backward_flops, r.saved_bytes) for r in a.rows] == [
+        (r.backward_macs, r.backward_flops, r.saved_bytes) for r in b.rows
+    ]

@@ -89,6 +89,10 @@ class LayerStats:
         input_flattened_from: ``(C, H, W)`` when the first input was a 4-d map flattened
             to ``(N, C*H*W)``, else None.
         op_costs: one :class:`OpCost` per operator of the module's own forward.
+        backward_macs: with ``mode="train"``, the MACs of the backward operators of the
+            autograd nodes this call's forward created (0 otherwise).
+        backward_flops: the same operators' FLOPs (``2 * MACs`` + elementwise work).
+        saved_bytes: bytes of the storages autograd first saved for backward in this call.
 
     Example:
         >>> row = LayerStats("0", "Conv2d", 1, [(1, 3, 8, 8)], (1, 4, 8, 8), 112, 112, 6912)
@@ -185,6 +189,10 @@ class Report:
         device_profile: the device profile behind ``est_time_s`` (its name and source).
         measured_device: where ``measured_time_s`` was measured (``""`` if not measured).
         measured_repeats: the number of timed runs behind each measured median.
+        backward_macs: with ``mode="train"``, the MACs of the whole backward.
+        backward_flops: the FLOPs of the whole backward.
+        train_cost: with ``mode="train"``, the step's memory
+            (:class:`~onebyone.analysis.TrainCost`); None otherwise.
 
     Example:
         >>> import torch
