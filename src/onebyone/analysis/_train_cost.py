@@ -316,7 +316,6 @@ class _Live:
         self.saved: dict[int, tuple[StorageWeakRef, int]] = {}
         self.total = base
         self.saved_total = 0
-        self.saved_ever = 0
         self.backward = False
         self.peak = base
         self.peak_phase = "forward"
@@ -347,7 +346,6 @@ class _Live:
             self.total += entry[1]
         self.saved[key] = entry
         self.saved_total += entry[1]
-        self.saved_ever += entry[1]
 
     def _drop(self, key: int) -> None:
         entry = self.other.pop(key, None)
@@ -501,7 +499,7 @@ def record_train(
 ) -> tuple[Recorder, TrainCost, LayerStats]:
     """Run a training step of ``work`` (the analysis copy) and return its recorder and cost.
 
-    ``run_forward(recorder)`` runs the forward under the recorder (the caller's error
+    ``run_forward(recorder, tagger)`` runs the forward under both (the caller's error
     handling); the rows get ``backward_macs``, ``backward_flops`` and ``saved_bytes``.
     Returns the recorder, the step's :class:`TrainCost` and the row of the work outside any
     module (the loss).
