@@ -109,6 +109,25 @@ for training in (False, True):
 case(A._native_batch_norm_legit_no_training.default, lambda dev: (
     t(dev, 2, 3, 4, 4, channels_last=True), t(dev, 3), t(dev, 3), t(dev, 3), t(dev, 3).abs(), 0.1, 1e-5))
 
+# the backward's shortcuts (analysis/_train_cost.py, mode="train")
+case(A.threshold_backward.default, lambda dev: (t(dev, 2, 3, 4, 5, channels_last=True),
+     t(dev, 2, 3, 4, 5, channels_last=True), 0.0))
+case(A.native_batch_norm_backward.default, lambda dev: (
+    t(dev, 2, 3, 4, 4), t(dev, 2, 3, 4, 4), t(dev, 3), t(dev, 3), t(dev, 3).abs(),
+    t(dev, 3), t(dev, 3).abs(), True, 1e-5, [True, True, True]))
+case(A.mm.default, lambda dev: (t(dev, 3, 5), t(dev, 5, 7)))
+for dim, keep in (([0], True), ([0, 2, 3], False), ([-1], False)):
+    case(A.sum.dim_IntList, lambda dev, dim=dim, keep=keep: (t(dev, 2, 3, 4, 5), dim, keep))
+for g in (1, 3):
+    case(A.convolution_backward.default, lambda dev, g=g: (
+        t(dev, 2, 6, 4, 4), t(dev, 2, 6, 6, 6), t(dev, 6, 6 // g, 3, 3), [6],
+        [1, 1], [0, 0], [1, 1], False, [0, 0], g, [True, True, True]))
+case(A.max_pool2d_with_indices_backward.default, lambda dev: (
+    t(dev, 2, 3, 4, 4), t(dev, 2, 3, 8, 8), [2, 2], [2, 2], [0, 0], [1, 1], False,
+    torch.zeros(2, 3, 4, 4, dtype=torch.int64, device=dev)))
+case(A.avg_pool2d_backward.default, lambda dev: (
+    t(dev, 2, 3, 4, 4), t(dev, 2, 3, 8, 8), [2, 2], [2, 2], [0, 0], False, True, None))
+
 
 def _outputs(out):
     return list(out) if isinstance(out, (tuple, list)) else [out]

@@ -7,7 +7,15 @@ True
 
 from onebyone import data, surgery, train
 from onebyone._version import __version__
-from onebyone.analysis import LayerStats, Report, analyze, calibrate, diff, plan
+from onebyone.analysis import (
+    LayerStats,
+    Report,
+    analyze,
+    calibrate,
+    diff,
+    max_batch,
+    plan,
+)
 from onebyone.blocks import (
     BasicBlock,
     Bottleneck,
@@ -77,6 +85,7 @@ __all__ = [
     "fit",
     "list_models",
     "load_model",
+    "max_batch",
     "plan",
     "register_model",
     "report_html",

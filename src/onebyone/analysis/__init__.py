@@ -9,7 +9,9 @@
 from ._calibrate import calibrate
 from ._counting import FLOP_RULES, MAC_RULES
 from ._diff import Diff, DiffRow, diff
+from ._train_cost import OPTIMIZERS, TrainCost, parse_memory  # train-cost
 from .analyze import INPUT_RANK, analyze
+from .memory import CheckpointWhatIf, checkpoint_whatif, max_batch  # train-cost
 from .plan import PLAN_LAYERS, Plan, PlanEntry, plan
 from .profiles import PRESETS, DeviceProfile, load_profile, resolve_profile
 from .render import plot_report, render_markdown, render_text
@@ -20,8 +22,10 @@ __all__ = [
     "FLOP_RULES",
     "INPUT_RANK",
     "MAC_RULES",
+    "OPTIMIZERS",
     "PLAN_LAYERS",
     "PRESETS",
+    "CheckpointWhatIf",
     "DeviceProfile",
     "Diff",
     "DiffRow",
@@ -30,11 +34,15 @@ __all__ = [
     "Plan",
     "PlanEntry",
     "Report",
+    "TrainCost",
     "analyze",
     "calibrate",
+    "checkpoint_whatif",
     "diff",
     "estimate",
     "load_profile",
+    "max_batch",
+    "parse_memory",
     "plan",
     "plot_report",
     "render_markdown",

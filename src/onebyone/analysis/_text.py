@@ -14,6 +14,7 @@ from typing import Any
 from onebyone._tables import render_rich
 
 from ._time_text import time_lines, where_time_goes
+from ._train_text import train_lines
 from ._units import human_bytes, human_count, human_time
 
 __all__ = [
@@ -54,6 +55,8 @@ class ShownRow:
     bytes: int = 0
     est_time_s: float = 0.0
     measured_time_s: float | None = None
+    backward_macs: int = 0  # mode="train" (train-cost)
+    saved_bytes: int = 0
 
     @property
     def flops(self) -> int:
@@ -93,6 +96,8 @@ def fold_rows(report: Any, depth: int | None = None) -> list[ShownRow]:
                 parent.est_time_s += row.est_time_s
                 if parent.measured_time_s is not None and row.measured_time_s is not None:
                     parent.measured_time_s += row.measured_time_s
+                parent.backward_macs += row.backward_macs
+                parent.saved_bytes += row.saved_bytes
                 parent.folded += 1
                 continue
         item = ShownRow(
@@ -104,6 +109,8 @@ def fold_rows(report: Any, depth: int | None = None) -> list[ShownRow]:
             row.bytes_read + row.bytes_written,
             row.est_time_s,
             row.measured_time_s,
+            row.backward_macs,
+            row.saved_bytes,
         )
         shown.append(item)
         latest[row.name] = item
@@ -161,6 +168,7 @@ def _footer(report: Any, times: bool = True) -> list[str]:
         f"{human_bytes(r.activation_bytes)}; parameters and buffers: "
         f"{human_bytes(r.param_bytes + r.buffer_bytes)}",
         *(time_lines(r) if times else []),
+        *train_lines(r, human_bytes),
         *uncounted_note(r),
     ]
 
@@ -190,8 +198,12 @@ _WIDE = 120
 _TIME_COLUMNS = ("Bytes", "FLOP/B", "Est. time", "Bound", "Measured")
 
 
-def _columns(explain: bool, measured: bool, width: int | None) -> list[str]:
+def _columns(explain: bool, measured: bool, width: int | None, train: bool = False) -> list[str]:
     """The columns shown: all of them without a width limit, fewer in a narrow terminal."""
+    if train:  # mode="train": the backward's MACs and the saved bytes after the MACs
+        cols = _columns(explain, measured, width)
+        at = cols.index("MACs") + 1
+        return [*cols[:at], "Bwd MACs", "Saved", *cols[at:]]
     if width is not None and width < _WIDE:
         if explain:  # the formula needs the room
             return ["Layer (type)", "Param #", "MACs", "Formula"]
@@ -215,6 +227,12 @@ def _cell(item: ShownRow, col: str, channels_last: bool, short: bool = False) ->
         if short and item.macs:
             return human_count(item.macs)
         return _count_cell(item, item.macs)
+    if col == "Bwd MACs":
+        if short and item.backward_macs:
+            return human_count(item.backward_macs)
+        return _count_cell(item, item.backward_macs)
+    if col == "Saved":
+        return human_bytes(item.saved_bytes) if item.saved_bytes else _count_cell(item, 0)
     if col == "Bytes":
         return human_bytes(item.bytes) if item.bytes else _count_cell(item, 0)
     if col == "FLOP/B":
@@ -255,10 +273,14 @@ def sort_rows(items: list[ShownRow], sort: str | None) -> list[ShownRow]:
     return sorted(items, key=key, reverse=True)
 
 
+def _is_train(report: Any) -> bool:
+    return getattr(report, "train_cost", None) is not None
+
+
 def _min_width(col: str, width: int | None) -> int | None:
     if col == "Formula" and width is not None:
         return width // 3
-    return len(col) if col in ("Param #", "MACs") else None
+    return len(col) if col in ("Param #", "MACs", "Bwd MACs") else None
 
 
 def render_text(
@@ -307,7 +329,7 @@ def render_text(
         box=box.SIMPLE_HEAD,
         title_justify="left",
     )
-    cols = _columns(explain, report.measured_time_s is not None, width)
+    cols = _columns(explain, report.measured_time_s is not None, width, _is_train(report))
     if not times:
         cols = [c for c in cols if c not in _TIME_COLUMNS]
     for col in cols:
@@ -343,7 +365,7 @@ def render_markdown(
         >>> md.splitlines()[2]
         '| (model) (Linear) | (1, 2) | 10 | 8 | 64.00 B | 0.3 | ...'
     """
-    cols = _columns(explain, report.measured_time_s is not None, None)
+    cols = _columns(explain, report.measured_time_s is not None, None, _is_train(report))
     lines = [
         "| " + " | ".join(cols) + " |",
         "|"

@@ -24,6 +24,7 @@ from onebyone.errors import OneByOneError
 from ._inputs import INPUT_RANK, analysis_copy, check_rank, default_dtype, make_inputs, rng_kept
 from ._measure import measure_device, measure_into
 from ._recorder import Call, Recorder, shape_of
+from ._train_cost import check_optimizer, record_train  # train-cost
 from .profiles import DeviceProfile, resolve_profile
 from .report import LayerStats, Report
 from .roofline import apply_estimate, estimate
@@ -41,6 +42,8 @@ def analyze(
     measure: bool = False,
     repeats: int = 10,
     warmup: int = 3,
+    mode: str = "forward",
+    optimizer: str = "adamw",
 ) -> Report:
     """Count parameters, MACs and FLOPs per module call, without a real forward by default.
 
@@ -67,6 +70,12 @@ def analyze(
             ``device`` when that is a real device, else where the model's weights are.
         repeats: timed runs per measurement (``measure=True``).
         warmup: untimed runs before measuring.
+        mode: ``"forward"`` (default) counts the forward; ``"train"`` also runs the backward
+            of the sum of the outputs (in training mode) and fills ``backward_macs``,
+            ``backward_flops`` and ``saved_bytes`` on every row and ``Report.train_cost``
+            (gradients, optimizer state, the peak memory of a step; see ``_train_cost``).
+        optimizer: the optimizer of ``mode="train"``: ``"sgd"``, ``"sgd-momentum"``,
+            ``"adam"`` or ``"adamw"``.
 
     Returns:
         A :class:`Report` with one :class:`LayerStats` per module call, the totals, and the
@@ -97,11 +106,19 @@ def analyze(
 
         return estimate(analyze_onnx(model, input_size), device_profile)
     profile = resolve_profile(device_profile)
+    if mode not in ("forward", "train"):  # train-cost: mode="train"
+        raise ValueError(f"mode must be 'forward' or 'train', got {mode!r}")
+    if mode == "train":
+        optimizer = check_optimizer(optimizer)
+        train = True
     if measure:
         repeats = check_int("repeats", repeats, minimum=1)
         warmup = check_int("warmup", warmup, minimum=0)
     try:
-        report, _ = _analyze(model, input_size, device=device, dtype=dtype, train=train)
+        report, _ = _analyze(
+            model, input_size, device=device, dtype=dtype, train=train,
+            optimizer=optimizer if mode == "train" else None,
+        )  # fmt: skip
     except OneByOneError as e:
         raise _with_memory_needed(e, model, input_size, dtype, train) from e.__cause__
     apply_estimate(report, profile)
@@ -131,8 +148,12 @@ def _analyze(
     device: str | torch.device = "meta",
     dtype: torch.dtype | None = None,
     train: bool = False,
+    optimizer: str | None = None,
 ) -> tuple[Report, list[Call]]:
-    """Run the analysis; return the report and the recorded calls (with their modules)."""
+    """Run the analysis; return the report and the recorded calls (with their modules).
+
+    ``optimizer`` (a name) counts a training step too (``mode="train"``).
+    """
     # Copying and counting allocate some ten thousand short-lived Python objects. With the
     # collector on, they trigger a full collection over everything `import torch` created,
     # which was most of the first call's time (0.17 s -> 0.06 s on resnet50). Any cycles
@@ -140,7 +161,9 @@ def _analyze(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _analyze_impl(model, input_size, device=device, dtype=dtype, train=train)
+        return _analyze_impl(
+            model, input_size, device=device, dtype=dtype, train=train, optimizer=optimizer
+        )
     finally:
         if was_enabled:
             gc.enable()
@@ -171,11 +194,55 @@ def _check_arguments(model: Any, device: Any, dtype: Any) -> tuple[torch.device,
 
 
 def _analyze_impl(
-    model: nn.Module, input_size: Any, *, device: Any, dtype: Any, train: bool
+    model: nn.Module, input_size: Any, *, device: Any, dtype: Any, train: bool, optimizer: Any
 ) -> tuple[Report, list[Call]]:
     device, dtype = _check_arguments(model, device, dtype)
     with rng_kept(device):  # random inputs must not move the user's random stream
+        if optimizer is not None:
+            return _record_train(model, input_size, device=device, dtype=dtype, optimizer=optimizer)
         return _record(model, input_size, device=device, dtype=dtype, train=train)
+
+
+def _record_train(
+    model: nn.Module,
+    input_size: Any,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    optimizer: str,
+    prepare: Any = None,
+) -> tuple[Report, list[Call]]:
+    """``_record`` for ``mode="train"``: the forward with gradients on, then the backward.
+
+    ``prepare(copy)``, if given, changes the analysis copy first (a what-if, see ``memory``).
+    """
+    inputs = make_inputs(input_size, device, dtype)
+    check_rank(model, inputs)
+    work = analysis_copy(model, device, dtype)
+    work.train(True)
+    if prepare is not None:
+        prepare(work)
+
+    def run_forward(recorder: Recorder, tagger: Any) -> Any:
+        fastpath = torch.backends.mha.get_fastpath_enabled()
+        try:
+            torch.backends.mha.set_fastpath_enabled(False)
+            with recorder, tagger, recorder.counter:
+                return work(*inputs)
+        except InternalError:
+            raise
+        except Exception as e:
+            raise _forward_error(e, recorder.stack, device) from e
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
+
+    recorder, cost, outside = record_train(work, inputs, optimizer, run_forward)
+    report = _totals(model, work, inputs, device, dtype, [c.row for c in recorder.calls])
+    report.uncounted_ops = dict(sorted(recorder.counter.uncounted.items()))
+    report.backward_macs = sum(c.row.backward_macs for c in recorder.calls) + outside.macs
+    report.backward_flops = sum(c.row.backward_flops for c in recorder.calls) + outside.flops
+    report.train_cost = cost
+    return report, recorder.calls
 
 
 def _record(

@@ -89,6 +89,10 @@ class LayerStats:
         input_flattened_from: ``(C, H, W)`` when the first input was a 4-d map flattened
             to ``(N, C*H*W)``, else None.
         op_costs: one :class:`OpCost` per operator of the module's own forward.
+        backward_macs: with ``mode="train"``, the MACs of the backward operators of the
+            autograd nodes this call's forward created (0 otherwise).
+        backward_flops: the same operators' FLOPs (``2 * MACs`` + elementwise work).
+        saved_bytes: bytes of the storages autograd first saved for backward in this call.
 
     Example:
         >>> row = LayerStats("0", "Conv2d", 1, [(1, 3, 8, 8)], (1, 4, 8, 8), 112, 112, 6912)
@@ -116,6 +120,11 @@ class LayerStats:
     measured_time_s: float | None = None
     input_flattened_from: Shape | None = None
     op_costs: list[OpCost] = field(default_factory=list, repr=False)
+    # mode="train" (see _train_cost): the backward's work attributed to this call, and
+    # the bytes of the activations autograd saved while it ran (each storage once).
+    backward_macs: int = 0
+    backward_flops: int = 0
+    saved_bytes: int = 0
 
     @property
     def flops(self) -> int:
@@ -180,6 +189,10 @@ class Report:
         device_profile: the device profile behind ``est_time_s`` (its name and source).
         measured_device: where ``measured_time_s`` was measured (``""`` if not measured).
         measured_repeats: the number of timed runs behind each measured median.
+        backward_macs: with ``mode="train"``, the MACs of the whole backward.
+        backward_flops: the FLOPs of the whole backward.
+        train_cost: with ``mode="train"``, the step's memory
+            (:class:`~onebyone.analysis.TrainCost`); None otherwise.
 
     Example:
         >>> import torch
@@ -215,6 +228,10 @@ class Report:
     device_profile: str = ""
     measured_device: str = ""
     measured_repeats: int = 0
+    # mode="train" (see _train_cost): the whole backward's work and the step's memory.
+    backward_macs: int = 0
+    backward_flops: int = 0
+    train_cost: Any = None
 
     # ------------------------------------------------------------------ queries
 
@@ -302,6 +319,9 @@ class Report:
             "device_profile": self.device_profile,
             "measured_device": self.measured_device,
             "measured_repeats": self.measured_repeats,
+            "backward_macs": self.backward_macs,
+            "backward_flops": self.backward_flops,
+            "train_cost": None if self.train_cost is None else self.train_cost.to_dict(),
             "rows": [r.to_dict() for r in self.rows],
         }
 

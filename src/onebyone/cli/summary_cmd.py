@@ -112,6 +112,21 @@ def summary(
         help="Also save the device's roofline with each layer as a point, e.g. roof.png "
         "(needs matplotlib).",
     ),
+    train: bool = typer.Option(
+        False,
+        "--train",
+        help="Also count a training step: backward MACs, saved activations, gradients, "
+        "optimizer state and the peak memory (on the meta device).",
+    ),
+    optimizer: str = typer.Option(
+        "adamw", "--optimizer", help="For --train/--max-batch: sgd, sgd-momentum, adam or adamw."
+    ),
+    max_batch: str | None = typer.Option(
+        None,
+        "--max-batch",
+        help="Print the largest batch whose training step fits in this memory, e.g. 16GiB "
+        "or 512MB (by the --train peak estimate), instead of the table.",
+    ),
     threads: int | None = threads_option(),
 ) -> None:
     """Count parameters, MACs and FLOPs per layer, without a real forward pass by default.
@@ -141,12 +156,27 @@ def summary(
         report = estimate(analyze_onnx(model, size), device_profile)
     else:
         net, size = _model_and_input(model, input, batch)
+        if max_batch is not None:
+            _print_max_batch(net, size[1:], max_batch, optimizer)
+            return
+        if train:
+            from onebyone.analysis.memory import check_optimizer
+
+            check_optimizer(optimizer)
         if device != "meta":  # counted first without memory: say what the real run would need
             counted = analyze(net, size, device="meta")
             needed = (counted.input_bytes + counted.activation_bytes + counted.param_bytes
                       + counted.buffer_bytes)  # fmt: skip
             check_memory(needed, device, f"a real forward at input {'x'.join(map(str, size))}")
-        report = analyze(net, size, device=device, device_profile=device_profile, measure=measure)
+        report = analyze(
+            net,
+            size,
+            device=device,
+            device_profile=device_profile,
+            measure=measure,
+            mode="train" if train else "forward",
+            optimizer=optimizer,
+        )
     show(report, format, depth=depth, channels_last=channels_last, explain=explain, sort=sort)
     if plot is not None:
         path = plot_report(report, plot, depth=depth)
@@ -156,6 +186,26 @@ def summary(
 
         path = plot_roofline(report, roofline, device_profile=device_profile)
         typer.echo(f"wrote {path}", err=True)
+
+
+def _print_max_batch(net, input_size: tuple[int, ...], memory: str, optimizer: str) -> None:
+    """``summary --max-batch``: the largest batch that fits, and the peak it needs."""
+    from onebyone.analysis import analyze, max_batch, parse_memory
+    from onebyone.analysis.render import human_bytes
+
+    try:
+        budget = parse_memory(memory)
+    except ValueError as e:
+        raise ValueError(f"--max-batch: {e}") from None
+    batch = max_batch(net, input_size, memory=budget, optimizer=optimizer)
+    if batch == 0:
+        typer.echo(f"no batch fits in {human_bytes(budget)} ({optimizer}): even batch 1 does not")
+        return
+    cost = analyze(net, (batch, *input_size), mode="train", optimizer=optimizer).train_cost
+    typer.echo(
+        f"max batch: {batch} (training step with {optimizer}, peak estimate "
+        f"{human_bytes(cost.peak_bytes)} of {human_bytes(budget)})"
+    )
 
 
 def show(report, format: str, **options) -> None:
