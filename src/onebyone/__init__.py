@@ -7,7 +7,7 @@ True
 
 from onebyone import data, surgery, train
 from onebyone._version import __version__
-from onebyone.analysis import LayerStats, Report, analyze, plan
+from onebyone.analysis import LayerStats, Report, analyze, calibrate, diff, plan
 from onebyone.blocks import BasicBlock, Bottleneck, Inception, MLPConv, NaiveInception
 from onebyone.errors import InternalError, OneByOneError
 from onebyone.experiments import compare
@@ -55,9 +55,11 @@ __all__ = [
     "TutorialModel",
     "__version__",
     "analyze",
+    "calibrate",
     "compare",
     "create_model",
     "data",
+    "diff",
     "evaluate",
     "fit",
     "list_models",

@@ -1,4 +1,4 @@
-"""The complexity analyzer: parameters, MACs and FLOPs per layer, and the 1x1 what-if planner.
+"""The analyzer: parameters, MACs, FLOPs, traffic and time per layer, the 1x1 planner and diffs.
 
 >>> from torch import nn
 >>> from onebyone.analysis import analyze
@@ -6,24 +6,38 @@
 32832
 """
 
+from ._calibrate import calibrate
 from ._counting import FLOP_RULES, MAC_RULES
+from ._diff import Diff, DiffRow, diff
 from .analyze import INPUT_RANK, analyze
 from .plan import PLAN_LAYERS, Plan, PlanEntry, plan
+from .profiles import PRESETS, DeviceProfile, load_profile, resolve_profile
 from .render import plot_report, render_markdown, render_text
-from .report import LayerStats, Report
+from .report import LayerStats, OpCost, Report
+from .roofline import estimate
 
 __all__ = [
     "FLOP_RULES",
     "INPUT_RANK",
     "MAC_RULES",
     "PLAN_LAYERS",
+    "PRESETS",
+    "DeviceProfile",
+    "Diff",
+    "DiffRow",
     "LayerStats",
+    "OpCost",
     "Plan",
     "PlanEntry",
     "Report",
     "analyze",
+    "calibrate",
+    "diff",
+    "estimate",
+    "load_profile",
     "plan",
     "plot_report",
     "render_markdown",
     "render_text",
+    "resolve_profile",
 ]

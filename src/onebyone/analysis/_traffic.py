@@ -9,7 +9,9 @@ The model (stated in the summary's notes and in ``docs``):
 * the indices of a max pooling are not written (the inference kernels do not produce them).
 
 The class of an operator picks the rate of a device profile: ``conv1x1``, ``conv`` (kxk),
-``depthwise``, ``gemm`` (matrix products and attention) and ``elementwise`` (everything else).
+``depthwise``, ``gemm`` (matrix products and attention), ``pool`` (windowed max and average
+pooling, whose CPU kernels are far slower per FLOP than elementwise work) and ``elementwise``
+(everything else).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import math
 
 import torch
 
-__all__ = ["COPY_OPS", "OP_CLASSES", "VIEW_OPS", "op_bytes", "op_class"]
+__all__ = ["COPY_OPS", "OP_CLASSES", "REQUIRED_CLASSES", "VIEW_OPS", "op_bytes", "op_class"]
 
 aten = torch.ops.aten
 
-OP_CLASSES = ("conv1x1", "conv", "depthwise", "gemm", "elementwise")
+# Every profile has a rate for these; "pool" is optional (profiles without it use elementwise).
+REQUIRED_CLASSES = ("conv1x1", "conv", "depthwise", "gemm", "elementwise")
+OP_CLASSES = (*REQUIRED_CLASSES, "pool")
 
 
 def _ops(*names: str) -> frozenset:
@@ -53,6 +57,10 @@ _GEMM = _ops(
 )  # fmt: skip
 
 _CONV = _ops("convolution", "_convolution")
+_POOL = _ops(
+    "max_pool1d", "max_pool2d", "max_pool2d_with_indices", "max_pool3d_with_indices",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+)  # fmt: skip
 _WITH_INDICES = _ops(
     "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool2d",
     "adaptive_max_pool3d",
@@ -108,6 +116,8 @@ def op_class(packet, args: tuple) -> str:
     """
     if packet in _GEMM:
         return "gemm"
+    if packet in _POOL:
+        return "pool"
     if packet in _CONV and len(args) > 1:
         x, w = args[0], args[1]
         in_channels = int(x.shape[1]) if x.dim() > 1 else 0

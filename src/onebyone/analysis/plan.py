@@ -22,11 +22,15 @@ from torch import nn
 from onebyone._checks import check_choice, check_int
 from onebyone._tables import render_rich
 
-from ._text import format_shape, human_count
+from ._plan_time import time_what_if
+from ._text import format_shape, human_count, human_time
 from .analyze import analyze
+from .profiles import DeviceProfile, resolve_profile
 from .report import LayerStats
 
-__all__ = ["PLAN_LAYERS", "Plan", "PlanEntry", "plan"]
+__all__ = ["PLAN_LAYERS", "PLAN_SORT_KEYS", "Plan", "PlanEntry", "plan"]
+
+PLAN_SORT_KEYS = ("macs", "params", "time")
 
 # Layers the planner considers; users can add their own convolution subclasses.
 PLAN_LAYERS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -63,6 +67,14 @@ class PlanEntry:
     layer_params_after: int
     layer_macs_after: int
     applied: bool = False
+    time_before_s: float = 0.0
+    time_after_s: float = 0.0
+    no_time_saved: str = ""
+
+    @property
+    def time_saved_s(self) -> float:
+        """Estimated seconds saved (negative when the projection costs time)."""
+        return self.time_before_s - self.time_after_s
 
     @property
     def params_after(self) -> int:
@@ -102,6 +114,7 @@ class PlanEntry:
             macs_after=self.macs_after,
             params_saved=self.params_saved,
             macs_saved=self.macs_saved,
+            time_saved_s=self.time_saved_s,
         )
         return d
 
@@ -111,7 +124,8 @@ class Plan:
     """The what-if for a whole model: entries sorted by savings and totals before and after.
 
     ``*_after`` totals apply every entry marked ``applied``: those that save MACs (or
-    parameters, when sorted by parameters).
+    parameters, or estimated time, by the sort key). ``device_profile`` names the profile
+    behind the time estimates; an entry's ``no_time_saved`` says why it cuts MACs but not time.
 
     Example:
         >>> from torch import nn
@@ -131,6 +145,7 @@ class Plan:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     total_params_before: int = 0
     total_macs_before: int = 0
+    device_profile: str = ""
 
     @property
     def total_params_after(self) -> int:
@@ -153,6 +168,7 @@ class Plan:
             "total_params_after": self.total_params_after,
             "total_macs_before": self.total_macs_before,
             "total_macs_after": self.total_macs_after,
+            "device_profile": self.device_profile,
             "entries": [e.to_dict() for e in self.entries],
             "skipped": [{"name": n, "reason": r} for n, r in self.skipped],
         }
@@ -178,6 +194,7 @@ def plan(
     sort: str = "macs",
     device: str | torch.device = "meta",
     dtype: torch.dtype | None = None,
+    device_profile: DeviceProfile | str | None = None,
 ) -> Plan:
     """Show what a 1x1 projection in front of each expensive layer would save.
 
@@ -186,9 +203,11 @@ def plan(
         input_size: as for :func:`onebyone.analyze`, e.g. ``(1, 3, 224, 224)``.
         ratio: project to ``round(ratio * in_channels)`` channels (at least 1).
         channels: project to this many channels instead of using ``ratio``.
-        sort: order entries by ``"macs"`` saved (default) or ``"params"`` saved.
+        sort: order entries by ``"macs"`` saved (default), ``"params"`` saved or estimated
+            ``"time"`` saved.
         device: where the analysis runs (``"meta"`` by default).
         dtype: floating dtype of the analysis (default: the model's own).
+        device_profile: the device the time estimates are for (see :func:`onebyone.analyze`).
 
     Returns:
         A :class:`Plan`. Layers where the projection would not reduce the channels, and
@@ -212,8 +231,9 @@ def plan(
     else:
         channels = check_int("channels", channels, minimum=1)
         ratio = None
-    check_choice("sort", sort, ("macs", "params"))
-    report = analyze(model, input_size, device=device, dtype=dtype)
+    check_choice("sort", sort, PLAN_SORT_KEYS)
+    profile = resolve_profile(device_profile)
+    report = analyze(model, input_size, device=device, dtype=dtype, device_profile=profile)
 
     # A module's calls share its qualified name (a shared module keeps its first name).
     by_module: dict[str, tuple[nn.Module, list[LayerStats]]] = {}
@@ -230,19 +250,21 @@ def plan(
         channels=channels,
         total_params_before=report.total_params,
         total_macs_before=report.total_macs,
+        device_profile=report.device_profile,
     )
     for module, rows in by_module.values():
-        entry, reason = _entry(module, rows, ratio, channels)
+        entry, reason = _entry(module, rows, ratio, channels, profile, report.dtype)
         if entry is not None:
-            entry.applied = (entry.macs_saved if sort == "macs" else entry.params_saved) > 0
+            saved = {"macs": entry.macs_saved, "params": entry.params_saved, "time": entry.time_saved_s}
+            entry.applied = saved[sort] > 0
             result.entries.append(entry)
         elif reason:
             result.skipped.append((rows[0].name, reason))
-    key = (
-        (lambda e: (e.macs_saved, e.params_saved))
-        if sort == "macs"
-        else (lambda e: (e.params_saved, e.macs_saved))
-    )
+    key = {
+        "macs": lambda e: (e.macs_saved, e.params_saved),
+        "params": lambda e: (e.params_saved, e.macs_saved),
+        "time": lambda e: (e.time_saved_s, e.macs_saved),
+    }[sort]
     result.entries.sort(key=key, reverse=True)
     return result
 
@@ -252,7 +274,12 @@ def _mid(in_channels: int, ratio: float | None, channels: int | None) -> int:
 
 
 def _entry(
-    module: nn.Module, rows: list[LayerStats], ratio: float | None, channels: int | None
+    module: nn.Module,
+    rows: list[LayerStats],
+    ratio: float | None,
+    channels: int | None,
+    profile: DeviceProfile,
+    dtype: str,
 ) -> tuple[PlanEntry | None, str]:
     row = rows[0]
     has_bias = getattr(module, "bias", None) is not None
@@ -303,6 +330,15 @@ def _entry(
         layer_params_after=weight_per_channel * mid + (bias_out if has_bias else 0),
         layer_macs_after=macs_before // in_channels * mid,
     )
+    entry.time_before_s, entry.time_after_s, entry.no_time_saved = time_what_if(
+        rows,
+        in_channels=in_channels,
+        mid=mid,
+        weight_after=entry.layer_params_after,
+        macs_after_per_call=[r.macs // in_channels * mid for r in rows],
+        profile=profile,
+        dtype=dtype,
+    )
     return entry, ""
 
 
@@ -320,13 +356,18 @@ def render_plan(p: Plan, *, width: int | None = None) -> str:
     lines = []
     if any(not e.applied for e in p.entries):
         lines.append("* costs more than it saves: not applied in the totals")
+    slow = [e for e in p.entries if e.no_time_saved and e.macs_saved > 0]
+    if slow:
+        lines.append("! cuts MACs but not the estimated time:")
+        lines += [f"  {e.name or '(model)'}: {e.no_time_saved}" for e in slow]
     lines += [f"skipped {name or '(model)'}: {reason}" for name, reason in p.skipped]
     lines.append(
         f"Total params: {p.total_params_before:,} -> {p.total_params_after:,}; "
         f"total MACs: {p.total_macs_before:,} -> {p.total_macs_after:,} "
         f"({human_count(p.total_macs_before)} -> {human_count(p.total_macs_after)}), "
         f"with the projections above applied. Input "
-        f"{', '.join(format_shape(s) for s in p.input_shapes)}."
+        f"{', '.join(format_shape(s) for s in p.input_shapes)}. Times estimated on "
+        f"{p.device_profile}."
     )
     title = f"{p.model}: a 1x1 projection ({how}) before each layer"
     if not p.entries:
@@ -340,6 +381,7 @@ def render_plan(p: Plan, *, width: int | None = None) -> str:
         "MACs now",
         "MACs with 1x1",
         "MACs saved",
+        "Est. time",
     ):
         table.add_column(
             col,
@@ -359,6 +401,8 @@ def render_plan(p: Plan, *, width: int | None = None) -> str:
             human_count(e.macs_before),
             f"{human_count(e.projection_macs)} + {human_count(e.layer_macs_after)}",
             f"{100 * e.macs_saved / e.macs_before:.1f}%" if e.macs_before else "--",
+            f"{human_time(e.time_before_s)} -> {human_time(e.time_after_s)}"
+            + (" !" if e.no_time_saved and e.macs_saved > 0 else ""),
         )
     return render_rich(table, *lines, width=width)
 

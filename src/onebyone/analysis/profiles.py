@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._traffic import OP_CLASSES
+from ._traffic import OP_CLASSES, REQUIRED_CLASSES
 
 __all__ = [
     "FALLBACK",
@@ -50,11 +50,15 @@ class DeviceProfile:
         name: a short name (``"t4"``, ``"calibrated"``).
         description: the machine or the product, in words.
         source: where the numbers come from (a spec sheet, a calibration run, a fallback).
-        rates: sustained FLOP/s per operator class in float32, one per ``OP_CLASSES``.
+        rates: sustained FLOP/s per operator class in float32: one per ``REQUIRED_CLASSES``
+            and optionally ``pool`` (else pooling uses the ``elementwise`` rate).
         bandwidth: memory bandwidth in bytes/s (reads plus writes).
         overhead_s: fixed cost of one operator call in seconds (dispatch, launch).
         rates_16bit: FLOP/s per class in float16/bfloat16 where the device is faster there
             (missing classes use ``rates``).
+        cache_bytes: an operator moving at most this many bytes in total runs at
+            ``cache_bandwidth`` (its tensors stay in the cache); 0: no cache level.
+        cache_bandwidth: the bandwidth of that cache in bytes/s.
 
     Example:
         >>> p = PRESETS["t4"]
@@ -69,12 +73,27 @@ class DeviceProfile:
     bandwidth: float
     overhead_s: float
     rates_16bit: dict[str, float] = field(default_factory=dict)
+    cache_bytes: int = 0
+    cache_bandwidth: float = 0.0
+
+    def memory_time(self, nbytes: int) -> float:
+        """Seconds to move ``nbytes`` (from the cache when they fit in ``cache_bytes``).
+
+        Example:
+            >>> p = DeviceProfile("x", "", "", {}, bandwidth=1e9, overhead_s=0.0,
+            ...                   cache_bytes=1000, cache_bandwidth=1e10)
+            >>> p.memory_time(1000), p.memory_time(2000)
+            (1e-07, 2e-06)
+        """
+        if self.cache_bytes and nbytes <= self.cache_bytes:
+            return nbytes / self.cache_bandwidth
+        return nbytes / self.bandwidth
 
     def rate(self, op_class: str, dtype: str = "float32") -> float:
         """FLOP/s of ``op_class`` at ``dtype`` (``"float16"``/``"bfloat16"`` use ``rates_16bit``)."""
         if dtype in ("float16", "bfloat16") and op_class in self.rates_16bit:
             return self.rates_16bit[op_class]
-        return self.rates[op_class]
+        return self.rates.get(op_class) or self.rates["elementwise"]
 
     @property
     def label(self) -> str:
@@ -203,14 +222,23 @@ def _validate(data: Any, where: str) -> DeviceProfile:
     rates = data.get("rates")
     if not isinstance(rates, dict):
         raise ValueError(f"{where}: field 'rates' is missing or not an object")
-    for c in OP_CLASSES:
+    for c in REQUIRED_CLASSES:
         _positive(rates.get(c), f"{where}: field 'rates.{c}'")
+    for c in set(rates) - set(REQUIRED_CLASSES):
+        if c not in OP_CLASSES:
+            raise ValueError(f"{where}: field 'rates.{c}' is not an operator class {OP_CLASSES}")
+        _positive(rates[c], f"{where}: field 'rates.{c}'")
     rates16 = data.get("rates_16bit", {})
     if not isinstance(rates16, dict):
         raise ValueError(f"{where}: field 'rates_16bit' is not an object")
     for c, v in rates16.items():
         _positive(v, f"{where}: field 'rates_16bit.{c}'")
     _positive(data.get("bandwidth"), f"{where}: field 'bandwidth'")
+    cache_bytes = data.get("cache_bytes", 0)
+    if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
+        raise ValueError(f"{where}: field 'cache_bytes' must be an integer >= 0, got {cache_bytes!r}")
+    if cache_bytes:
+        _positive(data.get("cache_bandwidth"), f"{where}: field 'cache_bandwidth'")
     overhead = data.get("overhead_s")
     if isinstance(overhead, bool) or not isinstance(overhead, (int, float)) or not (
         math.isfinite(overhead) and overhead >= 0
@@ -220,10 +248,12 @@ def _validate(data: Any, where: str) -> DeviceProfile:
         name=data["name"],
         description=data["description"],
         source=data["source"],
-        rates={c: float(rates[c]) for c in OP_CLASSES},
+        rates={c: float(rates[c]) for c in OP_CLASSES if c in rates},
         bandwidth=float(data["bandwidth"]),
         overhead_s=float(overhead),
         rates_16bit={c: float(v) for c, v in rates16.items()},
+        cache_bytes=cache_bytes,
+        cache_bandwidth=float(data.get("cache_bandwidth", 0.0)) if cache_bytes else 0.0,
     )
 
 

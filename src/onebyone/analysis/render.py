@@ -12,26 +12,34 @@ from pathlib import Path
 
 from ._text import (
     CONVENTION,
+    SORT_KEYS,
     ShownRow,
     fold_rows,
     format_shape,
     human_bytes,
     human_count,
+    human_time,
     render_markdown,
     render_text,
+    sort_rows,
+    where_time_goes,
 )
 from .report import Report
 
 __all__ = [
     "CONVENTION",
+    "SORT_KEYS",
     "ShownRow",
     "fold_rows",
     "format_shape",
     "human_bytes",
     "human_count",
+    "human_time",
     "plot_report",
     "render_markdown",
     "render_text",
+    "sort_rows",
+    "where_time_goes",
 ]
 
 

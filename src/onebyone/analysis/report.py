@@ -378,12 +378,13 @@ class Report:
         Example:
             >>> from torch import nn
             >>> import onebyone
-            >>> r = onebyone.analyze(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 10, 10))
+            >>> m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+            >>> r = onebyone.analyze(m, (1, 3, 10, 10), device_profile="cpu-fallback")
             >>> print("\\n".join(r.to_markdown().splitlines()[:4]))
             | Layer (type) | Output Shape | Param # | MACs | Bytes | FLOP/B | Est. time | Bound |
             |---|---|---:|---:|---:|---:|---:|---|
-            | 0 (Conv2d) | (1, 8, 8, 8) | 224 | 13,824 | 4.27 KB | 6.8 | ... | compute |
-            | 1 (ReLU) | (1, 8, 8, 8) | 0 | 0 | 4.00 KB | 0.1 | ... | overhead |
+            | 0 (Conv2d) | (1, 8, 8, 8) | 224 | 13,824 | 4.05 KB | 6.8 | 5.47 us | overhead |
+            | 1 (ReLU) | (1, 8, 8, 8) | 0 | 0 | 4.00 KB | 0.1 | 5.41 us | overhead |
         """
         return render_markdown(self, depth=depth)
 

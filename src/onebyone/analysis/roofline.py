@@ -5,6 +5,9 @@ operator's class, bandwidth ``W`` and per-op overhead ``o``::
 
     time = max(F / R, B / W) + o
 
+``W`` is the profile's cache bandwidth when ``B`` fits in its ``cache_bytes`` (an operator on
+small tensors that the previous operator just wrote), else its memory bandwidth.
+
 and its bound is ``compute`` when ``F / R`` is the larger term, ``memory`` when ``B / W`` is,
 and ``overhead`` when ``o`` exceeds both. A row's estimate sums its own operators; its bound is
 the one that accounts for most of its time. The assumptions (each operator reads its inputs and
@@ -36,7 +39,7 @@ def op_time(cost: OpCost, profile: DeviceProfile, dtype: str = "float32") -> tup
         'overhead'
     """
     compute = cost.flops / profile.rate(cost.op_class, dtype)
-    memory = cost.bytes / profile.bandwidth
+    memory = profile.memory_time(cost.bytes)
     work = max(compute, memory)
     if profile.overhead_s > work:
         bound = "overhead"
@@ -51,10 +54,10 @@ def apply_estimate(report: Report, profile: DeviceProfile) -> None:
     for row in report.rows:
         parts = {"compute": 0.0, "memory": 0.0, "overhead": 0.0}
         for cost in row.op_costs:
-            t, bound = op_time(cost, profile, report.dtype)
+            compute = cost.flops / profile.rate(cost.op_class, report.dtype)
+            memory = profile.memory_time(cost.bytes)
+            parts["compute" if compute >= memory else "memory"] += max(compute, memory)
             parts["overhead"] += profile.overhead_s
-            if bound != "overhead":
-                parts[bound] += t - profile.overhead_s
         row.est_time_s = sum(parts.values())
         row.bound = max(parts, key=parts.__getitem__) if row.op_costs else ""
         total += row.est_time_s

@@ -34,22 +34,28 @@ def _root(
 
 
 # Commands: one module each, registered explicitly (keep this list sorted by command name).
+from onebyone.cli.calibrate_cmd import calibrate  # noqa: E402
 from onebyone.cli.compare_cmd import compare  # noqa: E402
 from onebyone.cli.compress_cmd import compress  # noqa: E402
 from onebyone.cli.convolutionalize_cmd import convolutionalize  # noqa: E402
+from onebyone.cli.diff_cmd import diff  # noqa: E402
 from onebyone.cli.fuse_cmd import fuse  # noqa: E402
 from onebyone.cli.models_cmd import models  # noqa: E402
 from onebyone.cli.plan_cmd import plan  # noqa: E402
+from onebyone.cli.profile_cmd import profile  # noqa: E402
 from onebyone.cli.summary_cmd import summary  # noqa: E402
 from onebyone.cli.tour_cmd import tour  # noqa: E402
 from onebyone.cli.train_cmd import train  # noqa: E402
 
+app.command("calibrate")(calibrate)
 app.command("compare")(compare)
 app.command("compress")(compress)
 app.command("convolutionalize")(convolutionalize)
+app.command("diff")(diff)
 app.command("fuse")(fuse)
 app.command("models")(models)
 app.command("plan")(plan)
+app.command("profile")(profile)
 app.command("summary")(summary)
 app.command("tour")(tour)
 app.command("train")(train)

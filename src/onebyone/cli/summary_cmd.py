@@ -29,6 +29,15 @@ INPUT_OPTION = typer.Option(
     help="Input CxHxW without the batch, e.g. 3x224x224 (default: the model's own).",
 )
 BATCH_OPTION = typer.Option(1, "--batch", help="Batch size placed in front of --input.")
+DEVICE_PROFILE_OPTION = typer.Option(
+    None,
+    "--device-profile",
+    help="Estimate times for this device: a preset (h100-sxm, h200, a100-80gb, l4, t4, "
+    "cpu-fallback) or a profile file (default: this machine's, from 'onebyone calibrate').",
+)
+SORT_OPTION = typer.Option(
+    None, "--sort", help="Order rows by time, macs, params or bytes (default: execution order)."
+)
 
 
 def _model_and_input(model: str, input: str | None, batch: int) -> tuple[object, tuple[int, ...]]:
@@ -79,6 +88,13 @@ def summary(
         "(needs matplotlib).",
     ),
     device: str = typer.Option("meta", "--device", help="meta (no real forward), cpu or cuda."),
+    device_profile: str | None = DEVICE_PROFILE_OPTION,
+    sort: str | None = SORT_OPTION,
+    measure: bool = typer.Option(
+        False,
+        "--measure",
+        help="Also run the model for real (on --device, or the CPU) and show measured times.",
+    ),
 ) -> None:
     """Count parameters, MACs and FLOPs per layer, without a real forward pass by default.
 
@@ -87,27 +103,42 @@ def summary(
     """
     from onebyone._checks import check_choice
     from onebyone.analysis import analyze
-    from onebyone.analysis.render import plot_report, render_markdown, render_text
+    from onebyone.analysis.render import SORT_KEYS, plot_report
 
     check_choice("--format", format, FORMATS)
+    if sort is not None:
+        check_choice("--sort", sort, SORT_KEYS)
     if depth is not None and depth < 0:
         raise ValueError(f"--depth must be >= 0, got {depth}")
     if plot is not None:
         check_out_file(plot, "--plot", _plot_suffixes())  # before any work
     net, size = _model_and_input(model, input, batch)
-    report = analyze(net, size, device=device)
+    report = analyze(net, size, device=device, device_profile=device_profile, measure=measure)
+    show(report, format, depth=depth, channels_last=channels_last, explain=explain, sort=sort)
+    if plot is not None:
+        path = plot_report(report, plot, depth=depth)
+        typer.echo(f"wrote {path}", err=True)
+
+
+def show(report, format: str, **options) -> None:
+    """Print a report in one of ``FORMATS`` (shared with ``profile``)."""
+    from onebyone._tables import output_width
+    from onebyone.analysis.render import render_markdown, render_text
+
+    depth, channels_last = options.get("depth"), options.get("channels_last", False)
+    explain, sort = options.get("explain", False), options.get("sort")
     if format == "json":
         typer.echo(report.to_json())
     elif format == "csv":
         typer.echo(report.to_csv(), nl=False)
     elif format == "markdown":
         typer.echo(
-            render_markdown(report, depth=depth, channels_last=channels_last, explain=explain),
+            render_markdown(
+                report, depth=depth, channels_last=channels_last, explain=explain, sort=sort
+            ),
             nl=False,
         )
     else:
-        from onebyone._tables import output_width
-
         typer.echo(
             render_text(
                 report,
@@ -115,9 +146,7 @@ def summary(
                 channels_last=channels_last,
                 explain=explain,
                 width=output_width(),
+                sort=sort,
             ),
             nl=False,
         )
-    if plot is not None:
-        path = plot_report(report, plot, depth=depth)
-        typer.echo(f"wrote {path}", err=True)

@@ -1,0 +1,57 @@
+"""``onebyone profile``: run a model for real and show measured times beside the estimates."""
+
+from __future__ import annotations
+
+import typer
+
+from onebyone.cli._common import user_errors
+from onebyone.cli.summary_cmd import (
+    BATCH_OPTION,
+    DEVICE_PROFILE_OPTION,
+    FORMATS,
+    INPUT_OPTION,
+    MODEL_ARGUMENT,
+    SORT_OPTION,
+    _model_and_input,
+    show,
+)
+
+
+@user_errors
+def profile(
+    model: str = MODEL_ARGUMENT,
+    input: str | None = INPUT_OPTION,
+    batch: int = BATCH_OPTION,
+    device: str = typer.Option("cpu", "--device", help="Where to run: cpu or cuda."),
+    repeats: int = typer.Option(10, "--repeats", help="Timed runs; each time is their median."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed runs before timing."),
+    depth: int | None = typer.Option(
+        None, "--depth", help="Fold rows deeper than N into their parent (default: show all)."
+    ),
+    sort: str | None = SORT_OPTION,
+    format: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
+    device_profile: str | None = DEVICE_PROFILE_OPTION,
+) -> None:
+    """Time every layer of a real forward (warm-up, repeats, medians) beside the estimate."""
+    from onebyone._checks import check_choice, check_int
+    from onebyone.analysis import analyze
+    from onebyone.analysis.render import SORT_KEYS
+
+    check_choice("--format", format, FORMATS)
+    if sort is not None:
+        check_choice("--sort", sort, SORT_KEYS)
+    check_int("--repeats", repeats, minimum=1)
+    check_int("--warmup", warmup, minimum=0)
+    if device == "meta":
+        raise ValueError("--device meta cannot run a model for real; use cpu or cuda")
+    net, size = _model_and_input(model, input, batch)
+    report = analyze(
+        net,
+        size,
+        device=device,
+        device_profile=device_profile,
+        measure=True,
+        repeats=repeats,
+        warmup=warmup,
+    )
+    show(report, format, depth=depth, sort=sort)
