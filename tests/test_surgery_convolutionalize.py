@@ -181,17 +181,30 @@ def test_pooling_to_1x1_that_is_not_global_is_folded_exactly():
 # ----------------------------------------------------------------------------- inputs the model rejects
 
 
+def test_a_forward_that_fails_inside_a_layer_names_the_layer_and_its_input_shapes():
+    from onebyone.errors import OneByOneError
+
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(8 * 6 * 6, 5))  # built for 8x8
+    with pytest.raises(OneByOneError, match=r"^input_size \(1, 3, 9, 9\) does not fit the model: forward failed "
+                                            r"in module '2' \(Linear\) on input shapes \(1, 392\): RuntimeError: "):
+        convolutionalize(net, (3, 9, 9))
+
+
 @pytest.mark.parametrize(("name", "size", "message"), [
     ("vgg16", (1, 3, 20, 20), r"vgg16 halves the input 5 times, so it needs at least 32x32"),
     ("googlenet", (1, 3, 10, 10), r"googlenet needs inputs of at least 15x15"),
     ("resnet20", (1, 1, 32, 32), r"resnet20 expects input of shape N x 3 x H x W"),
 ])
 def test_an_input_the_model_rejects_gives_its_own_message_and_prints_nothing(name, size, message, capfd):
+    from onebyone.errors import OneByOneError
     from onebyone.models import create_model
 
-    with pytest.raises(ValueError, match=message) as info:
+    # The user's forward failing is a OneByOneError everywhere (errors.py), the original chained.
+    with pytest.raises(OneByOneError, match=message) as info:
         convolutionalize(create_model(name), size)
-    assert str(info.value).startswith(f"input_size {size} does not fit the model: ")
+    assert str(info.value).startswith(f"input_size {size} does not fit the model: forward failed in the model (")
+    assert f"on input shapes {size}: ValueError: " in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)
     assert "ShapeProp" not in str(info.value)
     assert capfd.readouterr() == ("", "")  # torch.fx printed no traceback
 
@@ -225,8 +238,9 @@ def test_a_forward_that_fails_only_on_real_values_is_one_error_and_prints_nothin
             x = torch.linalg.cholesky(x)
             return self.fc(torch.flatten(x, 1))
 
-    with pytest.raises(OneByOneError, match=r"forward failed on an input of shape \(1, 3, 2, 2\): "
-                                            r"_?LinAlgError: .*not positive-definite") as info:
+    with pytest.raises(OneByOneError, match=r"^input_size \(1, 3, 2, 2\): forward failed in the model \(Cholesky\) "
+                                            r"on input shapes \(1, 3, 2, 2\): _?LinAlgError: .*not positive-definite") as info:
         convolutionalize(Cholesky(), (3, 2, 2))
+    assert isinstance(info.value.__cause__, torch.linalg.LinAlgError)
     assert "ShapeProp" not in str(info.value)
     assert capfd.readouterr() == ("", "")

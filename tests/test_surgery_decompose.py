@@ -306,10 +306,11 @@ def test_a_shape_mismatch_in_the_model_is_still_one_user_error():
     from onebyone.errors import OneByOneError
 
     net = nn.Sequential(nn.Conv2d(8, 8, 3), nn.Conv2d(7, 8, 1))  # 8 channels reach a 7-channel conv
-    with pytest.raises(OneByOneError, match=r"forward failed on an input of shape \(1, 8, 8, 8\): .*"
-                                            r"expected input\[1, 8, 6, 6\] to have 7 channels") as info:
+    with pytest.raises(OneByOneError, match=r"^forward failed in module '1' \(Conv2d\) on input shapes \(1, 8, 6, 6\): "
+                                            r"RuntimeError: .*expected input\[1, 8, 6, 6\] to have 7 channels") as info:
         decompose(net, rank=4, example_input=torch.randn(1, 8, 8, 8))
     assert len(str(info.value).splitlines()) == 1
+    assert isinstance(info.value.__cause__, RuntimeError)
 
 
 def test_meta_weights_are_refused_before_any_work():
@@ -326,3 +327,38 @@ def test_non_finite_weights_are_refused_with_the_layer_named():
     with pytest.raises(ValueError, match=r"layer '2' has non-finite weights"):
         decompose(net, rank=4, example_input=torch.randn(1, 8, 10, 10))
     assert torch.isnan(net[2].weight).any()  # the input model is left as it was
+
+
+# ----------------------------------------------------------------------------- keyword calls, batch 0 (issue 14 item 17)
+
+
+class KeywordCalls(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(16, 16, 3, padding=1)
+        self.fc = nn.Linear(16, 16)
+
+    def forward(self, x):
+        x = self.conv(input=x)  # layers called with keyword arguments
+        return self.fc(input=x.mean((2, 3)))
+
+
+def test_layers_called_with_keyword_arguments_are_decomposed():
+    net = KeywordCalls().eval()
+    x = torch.randn(2, 16, 8, 8)
+    small, report = decompose(net, rank=1.0, example_input=x, only_if_cheaper=False)
+    assert [c.name for c in report.changes] == ["conv", "fc"]
+    # 16 * 16 * 9 weights over 8x8 outputs (padding 1); the Linear: one row per example.
+    assert [c.macs_before for c in report.changes] == [16 * 16 * 9 * 64, 16 * 16]
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), net(x), rtol=1e-4, atol=1e-5)  # full rank: exact
+
+
+def test_a_batch_0_example_input_decomposes_and_says_no_error_was_measured():
+    net = nn.Sequential(nn.Conv2d(16, 16, 3), nn.Flatten(), nn.Linear(16 * 36, 8)).eval()
+    small, report = decompose(net, rank=4, example_input=torch.randn(0, 16, 8, 8), only_if_cheaper=False)
+    assert [c.name for c in report.changes] == ["0", "2"]
+    assert report.output_error is None and all(c.output_error is None for c in report.changes)
+    assert any("batch 0" in n for n in report.notes)
+    assert report.macs_before == 16 * 16 * 9 * 36 + 16 * 36 * 8  # per example, as for batch 1
+    assert small(torch.randn(0, 16, 8, 8)).shape == (0, 8)

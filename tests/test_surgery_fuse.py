@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
-from onebyone.surgery import decompose, fuse, merge_pair
+from onebyone.surgery import NotFusable, decompose, fold_norm, fuse, merge_pair
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -113,6 +113,25 @@ def test_two_kxk_convolutions_are_not_merged():
     assert not report.changes and "grow the kernel" in report.skipped[0].reason
 
 
+@pytest.mark.parametrize(("layer", "norm", "reason"), [
+    (nn.Conv2d(3, 4, 3), nn.BatchNorm2d(5), "BatchNorm has 5 features, the layer 4 outputs"),
+    (nn.ReLU(), nn.BatchNorm2d(4), "the layer before it is a ReLU, not a Conv2d or Linear"),
+    (nn.Conv2d(3, 4, 3), nn.LayerNorm(4), "LayerNorm is not a BatchNorm"),
+])
+def test_fold_norm_raises_not_fusable_with_the_reason(layer, norm, reason):
+    with pytest.raises(NotFusable) as info:
+        fold_norm(layer, norm.eval())
+    assert str(info.value) == reason
+    assert isinstance(info.value, ValueError)  # callers that catch ValueError still do
+
+
+def test_merge_pair_raises_not_fusable_with_the_reason():
+    with pytest.raises(NotFusable, match=r"^grouped convolutions are not merged$"):
+        merge_pair(nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 4, 1))
+    with pytest.raises(NotFusable, match="is not a pair of convolutions or Linears"):
+        merge_pair(nn.Linear(4, 4), nn.Conv2d(4, 4, 1))
+
+
 def test_batchnorm_without_running_stats_is_reported():
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False)).eval()
     _, report = fuse(net)
@@ -161,10 +180,11 @@ def test_merge_pair_is_exact_or_explains(k, stride, padding, dilation, first_bia
         first, second = nn.Conv2d(3, 5, bias=first_bias, **kxk_args), nn.Conv2d(5, 4, 1, bias=second_bias)
     else:
         first, second = nn.Conv2d(3, 5, 1, bias=first_bias), nn.Conv2d(5, 4, bias=second_bias, **kxk_args)
-    merged = merge_pair(first, second)
-    if isinstance(merged, str):
-        assert order == "1x1-kxk" and first_bias and padding > 0
+    if order == "1x1-kxk" and first_bias and padding > 0:
+        with pytest.raises(NotFusable, match="lose the bias"):
+            merge_pair(first, second)
         return
+    merged = merge_pair(first, second)
     x = torch.randn(2, 3, 11, 11)
     with torch.no_grad():
         assert_close(merged(x), second(first(x)), rtol=1e-5, atol=1e-5)
@@ -281,3 +301,91 @@ def test_sequential_fallback_also_keeps_bottlenecks():
     assert any(s.name == "body.0 + body.1" and "would cost more MACs" in s.reason for s in report.skipped)
     x = torch.randn(3, 64)
     assert_close(fused(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- Linear + BatchNorm1d (issue 14 item 15)
+
+
+def linear_bn() -> nn.Sequential:
+    return randomize_bn(nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)))
+
+
+def test_linear_then_batchnorm1d_on_a_3d_input_is_not_folded():
+    net = linear_bn()
+    x = torch.randn(2, 4, 4)  # (N, L, C): the BatchNorm normalizes L, the Linear mixes C
+    fused, report = fuse(net, example_input=x)
+    assert report.changes == []
+    assert [s.name for s in report.skipped] == ["1"] and "3-D here" in report.skipped[0].reason
+    with torch.no_grad():
+        assert_close(fused(x), net(x))
+    assert report.output_error == 0.0
+
+
+def test_linear_then_batchnorm1d_without_an_input_is_not_folded_and_says_why():
+    _, report = fuse(linear_bn())
+    assert report.changes == [] and "pass example_input" in report.skipped[0].reason
+
+
+def test_linear_then_batchnorm1d_on_a_2d_input_folds_exactly_and_replays():
+    net = linear_bn()
+    x = torch.randn(5, 4)
+    fused, report = fuse(net, example_input=x)
+    assert [c.method for c in report.changes] == ["fold-bn"]
+    with torch.no_grad():
+        # Independent reference: the BatchNorm's formula on the Linear's output, by hand.
+        bn = net[1]
+        y = net[0](x)
+        expected = (y - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+        assert_close(fused(x), expected, rtol=1e-5, atol=1e-5)
+    # The recorded step says which folds were proven, so a replay (no input) builds the same layers.
+    from onebyone.surgery._recipe import get_recipe
+    from onebyone.surgery.io import replay
+
+    steps = get_recipe(fused)["steps"]
+    assert steps == [{"op": "fuse", "exact_norms": ["1"]}]
+    rebuilt = replay(linear_bn(), steps)
+    rebuilt.load_state_dict(fused.state_dict(), strict=True)
+    with torch.no_grad():
+        assert_close(rebuilt.eval()(x), fused(x))
+    unproven = replay(linear_bn(), [{"op": "fuse"}])  # a recipe without the proof leaves it alone
+    assert isinstance(unproven.get_submodule("1"), nn.BatchNorm1d)
+
+
+@pytest.mark.parametrize(("layer", "norm"), [
+    (nn.Conv2d(3, 4, 1), nn.BatchNorm1d(4)),
+    (nn.Linear(3, 4), nn.BatchNorm2d(4)),
+])
+def test_a_norm_over_another_axis_than_the_layers_output_is_not_fusable(layer, norm):
+    with pytest.raises(NotFusable, match="normalizes dim 1"):
+        fold_norm(layer, norm.eval())
+
+
+# ----------------------------------------------------------------------------- the report's text (issue 16)
+
+
+def test_fuse_with_nothing_to_do_says_so_and_why_instead_of_an_empty_table():
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3)).eval()
+    _, report = fuse(net, example_input=torch.randn(1, 3, 8, 8))
+    lines = report.to_text().splitlines()
+    # 3*4*9 + 4 + 4*2*9 + 2 = 186 parameters, none changed.
+    assert lines[0] == "nothing to do: no BatchNorm directly after a Conv2d or Linear, and no two linear layers in a row"
+    assert lines[1] == "params: 186 -> 186  (1.000x)"
+    assert not any(line.startswith("layer") for line in lines)
+
+
+def test_fuse_whose_candidates_were_all_skipped_points_to_the_reasons():
+    net = nn.Sequential(nn.Conv2d(4, 6, 3), nn.Conv2d(6, 5, 3)).eval()
+    _, report = fuse(net)
+    lines = report.to_text().splitlines()
+    assert lines[0] == "nothing to do: the one candidate was left alone, for the reason below"
+    assert lines[1] == "skipped 0 + 1: neither convolution is a stride-1 unpadded 1x1: merging would grow the kernel"
+
+
+def test_the_change_table_has_two_spaces_between_columns_and_no_trailing_spaces():
+    net = randomize_bn(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))
+    _, report = fuse(net, example_input=torch.randn(1, 3, 6, 6))
+    # Conv 3*8*9 + 8 = 224 and BatchNorm 2*8 = 16 parameters become one conv with a bias (224).
+    assert report.to_text().splitlines()[:2] == [
+        "layer  method   params",
+        "0      fold-bn  240 -> 224",
+    ]

@@ -267,3 +267,16 @@ def test_a_plan_whose_base_is_a_zoo_model_loads_without_trust_code(tmp_path):
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(again(x), fused(x))
+
+
+def test_public_names_are_the_functions_and_replay_covers_every_op():
+    # The modules are private (_decompose.py, ...): the public names are the functions themselves.
+    import onebyone.surgery as surgery
+    from onebyone.surgery import io
+
+    assert callable(surgery.decompose) and surgery.decompose.__name__ == "decompose"
+    assert callable(surgery.fuse) and surgery.fuse.__name__ == "fuse"
+    assert callable(surgery.convolutionalize) and surgery.convolutionalize.__name__ == "convolutionalize"
+    assert set(io._REPLAY) == {"decompose", "convolutionalize", "fuse"}
+    with pytest.raises(OneByOneError, match="unknown operation 'prune'"):
+        io.replay(nn.Linear(2, 2), [{"op": "prune"}])

@@ -23,6 +23,7 @@ def convolutionalize(
     """Rewrite the Linear head as convolutions; show the score-map shapes and the equivalence error."""
     from onebyone.cli._paths import check_out_prefix
     from onebyone.cli._surgery_common import build, input_size, save_and_echo
+    from onebyone.errors import OneByOneError
     from onebyone.surgery import convolutionalize as convolutionalize_model
 
     if to is not None:
@@ -33,9 +34,9 @@ def convolutionalize(
     big = _check_to(size, input_size(net, to, "--to")) if to is not None else None
     try:
         conv_net, report = convolutionalize_model(net, size)
-    except ValueError as e:
+    except (ValueError, OneByOneError) as e:
         if str(e).startswith("input_size "):  # the model rejects the input: name the option
-            raise ValueError(f"--input {_text(size)}: {e}") from e
+            raise type(e)(f"--input {_text(size)}: {e}") from e
         raise
     typer.echo(report.to_text())
     conv_net.eval()

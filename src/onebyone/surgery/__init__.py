@@ -18,9 +18,10 @@ DecomposedConv2d(
 True
 """
 
-from onebyone.surgery.convolutionalize import ELEMENTWISE_TYPES, convolutionalize
-from onebyone.surgery.decompose import CONV_TYPES, LINEAR_TYPES, decompose
-from onebyone.surgery.fuse import NORM_TYPES, fold_norm, fuse, merge_pair
+from onebyone.surgery._convolutionalize import ELEMENTWISE_TYPES, convolutionalize
+from onebyone.surgery._decompose import CONV_TYPES, LINEAR_TYPES, decompose
+from onebyone.surgery._fuse import fuse
+from onebyone.surgery._merge import NORM_TYPES, NotFusable, fold_norm, merge_pair
 from onebyone.surgery.io import load, load_weights, save
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport
@@ -33,6 +34,7 @@ __all__ = [
     "DecomposedConv2d",
     "DecomposedLinear",
     "LayerChange",
+    "NotFusable",
     "Skip",
     "SurgeryReport",
     "convolutionalize",

@@ -9,24 +9,34 @@ is code (``file.py:callable``) rather than a zoo name loads only with ``trust_co
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
-import importlib
 import json
 import os
+import re
+import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from onebyone._io import save_safetensors_atomic, write_json_atomic
+from onebyone._io import atomic_path, save_safetensors_atomic, write_json_atomic
 from onebyone.errors import OneByOneError
-from onebyone.surgery._plan import PLAN_ATTR, get_plan
+from onebyone.surgery import _convolutionalize, _decompose, _document, _fuse
+from onebyone.surgery._recipe import get_recipe, set_recipe
 
 __all__ = ["load", "load_weights", "save"]
 
-FORMAT = "onebyone-surgery-plan"
-VERSION = 1
-_OPS = ("decompose", "convolutionalize", "fuse")
+FORMAT = _document.FORMAT
+VERSION = _document.VERSION
+#: How each recorded step is replayed structurally (weights are loaded afterwards).
+_REPLAY = {
+    "decompose": _decompose._replay,
+    "convolutionalize": _convolutionalize._replay,
+    "fuse": _fuse._replay,
+}
+_OPS = tuple(_REPLAY)
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -46,7 +56,11 @@ def save(
     """Write ``path.safetensors`` and ``path.json`` and return the plan's path.
 
     The weights are written first and the plan last, each to a temporary name then renamed, so
-    a plan on disk always describes complete weights (it carries their SHA-256).
+    a plan on disk always describes complete weights (it carries their SHA-256). Saving over an
+    earlier save keeps the earlier weights under a second name (a hard link) until the new plan
+    has replaced the old one: whenever the process dies, :func:`load` finds one complete model,
+    the old or the new. A full disk raises ``OSError`` (ENOSPC) and leaves the old files as
+    they were.
 
     Args:
         model: a model returned by ``decompose``, ``convolutionalize`` or ``fuse`` (or a chain).
@@ -57,6 +71,7 @@ def save(
 
     Raises:
         ValueError: no base spec is known, or ``base_kwargs`` is not JSON-serialisable.
+        OSError: the files cannot be written (a full disk, say); nothing half-written is left.
 
     Example:
         >>> import tempfile, pathlib, torch
@@ -72,7 +87,7 @@ def save(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    plan = get_plan(model)
+    plan = get_recipe(model)
     if base is not None:
         if not isinstance(base, str) or not base:
             raise ValueError(f"base must be a model spec string such as 'vgg16', got {base!r}")
@@ -93,7 +108,21 @@ def save(
         if target.is_dir():
             raise ValueError(f"path {str(path)!r} would write {str(target)!r}, which is a directory")
     state = model.state_dict()
-    save_safetensors_atomic(state, weights_path, metadata={"format": FORMAT})
+    # Overwriting: the old weights stay reachable (a hard link named by their checksum) until the
+    # new plan, the commit point, has replaced the old one; load() falls back to that link.
+    kept = _keep_previous(weights_path, plan_path)
+    try:
+        save_safetensors_atomic(state, weights_path, metadata={"format": FORMAT})
+    except Exception as e:
+        if kept is not None:
+            kept.unlink(missing_ok=True)  # the old pair is intact: nothing was replaced
+        if type(e).__name__ != "SafetensorError":
+            raise
+        # safetensors reports a full disk as its own error type, which is not an OSError.
+        full = "No space left" in str(e) or "StorageFull" in str(e)
+        raise OSError(errno.ENOSPC if full else errno.EIO,
+                      "No space left on device" if full else f"cannot write the weights: {e}",
+                      str(weights_path)) from e
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -103,8 +132,43 @@ def save(
         "sha256": _sha256(weights_path),
         "tensors": len(state),
     }
-    write_json_atomic(plan_path, document)
+    write_json_atomic(plan_path, document)  # the commit: from here on the new pair is the plan
+    _drop_kept(weights_path)
     return plan_path
+
+
+def _kept_path(weights_path: Path, sha256: str) -> Path:
+    return weights_path.with_name(f".{weights_path.name}.{sha256[:16]}")
+
+
+def _keep_previous(weights_path: Path, plan_path: Path) -> Path | None:
+    """Link the complete weights the current plan names under a second name; None if there are none."""
+    try:
+        old = _document.read_document(plan_path) if plan_path.is_file() else None
+    except OneByOneError:
+        return None  # no loadable plan to keep
+    if old is None or old["weights"] != weights_path.name or not weights_path.is_file():
+        return None
+    if _sha256(weights_path) != old["sha256"]:
+        return None
+    kept = _kept_path(weights_path, old["sha256"])
+    if kept.is_file() and _sha256(kept) == old["sha256"]:
+        return kept
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(weights_path, kept)
+    except OSError:  # no hard links on this file system: a copy, written atomically
+        with atomic_path(kept) as tmp:
+            shutil.copyfile(weights_path, tmp)
+    return kept
+
+
+def _drop_kept(weights_path: Path) -> None:
+    pattern = re.compile(rf"^\.{re.escape(weights_path.name)}\.[0-9a-f]{{16}}$")
+    for p in weights_path.parent.iterdir():
+        if pattern.match(p.name):
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def load(
@@ -132,7 +196,11 @@ def load(
         ValueError: ``map_location`` is not a device, or the base spec would run code and
             ``trust_code`` is False.
         FileNotFoundError: the plan or its weights file does not exist.
-        OneByOneError: a corrupted or truncated file, or weights that do not fit the plan.
+        OneByOneError: a corrupted, truncated or malformed file (checked field by field, with
+            bounds on its size, nesting and numbers), a base model that does not build with the
+            recorded kwargs, or weights that do not fit the plan. The plan is built and replayed
+            on the meta device and matched against the weights file's header first, so a hostile
+            plan fails before any real memory is allocated.
 
     Example:
         >>> import tempfile, pathlib
@@ -165,19 +233,8 @@ def load(
     _, plan_path = _paths(plan_path)
     if not plan_path.is_file():
         raise FileNotFoundError(f"plan file {str(plan_path)!r} does not exist")
-    try:
-        document = json.loads(plan_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OneByOneError(f"plan file {str(plan_path)!r} is not valid JSON (corrupted or truncated?): {e}") from e
-    _check_document(document, plan_path)
-    weights_path = plan_path.parent / document["weights"]
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"weights file {str(weights_path)!r} named by plan {str(plan_path)!r} does not exist")
-    if _sha256(weights_path) != document["sha256"]:
-        raise OneByOneError(
-            f"weights file {str(weights_path)!r} does not match the checksum in {str(plan_path)!r} "
-            "(corrupted, truncated or replaced)"
-        )
+    document = _document.read_document(plan_path)
+    weights_path = _find_weights(plan_path, document)
     base = document["base"]
     if not trust_code and not is_model(base["spec"]):
         # Checked before anything is imported: a spec with ':' names code to run.
@@ -185,33 +242,85 @@ def load(
             f"plan {str(plan_path)!r} has the base model {base['spec']!r}, which is not a zoo model: "
             "loading it would import and run that code; pass trust_code=True only for plans you trust"
         )
+    _dry_run(document, weights_path, plan_path)  # on the meta device: nothing allocated yet
     model = load_model(base["spec"], **base.get("kwargs", {}))
     model = replay(model, document["steps"], plan_path)
     load_weights(model, weights_path)
     model.to(device)
-    object.__setattr__(model, PLAN_ATTR, {"base": base, "steps": document["steps"]})
+    set_recipe(model, {"base": base, "steps": document["steps"]})
     return model
 
 
-def replay(model: nn.Module, steps: list[dict], source: str | os.PathLike = "plan") -> nn.Module:
-    """Apply recorded surgery ``steps`` to ``model`` structurally (weights are not meaningful)."""
-    # import_module: the package re-exports functions under the same names as these modules.
-    conv_mod = importlib.import_module("onebyone.surgery.convolutionalize")
-    decompose_mod = importlib.import_module("onebyone.surgery.decompose")
-    fuse_mod = importlib.import_module("onebyone.surgery.fuse")
+def _find_weights(plan_path: Path, document: dict) -> Path:
+    """The weights file whose checksum the plan records: its own, or the copy an interrupted save kept."""
+    weights_path = plan_path.parent / document["weights"]
+    for candidate in (weights_path, _kept_path(weights_path, document["sha256"])):
+        if candidate.is_file() and _sha256(candidate) == document["sha256"]:
+            return candidate
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"weights file {str(weights_path)!r} named by plan {str(plan_path)!r} does not exist")
+    raise OneByOneError(
+        f"weights file {str(weights_path)!r} does not match the checksum in {str(plan_path)!r} "
+        "(corrupted, truncated or replaced)"
+    )
 
+
+def _dry_run(document: dict, weights_path: Path, plan_path: Path) -> None:
+    """Build the base and replay the steps on the meta device; the result must fit the weights file.
+
+    Nothing is allocated, so a plan whose model would not fit in memory (``num_classes: 1e8``,
+    a rank of 10^9) fails here with the shapes named, before the real build.
+    """
+    from safetensors import safe_open
+
+    from onebyone.models import load_model
+
+    base = document["base"]
+    try:
+        with torch.device("meta"):
+            model = load_model(base["spec"], **base.get("kwargs", {}))
+    except Exception as e:  # the builder rejects the kwargs: unknown, wrong type, absurd value
+        detail = " ".join(str(e).split())[:300]
+        raise OneByOneError(
+            f"plan {str(plan_path)!r}: the base model {base['spec']!r} does not build with "
+            f"kwargs {_document._short(base.get('kwargs', {}))}: {type(e).__name__}: {detail}"
+        ) from e
+    with torch.device("meta"):
+        model = replay(model, document["steps"], plan_path)
+    try:
+        with safe_open(str(weights_path), "pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as e:
+        raise OneByOneError(
+            f"weights file {str(weights_path)!r} is not a readable safetensors file (corrupted or truncated?): {e}"
+        ) from e
+    check_state(model, shapes, source=str(weights_path))
+
+
+def replay(model: nn.Module, steps: list[dict], source: str | os.PathLike = "plan") -> nn.Module:
+    """Apply recorded surgery ``steps`` to ``model`` structurally (weights are not meaningful).
+
+    Each step is replayed by its operation's own function (the ``_REPLAY`` table); a step that
+    does not fit the model raises OneByOneError naming the step and ``source``.
+
+    Example:
+        >>> net = replay(load_doc_model(), [{"op": "decompose", "layers": {"0": {"method": "tucker2", "ranks": [8, 4]}}}])
+        >>> type(net[0]).__name__, net[0].ranks
+        ('DecomposedConv2d', (8, 4))
+        >>> replay(load_doc_model(), [{"op": "decompose", "layers": {"9": {"method": "svd", "ranks": [2]}}}])
+        Traceback (most recent call last):
+        ...
+        onebyone.errors.OneByOneError: step 0 (decompose) of 'plan' does not apply to the base model: ...
+    """
     for i, step in enumerate(steps):
         op = step.get("op")
         try:
-            if op == "decompose":
-                decompose_mod.apply_structure(model, step)
-            elif op == "convolutionalize":
-                model = conv_mod.apply_structure(model, step)
-            elif op == "fuse":
-                model = fuse_mod.apply_structure(model, step)
-            else:
+            if op not in _REPLAY:
                 raise ValueError(f"unknown operation {op!r}; expected one of {', '.join(_OPS)}")
-        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            model = _REPLAY[op](model, step)
+        except OneByOneError as e:
+            raise OneByOneError(f"step {i} ({op}) of {str(source)!r} does not apply to the base model: {e}") from e
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError, NotImplementedError) as e:
             raise OneByOneError(f"step {i} ({op}) of {str(source)!r} does not apply to the base model: {e}") from e
     return model
 
@@ -251,14 +360,24 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, map_location: str
 
 
 def check_state(model: nn.Module, state: dict, *, source: str = "the checkpoint", limit: int = 5) -> None:
-    """Raise OneByOneError listing the first missing, unexpected and mis-shaped keys, if any."""
+    """Raise OneByOneError listing the first missing, unexpected and mis-shaped keys, if any.
+
+    ``state`` maps names to tensors, or to shapes (as read from a safetensors header).
+
+    Example:
+        >>> check_state(nn.Linear(2, 3), {"weight": torch.zeros(3, 2), "bias": torch.zeros(3)})
+        >>> check_state(nn.Linear(2, 3), {"weight": torch.zeros(3, 2), "extra": torch.zeros(1)}, source="w.safetensors")
+        Traceback (most recent call last):
+        ...
+        onebyone.errors.OneByOneError: weights in 'w.safetensors' do not match the model: missing keys: bias; unexpected keys: extra
+    """
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [
-        f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
+        f"{k} (file {_shape(state[k])}, model {_shape(v)})"
         for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
+        if k in state and _shape(state[k]) != _shape(v)
     ]
     parts = []
     for label, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
@@ -269,22 +388,8 @@ def check_state(model: nn.Module, state: dict, *, source: str = "the checkpoint"
         raise OneByOneError(f"weights in {source!r} do not match the model: {'; '.join(parts)}")
 
 
-def _check_document(doc, plan_path: Path) -> None:
-    where = f"plan file {str(plan_path)!r}"
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise OneByOneError(f"{where} is not a onebyone surgery plan (no \"format\": \"{FORMAT}\")")
-    if doc.get("version") != VERSION:
-        raise OneByOneError(f"{where} has version {doc.get('version')!r}; this onebyone reads version {VERSION}")
-    base = doc.get("base")
-    if not isinstance(base, dict) or not isinstance(base.get("spec"), str) or not isinstance(base.get("kwargs", {}), dict):
-        raise OneByOneError(f"{where} has no valid \"base\" (expected {{\"spec\": str, \"kwargs\": {{...}}}})")
-    steps = doc.get("steps")
-    if not isinstance(steps, list) or not all(isinstance(s, dict) and s.get("op") in _OPS for s in steps):
-        raise OneByOneError(f"{where} has no valid \"steps\" (a list of {{\"op\": {'|'.join(_OPS)}, ...}})")
-    if not isinstance(doc.get("weights"), str) or not isinstance(doc.get("sha256"), str):
-        raise OneByOneError(f"{where} does not name its weights file and checksum")
-    if Path(doc["weights"]).name != doc["weights"]:
-        raise OneByOneError(f"{where} names weights outside its folder: {doc['weights']!r}")
+def _shape(value) -> tuple[int, ...]:
+    return tuple(value.shape) if hasattr(value, "shape") else tuple(value)
 
 
 def _sha256(path: Path) -> str:
@@ -296,5 +401,9 @@ def _sha256(path: Path) -> str:
 
 
 def load_doc_model() -> nn.Module:
-    """A small model for the examples in this module's docstrings."""
+    """A small model for the examples in this module's docstrings.
+
+    >>> load_doc_model()[0]
+    Conv2d(16, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))
+    """
     return nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1))

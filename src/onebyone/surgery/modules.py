@@ -96,6 +96,11 @@ class DecomposedConv2d(nn.Sequential):
         self.ranks = ranks
 
     def extra_repr(self) -> str:
+        """The constructor's arguments, as ``print(model)`` shows them.
+
+        >>> DecomposedConv2d(8, 4, method="reduce", ranks=(2,)).extra_repr()
+        "8, 4, method='reduce', ranks=(2,)"
+        """
         return f"{self.in_channels}, {self.out_channels}, method={self.method!r}, ranks={self.ranks}"
 
 
@@ -125,4 +130,9 @@ class DecomposedLinear(nn.Sequential):
         self.ranks = (rank,)
 
     def extra_repr(self) -> str:
+        """The constructor's arguments, as ``print(model)`` shows them.
+
+        >>> DecomposedLinear(512, 10, rank=8).extra_repr()
+        '512, 10, rank=8'
+        """
         return f"{self.in_features}, {self.out_features}, rank={self.ranks[0]}"

@@ -81,7 +81,11 @@ class SurgeryReport:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        """The report as plain data (lists and numbers), ready for JSON."""
+        """The report as plain data (lists and numbers), ready for JSON.
+
+        >>> SurgeryReport("fuse", [LayerChange("0", "fold-bn")]).to_dict()["changes"][0]["method"]
+        'fold-bn'
+        """
         return asdict(self)
 
     def to_json(self) -> str:
@@ -98,6 +102,8 @@ class SurgeryReport:
     def to_text(self) -> str:
         """A plain-text table: one line per change, the skips, then totals before and after.
 
+        With no change, one line says there was nothing to do and why instead of an empty table.
+
         Example:
             >>> r = SurgeryReport("decompose", params_before=36928, params_after=10320)
             >>> r.changes.append(LayerChange("features.3", "tucker2", ranks=(16, 16), params_before=36928,
@@ -109,7 +115,32 @@ class SurgeryReport:
             features.3  tucker2  16x16  36,928 -> 10,320  2,359,296 -> 655,360  0.412
             skipped features.0: 3 input channels: nothing to reduce
             params: 36,928 -> 10,320  (0.279x)
+            >>> print(SurgeryReport("fuse", skipped=[Skip("0 + 1", "grouped convolutions are not merged")]).to_text())
+            nothing to do: the one candidate was left alone, for the reason below
+            skipped 0 + 1: grouped convolutions are not merged
+            params: 0 -> 0
         """
+        out = self._table() if self.changes else [self._why_nothing()]
+        for s in self.skipped:
+            out.append(f"skipped {s.name}: {s.reason}")
+        out.extend(self.notes)
+        out.append(f"params: {_num(self.params_before)} -> {_num(self.params_after)}{_ratio(self.params_before, self.params_after)}")
+        if self.macs_before is not None:
+            out.append(f"MACs:   {_num(self.macs_before)} -> {_num(self.macs_after)}{_ratio(self.macs_before, self.macs_after)}")
+        if self.output_error is not None:
+            out.append(f"relative output error on the example input: {self.output_error:.3g}")
+        return "\n".join(out)
+
+    def _why_nothing(self) -> str:
+        # convolutionalize may still have removed the pooling (its notes say so): not "nothing".
+        lead = "no layer rewritten" if self.operation == "convolutionalize" else "nothing to do"
+        if len(self.skipped) == 1:
+            return f"{lead}: the one candidate was left alone, for the reason below"
+        if self.skipped:
+            return f"{lead}: all {len(self.skipped)} candidates were left alone, for the reasons below"
+        return f"{lead}: {_NOTHING.get(self.operation, 'no layer this operation applies to')}"
+
+    def _table(self) -> list[str]:
         header = ["layer", "method", "ranks", "params", "MACs", "w err", "out err", "ms before/after"]
         lines = [header]
         for c in self.changes:
@@ -127,20 +158,42 @@ class SurgeryReport:
         # Columns with nothing to say for this operation (ranks for fuse, times unless measured) go.
         keep = [i for i in range(len(header)) if i < 2 or any(row[i] not in ("", "-", "- -> -") for row in lines[1:])]
         lines = [[row[i] for i in keep] for row in lines]
-        widths = [max(len(row[i]) for row in lines) for i in range(len(keep))]
-        out = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in lines]
-        for s in self.skipped:
-            out.append(f"skipped {s.name}: {s.reason}")
-        out.extend(self.notes)
-        out.append(f"params: {_num(self.params_before)} -> {_num(self.params_after)}{_ratio(self.params_before, self.params_after)}")
-        if self.macs_before is not None:
-            out.append(f"MACs:   {_num(self.macs_before)} -> {_num(self.macs_after)}{_ratio(self.macs_before, self.macs_after)}")
-        if self.output_error is not None:
-            out.append(f"relative output error on the example input: {self.output_error:.3g}")
-        return "\n".join(out)
+        return _render_table(lines[0], lines[1:]).splitlines()
 
     def __str__(self) -> str:
         return self.to_text()
+
+
+#: Why an operation found nothing to do in a model where it skipped nothing.
+_NOTHING = {
+    "fuse": "no BatchNorm directly after a Conv2d or Linear, and no two linear layers in a row",
+    "decompose": "no Conv2d or Linear layer to decompose",
+    "convolutionalize": "the head has no Linear layer to rewrite",
+}
+
+
+def _render_table(header: list[str], rows: list[list[str]]) -> str:
+    """``rows`` under ``header`` as plain text columns (rich lays them out), no trailing spaces.
+
+    >>> print(_render_table(["layer", "ranks"], [["conv1", "8x8"], ["features.10", "16"]]))
+    layer        ranks
+    conv1        8x8
+    features.10  16
+    """
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_header=True, header_style=None)
+    for name in header:
+        table.add_column(Text(name), no_wrap=True, overflow="ignore")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # Text: a "[x]" in a name is not markup
+    console = Console(width=10_000, record=True, no_color=True, file=io.StringIO(), highlight=False)
+    console.print(table)
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 def _num(n: int | None) -> str:

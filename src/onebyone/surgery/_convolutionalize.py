@@ -18,10 +18,11 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from onebyone._modes import copy_modes, eval_mode
+from onebyone._modes import copy_modes
 from onebyone.errors import OneByOneError
+from onebyone.surgery._forward import run_forward
 from onebyone.surgery._macs import model_macs
-from onebyone.surgery._plan import record_step
+from onebyone.surgery._recipe import record_step
 from onebyone.surgery._trace import keep_attributes, trace
 from onebyone.surgery.report import LayerChange, SurgeryReport, count_params, relative_error
 
@@ -62,6 +63,8 @@ def convolutionalize(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.
 
     Raises:
         ValueError: a bad ``input_size``, or no classifier head at the end of the forward.
+        OneByOneError: the model's forward failed at ``input_size`` (it rejects that size, say);
+            the message names the module and its input shapes, the original is chained.
         NotImplementedError: the model does not trace with torch.fx, or a max pooling that
             changes the size sits in the head.
 
@@ -83,8 +86,7 @@ def convolutionalize(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.
         x = torch.randn(size, device=device)
         report.macs_before = model_macs(model, x)
         report.macs_after = model_macs(new, x)
-        with eval_mode(model, new), torch.no_grad():
-            expected, scores = model(x), new(x)
+        expected, scores = run_forward(model, x), run_forward(new, x)
         logits = scores.mean(dim=(2, 3)) if mode == "gap" else scores.flatten(1)
         report.output_error = relative_error(expected, logits)
     return new, report
@@ -121,14 +123,8 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
         ) from e
     _check_forward(new, size)
     x = torch.zeros(size, device=_device(model))
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback itself
-            ShapeProp(gm).propagate(x)
-    except Exception as e:
-        cause = e.__cause__ if e.__cause__ is not None else e  # the node's error, not fx's node dump
-        raise OneByOneError(
-            f"the model's forward failed on an input of shape {size}: {type(cause).__name__}: {cause}"
-        ) from cause
+    with contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints the traceback itself
+        run_forward(gm, x, context=f"input_size {size}: ", call=ShapeProp(gm).propagate)
     modules = dict(gm.named_modules())
     chain, body = _find_head(gm, modules)
     changes, notes, mode = _rewrite(gm, modules, chain, body)
@@ -148,7 +144,7 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
 
 
 def _check_forward(model: nn.Module, size: tuple[int, ...]) -> None:
-    """Raise ValueError with the model's own message if it rejects an input of ``size``.
+    """Raise OneByOneError with the model's own message if it rejects an input of ``size``.
 
     The model runs once on a meta copy (no memory, no arithmetic: the analyzer's, which the
     MAC count reuses), before tracing: the traced graph drops the Python checks of a forward
@@ -158,23 +154,14 @@ def _check_forward(model: nn.Module, size: tuple[int, ...]) -> None:
     """
     from onebyone.analysis import analyze
 
+    context = f"input_size {size} does not fit the model: "
     try:
         analyze(model, size)
         return
-    except OneByOneError as e:  # the forward failed: the model's exception is chained
-        error = e.__cause__ if e.__cause__ is not None else e
-    device = _device(model)
-    if device.type != "meta":
-        try:
-            with eval_mode(model), torch.no_grad():
-                model(torch.zeros(size, device=device))
-            return  # a limitation of the meta device, not of the input
-        except Exception as e:
-            error = e
-    message = " ".join(str(error).split()) or type(error).__name__
-    if not isinstance(error, ValueError):
-        message = f"{type(error).__name__}: {message}"
-    raise ValueError(f"input_size {size} does not fit the model: {message}") from error
+    except OneByOneError as e:  # the forward failed on meta: the model's exception is chained
+        if _device(model).type == "meta":
+            raise OneByOneError(context + str(e)) from (e.__cause__ or e)
+    run_forward(model, torch.zeros(size, device=_device(model)), context=context)
 
 
 # ----------------------------------------------------------------------------- finding the head
@@ -300,11 +287,10 @@ def _rewrite(gm: fx.GraphModule, modules: dict, chain: list[fx.Node], body: fx.N
             )
         pool = None  # a max pool that keeps the size is the identity
     pooled_shape = (1, channels, 1, 1) if spatial_mean else tuple(chain[flatten_at].args[0].meta["tensor_meta"].shape)
-    # The pooling as a linear map: P[y*W + x] is the pooled map of a one-hot input at (y, x).
-    pooling = _pooling_matrix(pool, modules, spatial_mean, height, width)
-    global_average = pooling is not None and pooling.shape[-2:] == (1, 1) and torch.allclose(
-        pooling, torch.full_like(pooling, 1.0 / (height * width))
-    )
+    # The pooling is a linear map; it is applied through its adjoint, never built as a matrix
+    # (an (H*W) x (h*w) matrix is 8 TB for a global pool over a 1024x1024 map).
+    pooling = _Pooling(pool, modules, spatial_mean, height, width) if pool is not None or spatial_mean else None
+    global_average = pooling is not None and tuple(pooled_shape[-2:]) == (1, 1) and pooling.is_global_average()
     affine_only = all(k in ("linear", "flatten", "mean", "avgpool") or _is_dropout(n, modules)
                       for n, k in zip(chain, kinds, strict=True))
     notes: list[str] = []
@@ -347,27 +333,68 @@ def _is_dropout(node: fx.Node, modules: dict) -> bool:
     return node.op == "call_function" and node.target is F.dropout
 
 
-def _pooling_matrix(pool: fx.Node | None, modules: dict, spatial_mean: bool, height: int, width: int):
-    """``(H*W, h, w)`` float64 matrix of the head's (linear) pooling, or None when there is none."""
-    if pool is None and not spatial_mean:
-        return None
-    t = torch.eye(height * width, dtype=torch.float64).reshape(height * width, 1, height, width)
-    if pool is not None:
-        if pool.op == "call_module":
-            t = modules[pool.target](t)
-        else:
-            t = pool.target(t, *pool.args[1:], **pool.kwargs)
-    if spatial_mean:
-        t = t.mean(dim=(2, 3), keepdim=True)
-    return t[:, 0]
+#: The most weights the first convolution may get when a pooling is folded into it (1 GiB of float32).
+MAX_KERNEL_ELEMENTS = 1 << 28
 
 
-def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pooling, pooled_shape) -> nn.Conv2d:
+class _Pooling:
+    """The head's (linear) pooling of one H x W map, applied to maps or through its adjoint.
+
+    The adjoint carries the Linear's weights over the pooled map back onto the H x W map, which is
+    the kernel of the convolution that replaces pooling + Linear; autograd computes it at the cost
+    of one pooling per map, in chunks.
+    """
+
+    def __init__(self, pool: fx.Node | None, modules: dict, spatial_mean: bool, height: int, width: int) -> None:
+        self.pool, self.modules, self.spatial_mean = pool, modules, spatial_mean
+        self.height, self.width = height, width
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pool is not None:
+            if self.pool.op == "call_module":
+                x = self.modules[self.pool.target](x)
+            else:
+                x = self.pool.target(x, *self.pool.args[1:], **self.pool.kwargs)
+        if self.spatial_mean:
+            x = x.mean(dim=(2, 3), keepdim=True)
+        return x
+
+    def adjoint(self, maps: torch.Tensor) -> torch.Tensor:
+        """``(n, h, w)`` maps over the pooled grid -> ``(n, H, W)``: ``<adjoint(g), x> = <g, pool(x)>``."""
+        n = maps.shape[0]
+        out = torch.empty(n, self.height, self.width, device=maps.device, dtype=maps.dtype)
+        chunk = max(1, (1 << 22) // (self.height * self.width))
+        for i in range(0, n, chunk):
+            g = maps[i:i + chunk]
+            with torch.enable_grad():
+                x = torch.zeros(g.shape[0], 1, self.height, self.width, device=maps.device, dtype=maps.dtype,
+                                requires_grad=True)
+                y = self(x)
+                (grad,) = torch.autograd.grad(y, x, grad_outputs=g.reshape(y.shape))
+            out[i:i + chunk] = grad[:, 0]
+        return out
+
+    def is_global_average(self) -> bool:
+        """True if the pooling averages the whole map into one value (checked on the CPU, in float64)."""
+        one = torch.ones(1, 1, 1, dtype=torch.float64, device="cpu")
+        weights = self.adjoint(one)
+        return torch.allclose(weights, torch.full_like(weights, 1.0 / (self.height * self.width)))
+
+
+def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pooling: _Pooling | None,
+                pooled_shape) -> nn.Conv2d:
     h, w = pooled_shape[-2:]
     if linear.in_features != channels * h * w:
         raise ValueError(
             f"the first Linear takes {linear.in_features} features, but the flattened map has "
             f"{channels}x{h}x{w} = {channels * h * w}"
+        )
+    needed = linear.out_features * channels * height * width
+    if needed > MAX_KERNEL_ELEMENTS and needed > linear.weight.numel():
+        raise ValueError(
+            f"the first Linear as a {height}x{width} convolution would need {needed:,} weights "
+            f"({linear.out_features} x {channels} x {height} x {width}, {needed * 4 / 2**30:.1f} GiB in float32), "
+            f"more than {MAX_KERNEL_ELEMENTS:,}; convolutionalize at a smaller input_size"
         )
     weight = linear.weight
     conv = nn.Conv2d(channels, linear.out_features, (height, width), bias=linear.bias is not None,
@@ -377,8 +404,7 @@ def _first_conv(linear: nn.Linear, channels: int, height: int, width: int, pooli
         if pooling is None:
             kernel = w4
         else:
-            p = pooling.to(device=weight.device, dtype=weight.dtype)
-            kernel = torch.einsum("ocij,pij->ocp", w4, p).reshape(linear.out_features, channels, height, width)
+            kernel = pooling.adjoint(w4.reshape(-1, h, w)).reshape(linear.out_features, channels, height, width)
         conv.weight.copy_(kernel)
         if linear.bias is not None:
             conv.bias.copy_(linear.bias)
@@ -396,7 +422,7 @@ def _pointwise(linear: nn.Linear) -> nn.Conv2d:
     return conv
 
 
-def apply_structure(model: nn.Module, step: dict) -> nn.Module:
+def _replay(model: nn.Module, step: dict) -> nn.Module:
     """Replay a recorded convolutionalize ``step`` (the weights are overwritten afterwards)."""
     new, _, _, _ = _convolutionalize(model, tuple(step["input_size"]))
     return new
