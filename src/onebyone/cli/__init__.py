@@ -43,6 +43,7 @@ from onebyone.cli.fuse_cmd import fuse  # noqa: E402
 from onebyone.cli.models_cmd import models  # noqa: E402
 from onebyone.cli.plan_cmd import plan  # noqa: E402
 from onebyone.cli.profile_cmd import profile  # noqa: E402
+from onebyone.cli.slim_cmd import slim  # noqa: E402
 from onebyone.cli.summary_cmd import summary  # noqa: E402
 from onebyone.cli.tour_cmd import tour  # noqa: E402
 from onebyone.cli.train_cmd import train  # noqa: E402
@@ -56,6 +57,7 @@ app.command("fuse")(fuse)
 app.command("models")(models)
 app.command("plan")(plan)
 app.command("profile")(profile)
+app.command("slim")(slim)
 app.command("summary")(summary)
 app.command("tour")(tour)
 app.command("train")(train)
