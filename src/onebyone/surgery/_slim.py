@@ -162,6 +162,7 @@ def slim(
     out_dir: str | Path,
     *,
     speedup: float = 2.0,
+    method: str = "tucker2",
     finetune_epochs: int = 2,
     measure: bool = True,
     resume: bool = False,
@@ -182,6 +183,7 @@ def slim(
         test_data: the data the accuracies are measured on.
         out_dir: the run's folder (created; must be empty unless ``resume``).
         speedup: the target speedup of the whole model (> 1).
+        method: decompose's method for kxk convolutions ("tucker2" or "reduce").
         finetune_epochs: epochs of distillation (0: none).
         measure: choose ranks by measured times (cached) instead of the estimate.
         resume: continue after the last finished stage of an earlier run in ``out_dir``.
@@ -228,7 +230,7 @@ def slim(
     else:
         fused, fuse_report = fuse(model, example_input=torch.zeros(1, *size))
         small, report = decompose(
-            fused, speedup=speedup, measure=measure, pointwise=True, device_profile=device_profile,
+            fused, method=method, speedup=speedup, measure=measure, pointwise=True, device_profile=device_profile,
             example_input=torch.randn(8, *size),
         )
         log(report.to_text())

@@ -1,0 +1,85 @@
+"""Slim trained networks to a target speedup (issue 20): compress by time, distil, evaluate.
+
+Trains the compress benchmark's VGG-style net and resnet20 on the bundled MNIST (short runs),
+then runs the ``slim`` pipeline (fold norms, ``decompose(speedup=..., pointwise=True)`` with
+measured and cached layer times, distillation fine-tuning, evaluation) and prints the
+before/after table: params, MACs, estimated and measured latency at batch 1 and 8, accuracy.
+Targets: >= 2x measured at batch 1 and 8 for the VGG net, >= 2x at batch 8 and >= 1.5x at
+batch 1 for resnet20, each at <= 1 point of test accuracy lost after <= 2 epochs of distillation.
+
+Run under the shared lock with a fixed thread count:
+
+    flock /tmp/onebyone-bench.lock .venv/bin/python benchmarks/bench_slim.py --threads 1
+    .venv/bin/python benchmarks/bench_slim.py --models vgg --speedup 2.5 --method reduce
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from onebyone.data import load
+from onebyone.models import create_model
+from onebyone.surgery._slim import slim
+from onebyone.train import evaluate, fit
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_compress import vgg_mnist
+
+
+def build(name: str) -> torch.nn.Module:
+    if name == "vgg":
+        return vgg_mnist(32)
+    return create_model("resnet20", in_channels=1, num_classes=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="vgg,resnet20")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs before slimming")
+    parser.add_argument("--speedup", type=float, default=2.0)
+    parser.add_argument("--method", default="reduce")
+    parser.add_argument("--finetune", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=0.01, help="fine-tuning peak lr (cosine)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    train, test = load("mnist5k", split="train"), load("mnist5k", split="test")
+    results = {}
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        model = build(name)
+        start = time.perf_counter()
+        fit(model, train, test, epochs=args.epochs, batch_size=64, lr=0.05, quiet=True, device="cpu",
+            channels_last=False)
+        trained_s = time.perf_counter() - start
+        model.eval()
+        acc = 100 * evaluate(model, test, device="cpu")["accuracy"]
+        print(f"== {name}: trained {args.epochs} epochs in {trained_s:.0f} s, test accuracy {acc:.2f}%")
+        with tempfile.TemporaryDirectory() as out:
+            for attempt in ("first", "second (cache)"):
+                start = time.perf_counter()
+                result = slim(
+                    model, train, test, Path(out) / attempt.split()[0], speedup=args.speedup, method=args.method,
+                    finetune_epochs=args.finetune if attempt == "first" else 0, lr=args.lr, log=lambda _: None,
+                )
+                print(f"slim ({attempt} run, finetune {args.finetune if attempt == 'first' else 0}): "
+                      f"{time.perf_counter() - start:.1f} s")
+                if attempt == "first":
+                    print(result.to_text())
+                    results[name] = result.to_dict()
+                    for note in result.compress["decompose"]["notes"]:
+                        print(note)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
