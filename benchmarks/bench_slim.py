@@ -23,9 +23,11 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 
 from onebyone.data import load
 from onebyone.models import create_model
+from onebyone.surgery import load_weights
 from onebyone.surgery._slim import slim
 from onebyone.train import evaluate, fit
 
@@ -33,10 +35,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_compress import vgg_mnist
 
 
-def build(name: str) -> torch.nn.Module:
+def build(name: str) -> tuple[torch.nn.Module, str, dict]:
+    """The model, and the spec + kwargs that ``surgery.load`` rebuilds it from."""
     if name == "vgg":
-        return vgg_mnist(32)
-    return create_model("resnet20", in_channels=1, num_classes=10)
+        return vgg_mnist(32), f"{Path(__file__).parent / 'bench_compress.py'}:vgg_mnist", {"width": 32}
+    kwargs = {"in_channels": 1, "num_classes": 10}
+    return create_model("resnet20", **kwargs), "resnet20", kwargs
 
 
 def main() -> None:
@@ -49,31 +53,40 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.01, help="fine-tuning peak lr (cosine)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--trained", default=None, help="folder to keep the trained weights in (reused if there)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, test = load("mnist5k", split="train"), load("mnist5k", split="test")
     results = {}
     for name in args.models.split(","):
         torch.manual_seed(0)
-        model = build(name)
+        model, spec, kwargs = build(name)
+        kept = Path(args.trained) / f"{name}-{args.epochs}.safetensors" if args.trained else None
         start = time.perf_counter()
-        fit(model, train, test, epochs=args.epochs, batch_size=64, lr=0.05, quiet=True, device="cpu",
-            channels_last=False)
+        if kept is not None and kept.is_file():
+            load_weights(model, kept)
+        else:
+            fit(model, train, test, epochs=args.epochs, batch_size=64, lr=0.05, quiet=True, device="cpu",
+                channels_last=False)
+            if kept is not None:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(kept))
         trained_s = time.perf_counter() - start
         model.eval()
         acc = 100 * evaluate(model, test, device="cpu")["accuracy"]
-        print(f"== {name}: trained {args.epochs} epochs in {trained_s:.0f} s, test accuracy {acc:.2f}%")
+        print(f"== {name}: trained {args.epochs} epochs ({trained_s:.0f} s), test accuracy {acc:.2f}%", flush=True)
         with tempfile.TemporaryDirectory() as out:
             for attempt in ("first", "second (cache)"):
                 start = time.perf_counter()
                 result = slim(
                     model, train, test, Path(out) / attempt.split()[0], speedup=args.speedup, method=args.method,
                     finetune_epochs=args.finetune if attempt == "first" else 0, lr=args.lr, log=lambda _: None,
+                    base=spec, base_kwargs=kwargs,
                 )
                 print(f"slim ({attempt} run, finetune {args.finetune if attempt == 'first' else 0}): "
-                      f"{time.perf_counter() - start:.1f} s")
+                      f"{time.perf_counter() - start:.1f} s", flush=True)
                 if attempt == "first":
-                    print(result.to_text())
+                    print(result.to_text(), flush=True)
                     results[name] = result.to_dict()
                     for note in result.compress["decompose"]["notes"]:
                         print(note)
