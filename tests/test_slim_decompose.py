@@ -149,3 +149,21 @@ def test_estimated_speedup_keeps_only_rewrites_estimated_faster():
         assert c.time_before_ms is None  # nothing measured
     assert math.isfinite(report.output_error)
     assert small(x).shape == (8, 10)
+
+
+def _mobile_block():
+    # A MobileNetV2-like block: 1x1 expand, 3x3 depthwise, 1x1 project (most MACs in the 1x1s).
+    return nn.Sequential(
+        nn.Conv2d(64, 256, 1), nn.ReLU6(), nn.Conv2d(256, 256, 3, padding=1, groups=256), nn.ReLU6(),
+        nn.Conv2d(256, 64, 1),
+    )
+
+
+def test_a_budget_unreachable_without_pointwise_is_met_with_it():
+    x = torch.randn(1, 64, 8, 8)
+    with pytest.raises(ValueError, match=r"budget 0\.5 cannot be met"):
+        decompose(_mobile_block(), budget=0.5, example_input=x)
+    _, report = decompose(_mobile_block(), budget=0.5, pointwise=True, example_input=x)
+    assert report.macs_after <= 0.5 * report.macs_before
+    assert {c.name for c in report.changes} <= {"0", "4"}
+    assert "depthwise" in {s.name: s.reason for s in report.skipped}["2"]
