@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--speedup", type=float, default=2.0)
     parser.add_argument("--method", default="reduce")
     parser.add_argument("--finetune", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=0.01, help="fine-tuning peak lr (cosine)")
+    parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning peak lr (AdamW, cosine)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
     parser.add_argument("--trained", default=None, help="folder to keep the trained weights in (reused if there)")

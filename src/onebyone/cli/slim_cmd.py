@@ -21,7 +21,7 @@ def slim(
     finetune: int = typer.Option(2, "--finetune", help="Epochs of distillation from the original (0: none)."),
     estimate: bool = typer.Option(False, "--estimate", help="Choose ranks by the time estimate instead of measuring."),
     device_profile: str | None = typer.Option(None, "--device-profile", help="Profile for the estimates: a preset or a file."),
-    lr: float = typer.Option(0.01, "--lr", help="Fine-tuning learning rate."),
+    lr: float = typer.Option(1e-4, "--lr", help="Fine-tuning learning rate (AdamW)."),
     batch_size: int = typer.Option(64, "--batch-size", help="Fine-tuning batch size."),
     subset: int = typer.Option(0, "--subset", help="Fine-tune on a class-balanced subset of this many samples (0: all)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished stage."),

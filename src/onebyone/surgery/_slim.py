@@ -169,7 +169,7 @@ def slim(
     device_profile=None,
     base: str | None = None,
     base_kwargs: dict | None = None,
-    lr: float = 0.01,
+    lr: float = 1e-4,
     batch_size: int = 64,
     quiet: bool = True,
     log=print,
@@ -190,7 +190,7 @@ def slim(
         device_profile: the profile for the estimates (None: this machine's default).
         base: the spec ``surgery.load`` rebuilds the base model from (a zoo name...).
         base_kwargs: its builder keyword arguments.
-        lr: the fine-tuning learning rate.
+        lr: the fine-tuning learning rate (AdamW).
         batch_size: the fine-tuning batch size.
         quiet: no progress bars while fine-tuning.
         log: called with a line of text at each stage.
