@@ -88,7 +88,9 @@ def main() -> None:
                 if attempt == "first":
                     print(result.to_text(), flush=True)
                     results[name] = result.to_dict()
-                    for note in result.compress["decompose"]["notes"]:
+                    print(f"folding the norms: {result.compress['fold_gain']:.2f}x; decompose asked for "
+                          f"{result.compress['decompose_target']:.2f}x")
+                    for note in (result.compress["decompose"] or {}).get("notes", []):
                         print(note)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -128,6 +128,22 @@ def _restore(model: nn.Module, plan: Path) -> nn.Module:
     return new.eval()
 
 
+def _time(model: nn.Module, x: torch.Tensor, measure: bool, device_profile) -> float:
+    """Seconds of one forward at ``x``: measured (through the timing cache) or estimated."""
+    from onebyone.analysis import analyze
+    from onebyone.analysis.profiles import resolve_profile
+    from onebyone.surgery import _speedup
+
+    profile = resolve_profile(device_profile)
+    if not measure:
+        return float(analyze(model, tuple(x.shape), device_profile=profile).est_time_s)
+    cache = _speedup.TimingCache.load()
+    key = f"{_speedup.device_key(profile.label, x)}|model|{_speedup._layer_key(model, x)}"
+    seconds = cache.get(key, lambda: _speedup.time_module(model, x))
+    cache.save()
+    return seconds
+
+
 def _latency_ms(before: nn.Module, after: nn.Module, size: tuple[int, ...], rounds: int = 5) -> dict:
     """Median eval latency (ms) of both models at batch 1 and 8, timed in alternating rounds."""
     from onebyone._timing import median_seconds
@@ -229,13 +245,23 @@ def slim(
         compress_info = done["compress"]
     else:
         fused, fuse_report = fuse(model, example_input=torch.zeros(1, *size))
-        small, report = decompose(
-            fused, method=method, speedup=speedup, measure=measure, pointwise=True, device_profile=device_profile,
-            example_input=torch.randn(8, *size),
-        )
-        log(report.to_text())
+        x8 = torch.randn(8, *size)
+        # Folding the norms is part of the speedup: decompose is asked only for what remains.
+        fold_gain = _time(model, x8, measure, device_profile) / _time(fused, x8, measure, device_profile)
+        remaining = speedup / fold_gain
+        if remaining > 1.0:
+            small, report = decompose(
+                fused, method=method, speedup=remaining, measure=measure, pointwise=True,
+                device_profile=device_profile, example_input=x8,
+            )
+            log(report.to_text())
+            decompose_info = report.to_dict()
+        else:
+            small, decompose_info = fused, None
+        log(f"folding the norms: {fold_gain:.2f}x; decompose asked for {remaining:.2f}x")
         save(small, out / "compressed", **kwargs)
-        compress_info = {"fused": len(fuse_report.changes), "decompose": report.to_dict()}
+        compress_info = {"fused": len(fuse_report.changes), "fold_gain": fold_gain, "decompose_target": remaining,
+                         "decompose": decompose_info}
         _mark(out, done, "compress", compress_info)
 
     if "finetune" in done:
