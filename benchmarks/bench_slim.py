@@ -53,6 +53,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning peak lr (AdamW, cosine)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--estimate", action="store_true", help="choose ranks by the estimate, not measured times")
     parser.add_argument("--trained", default=None, help="folder to keep the trained weights in (reused if there)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,7 +80,7 @@ def main() -> None:
             for attempt in ("first", "second (cache)"):
                 start = time.perf_counter()
                 result = slim(
-                    model, train, test, Path(out) / attempt.split()[0], speedup=args.speedup, method=args.method,
+                    model, train, test, Path(out) / attempt.split()[0], speedup=args.speedup, method=args.method, measure=not args.estimate,
                     finetune_epochs=args.finetune if attempt == "first" else 0, lr=args.lr, log=lambda _: None,
                     base=spec, base_kwargs=kwargs,
                 )
