@@ -57,6 +57,7 @@ from onebyone.cli.models_cmd import models  # noqa: E402
 from onebyone.cli.plan_cmd import plan  # noqa: E402
 from onebyone.cli.profile_cmd import profile  # noqa: E402
 from onebyone.cli.report_cmd import report  # noqa: E402
+from onebyone.cli.slim_cmd import slim  # noqa: E402
 from onebyone.cli.summary_cmd import summary  # noqa: E402
 from onebyone.cli.tour_cmd import tour  # noqa: E402
 from onebyone.cli.train_cmd import train  # noqa: E402
@@ -72,6 +73,7 @@ app.command("models", cls=_Command)(models)
 app.command("plan", cls=_Command)(plan)
 app.command("profile", cls=_Command)(profile)
 app.command("report", cls=_Command)(report)
+app.command("slim", cls=_Command)(slim)
 app.command("summary", cls=_Command)(summary)
 app.command("tour", cls=_Command)(tour)
 app.command("train", cls=_Command)(train)

@@ -20,6 +20,7 @@ True
 
 from onebyone.surgery._convolutionalize import ELEMENTWISE_TYPES, convolutionalize
 from onebyone.surgery._decompose import CONV_TYPES, LINEAR_TYPES, decompose
+from onebyone.surgery._finetune import Distiller, FinetuneResult, finetune
 from onebyone.surgery._fuse import fuse
 from onebyone.surgery._merge import NORM_TYPES, NotFusable, fold_norm, merge_pair
 from onebyone.surgery.io import load, load_weights, save
@@ -33,12 +34,15 @@ __all__ = [
     "NORM_TYPES",
     "DecomposedConv2d",
     "DecomposedLinear",
+    "Distiller",
+    "FinetuneResult",
     "LayerChange",
     "NotFusable",
     "Skip",
     "SurgeryReport",
     "convolutionalize",
     "decompose",
+    "finetune",
     "fold_norm",
     "fuse",
     "load",

@@ -52,7 +52,10 @@ def convolutionalize(model: nn.Module, input_size: tuple[int, ...]) -> tuple[nn.
     with a purely affine head, the Linears become 1x1 convolutions in front of the removed pool.
     The new model always returns a score map ``(N, num_classes, h, w)``: at ``input_size``,
     ``h = w = 1`` with the same logits (or, for a global-average-pool head, the map whose mean
-    is the logits).
+    is the logits). A dropout between the pooling and the flatten (inception_v3's head) is the
+    identity in eval mode and does not stop this. An op that does not commute with the pooling
+    between it and the flatten (convnext's LayerNorm: the norm of the mean is not the mean of
+    the norms) does: the pooling then stays, the map is 1x1 at any size, and the report says why.
 
     Args:
         model: the model; it is deep-copied and never modified.
@@ -127,7 +130,10 @@ def _convolutionalize(model: nn.Module, size: tuple[int, ...]):
         run_forward(gm, x, context=f"input_size {size}: ", call=ShapeProp(gm).propagate)
     modules = dict(gm.named_modules())
     chain, body = _find_head(gm, modules)
+    blocked = _blocked_pooling(body, modules)  # issue 20: say why no score map, never silently
     changes, notes, mode = _rewrite(gm, modules, chain, body)
+    if blocked:
+        notes.append(blocked)
     for node in list(gm.graph.nodes):  # the x.size(0) of a removed view; other calls stay
         if not node.users and (
             (node.op == "call_method" and node.target == "size")
@@ -209,6 +215,40 @@ def _kind(node: fx.Node, modules: dict) -> str | None:
     return None
 
 
+def _op_name(node: fx.Node, modules: dict) -> str:
+    if node.op == "call_module":
+        return f"{node.target} ({type(modules[node.target]).__name__})"
+    return getattr(node.target, "__name__", str(node.target))
+
+
+def _blocked_pooling(body: fx.Node, modules: dict, limit: int = 8) -> str | None:
+    """Why no score map, if a pooling that shrinks the map sits a few ops above the head's input.
+
+    The ops between such a pooling and the flatten (a LayerNorm, as in convnext) act on the
+    pooled vector; they do not commute with the pooling, so the pooling cannot be removed and a
+    larger input still gives a 1x1 map.
+    """
+    node, between = body, []
+    for _ in range(limit):
+        if not isinstance(node, fx.Node) or node.op not in ("call_module", "call_function", "call_method"):
+            return None
+        if _kind(node, modules) in ("avgpool", "maxpool"):
+            before = node.args[0].meta.get("tensor_meta") if isinstance(node.args[0], fx.Node) else None
+            after = node.meta.get("tensor_meta")
+            if before is None or after is None or tuple(before.shape[-2:]) == tuple(after.shape[-2:]):
+                return None
+            ops = ", ".join(_op_name(n, modules) for n in reversed(between))
+            return (
+                f"no score map: between the pooling {_op_name(node, modules)} and the flatten sit {ops}, "
+                "which act on the pooled vector and do not commute with the pooling (a normalisation "
+                "of the mean is not the mean of the normalised map); the logits are exact, but the "
+                "pooling stays and a larger input still gives a 1x1 map"
+            )
+        between.append(node)
+        node = node.args[0] if node.args else None
+    return None
+
+
 def _only_feeds(prev: fx.Node, node: fx.Node) -> bool:
     """True if ``node`` is the only real user of ``prev`` (``x.size(0)`` for a view is fine)."""
     for user in prev.users:
@@ -240,7 +280,8 @@ def _find_head(gm: fx.GraphModule, modules: dict) -> tuple[list[fx.Node], fx.Nod
         kind = _kind(node, modules)
         if kind is None or (kind == "mean" and not _spatial_mean(node)):
             break
-        if kind in ("linear", "elementwise") and seen_flatten:
+        # Before the flatten only a dropout may sit (the identity in eval mode, as in inception_v3).
+        if kind in ("linear", "elementwise") and seen_flatten and not _is_dropout(node, modules):
             break
         if kind in ("avgpool", "maxpool") and not seen_flatten:
             break

@@ -55,6 +55,10 @@ class _Args:
     measure: bool
     iterations: int
     only_if_cheaper: bool
+    # issue 20 (slim): ranks by time, and 1x1 convolutions as two thinner 1x1s
+    speedup: float | None = None
+    pointwise: bool = False
+    device_profile: object = None
 
 
 def decompose(
@@ -70,6 +74,9 @@ def decompose(
     measure: bool = False,
     iterations: int = 0,
     only_if_cheaper: bool = True,
+    speedup: float | None = None,
+    pointwise: bool = False,
+    device_profile=None,
 ) -> tuple[nn.Module, SurgeryReport]:
     """Return a copy of ``model`` whose kxk convolutions and Linears are low-rank bottlenecks.
 
@@ -79,7 +86,7 @@ def decompose(
     A Linear becomes two Linears by truncated SVD. Grouped, depthwise and 1x1 convolutions are
     left alone, and so is any layer whose rewrite would not reduce its MACs; the report says why.
 
-    Give exactly one of ``rank``, ``energy`` or ``budget``.
+    Give exactly one of ``rank``, ``energy``, ``budget`` or ``speedup``.
 
     Args:
         model: the model; it is deep-copied and never modified.
@@ -94,10 +101,20 @@ def decompose(
         example_input: an input batch, used for the layers' spatial sizes, the output errors and
             ``measure``; default ``torch.randn(1, *model.default_input_size)``.
         measure: time each rewrite against the original layer on its real input shape and keep
-            only those that run faster.
+            only those that run faster. With ``speedup``: choose the ranks by measured times
+            (cached, see :mod:`onebyone.surgery._speedup`) rather than the estimate.
         iterations: HOOI refinement iterations after the HOSVD (tucker2 only).
         only_if_cheaper: leave alone layers whose rewrite would not reduce their MACs. Set it to
             False to rewrite them anyway (e.g. at full rank, to check exactness).
+        speedup: a target speedup (> 1) of the whole model on the device: per-layer ranks are
+            chosen greedily by weight error added per second saved, keeping only rewrites that
+            are faster than the layer; the report gives each layer's estimated (and, with
+            ``measure``, measured) time before and after, and says the best reachable speedup
+            when the target is out of reach.
+        pointwise: also factorise 1x1 convolutions (groups=1) into two thinner 1x1s by
+            truncated SVD (``method="reduce"`` with a 1x1 kernel).
+        device_profile: the device the estimated times are for (a profile, a preset name,
+            a file or None for this machine's default); used with ``speedup``.
 
     Returns:
         ``(new_model, report)``.
@@ -122,11 +139,12 @@ def decompose(
     args = _validate(
         model, method=method, rank=rank, energy=energy, budget=budget, layers=layers, round_to=round_to,
         example_input=example_input, measure=measure, iterations=iterations, only_if_cheaper=only_if_cheaper,
+        speedup=speedup, pointwise=pointwise, device_profile=device_profile,
     )
     new = keep_attributes(model, copy.deepcopy(model))
     report = SurgeryReport("decompose")
-    candidates, macs_before = _select(new, args, report)
-    _rewrite(new, candidates, args, report)
+    candidates, macs_before, time_plan = _select(new, args, report)
+    _rewrite(new, candidates, args, report, time_plan)
     _finish_report(model, new, args, macs_before, report)
     record_step(new, {
         "op": "decompose",
@@ -139,7 +157,7 @@ def decompose(
 
 
 def _validate(model, *, method, rank, energy, budget, layers, round_to, example_input, measure, iterations,
-              only_if_cheaper) -> _Args:
+              only_if_cheaper, speedup=None, pointwise=False, device_profile=None) -> _Args:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     on_meta = next((n for n, p in model.named_parameters() if p.is_meta), None)
@@ -149,9 +167,16 @@ def _validate(model, *, method, rank, energy, budget, layers, round_to, example_
             "weights; build or load the model on a real device (cpu, cuda)"
         )
     check_choice("method", method, METHODS)
-    given = [n for n, v in (("rank", rank), ("energy", energy), ("budget", budget)) if v is not None]
+    given = [n for n, v in (("rank", rank), ("energy", energy), ("budget", budget), ("speedup", speedup))
+             if v is not None]
     if len(given) != 1:
-        raise ValueError(f"give exactly one of rank, energy or budget; got {', '.join(given) or 'none'}")
+        if not given:
+            raise ValueError("give exactly one of rank, energy or budget; got none (or speedup, to choose by time)")
+        raise ValueError(f"give exactly one of rank, energy, budget or speedup; got {', '.join(given)}")
+    if speedup is not None:
+        speedup = check_speedup(speedup)
+    if not isinstance(pointwise, bool):
+        raise TypeError(f"pointwise must be a bool, got {pointwise!r}")
     if not isinstance(measure, bool):
         raise TypeError(f"measure must be a bool, got {measure!r}")
     if not isinstance(only_if_cheaper, bool):
@@ -167,7 +192,30 @@ def _validate(model, *, method, rank, energy, budget, layers, round_to, example_
         measure=measure,
         iterations=check_int("iterations", iterations, minimum=0),
         only_if_cheaper=only_if_cheaper,
+        speedup=speedup,
+        pointwise=pointwise,
+        device_profile=device_profile,
     )
+
+
+def check_speedup(speedup) -> float:
+    """``speedup`` as a float, if it is a finite number above 1.
+
+    >>> check_speedup(2)
+    2.0
+    >>> check_speedup(1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got 1.0
+    """
+    if isinstance(speedup, bool) or not isinstance(speedup, numbers.Real):
+        raise TypeError(f"speedup must be a number > 1, got {speedup!r}")
+    speedup = float(speedup)
+    if not math.isfinite(speedup) or speedup <= 1.0:
+        raise ValueError(
+            f"speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got {speedup}"
+        )
+    return speedup
 
 
 def _check_rank(rank):
@@ -222,9 +270,10 @@ def _example_input(model: nn.Module, example_input) -> torch.Tensor:
 # ----------------------------------------------------------------------------- select
 
 
-def _select(new: nn.Module, args: _Args, report: SurgeryReport) -> tuple[list[Candidate], int]:
-    """The layers to rewrite, each with its ranks, and the model's MACs before; skips on ``report``."""
-    candidates = _candidates(new, args.layers, args.method, report)
+def _select(new: nn.Module, args: _Args, report: SurgeryReport):
+    """The layers to rewrite with their ranks, the model's MACs before and the time plan
+    (``speedup`` only, else None); skips on ``report``."""
+    candidates = _candidates(new, args.layers, args.method, report, pointwise=args.pointwise)
     broken = next((c.name for c in candidates if not torch.isfinite(c.module.weight).all()), None)
     if broken is not None:
         raise ValueError(
@@ -233,8 +282,11 @@ def _select(new: nn.Module, args: _Args, report: SurgeryReport) -> tuple[list[Ca
         )
     _capture(new, candidates, args.x, report)
     macs_before = model_macs(new, args.x)
+    if args.speedup is not None:
+        chosen, plan = _ranks_by_time(new, candidates, args, report)
+        return chosen, macs_before, plan
     if args.budget is not None:
-        return ranks_from_budget(candidates, args.budget, args.round_to, macs_before, report), macs_before
+        return ranks_from_budget(candidates, args.budget, args.round_to, macs_before, report), macs_before, None
     if args.rank is not None:
         candidates = _fixed_ranks(candidates, args, report)
     else:
@@ -247,7 +299,39 @@ def _select(new: nn.Module, args: _Args, report: SurgeryReport) -> tuple[list[Ca
             report.skipped.append(Skip(c.name, f"rewrite at ranks {c.ranks} would not reduce MACs ({c.macs:,} -> {after:,})"))
         else:
             kept.append(c)
-    return kept, macs_before
+    return kept, macs_before, None
+
+
+def _ranks_by_time(new: nn.Module, candidates: list[Candidate], args: _Args, report: SurgeryReport):
+    """``speedup``: the candidates and ranks chosen by time (see ``_speedup``), and the plan."""
+    from onebyone.analysis import analyze
+    from onebyone.analysis.profiles import resolve_profile
+    from onebyone.surgery import _speedup
+
+    profile = resolve_profile(args.device_profile)
+    total_est = float(analyze(new, tuple(args.x.shape), device_profile=profile).est_time_s)
+    cache, total_measured = None, None
+    key = _speedup.device_key(profile.label, args.x)
+    if args.measure:
+        cache = _speedup.TimingCache.load()
+        x = args.x
+        total_measured = cache.get(
+            f"{key}|model|{_speedup._layer_key(new, x)}", lambda: _speedup.time_module(new, x)
+        )
+    try:
+        chosen, plan = _speedup.choose_by_time(
+            candidates, args.speedup, round_to=args.round_to, profile=profile, measure=args.measure,
+            total_est_s=total_est, total_measured_s=total_measured, cache=cache, dev_key=key, report=report,
+        )
+    finally:
+        if cache is not None:
+            cache.save()
+    report.notes.append(
+        f"speedup target {args.speedup:g}x by {plan.source} time on {profile.label}: "
+        f"predicted {plan.speedup:.2f}x ({1000 * plan.total_s:.3f} ms -> "
+        f"{1000 * (plan.total_s - plan.saved_s):.3f} ms at batch {args.x.shape[0]})"
+    )
+    return chosen, plan
 
 
 def _fixed_ranks(candidates: list[Candidate], args: _Args, report: SurgeryReport) -> list[Candidate]:
@@ -270,7 +354,8 @@ def _fixed_ranks(candidates: list[Candidate], args: _Args, report: SurgeryReport
     return fitting
 
 
-def _candidates(model: nn.Module, named: list[str] | None, method: str, report: SurgeryReport) -> list[Candidate]:
+def _candidates(model: nn.Module, named: list[str] | None, method: str, report: SurgeryReport, *,
+                pointwise: bool = False) -> list[Candidate]:
     inside_decomposed = set()
     for name, module in model.named_modules():
         if isinstance(module, DecomposedConv2d | DecomposedLinear):
@@ -285,6 +370,10 @@ def _candidates(model: nn.Module, named: list[str] | None, method: str, report: 
                 report.skipped.append(Skip(name, "already part of a decomposed layer"))
             continue
         if isinstance(module, CONV_TYPES):
+            if pointwise and _is_1x1(module) and module.groups == 1 and module.weight.dim() == 4:
+                # two thinner 1x1s: "reduce" with a 1x1 kernel is the truncated SVD of the weight
+                out.append(Candidate(name, module, "reduce"))
+                continue
             reason = _conv_skip_reason(module)
             if reason:
                 report.skipped.append(Skip(name, reason))
@@ -348,7 +437,7 @@ def _capture(model: nn.Module, candidates: list[Candidate], x: torch.Tensor, rep
 # ----------------------------------------------------------------------------- rewrite
 
 
-def _rewrite(new: nn.Module, candidates: list[Candidate], args: _Args, report: SurgeryReport) -> None:
+def _rewrite(new: nn.Module, candidates: list[Candidate], args: _Args, report: SurgeryReport, time_plan=None) -> None:
     """Put each candidate's bottleneck in place in ``new``; record the change (or the skip)."""
     with torch.no_grad():
         for c in candidates:
@@ -371,8 +460,14 @@ def _rewrite(new: nn.Module, candidates: list[Candidate], args: _Args, report: S
                 weight_error=weight_error,
             )
             replacement.train(c.module.training)
-            _layer_errors_and_times(c, replacement, change, args.measure)
-            if args.measure and change.time_after_ms >= change.time_before_ms:
+            timed = args.measure and time_plan is None
+            _layer_errors_and_times(c, replacement, change, timed)
+            if time_plan is not None:  # speedup: the times the choice was made on
+                before, after = time_plan.points[c.name]
+                change.est_time_before_ms, change.est_time_after_ms = 1000 * before.est_s, 1000 * after.est_s
+                if before.measured_s is not None:
+                    change.time_before_ms, change.time_after_ms = 1000 * before.measured_s, 1000 * after.measured_s
+            if timed and change.time_after_ms >= change.time_before_ms:
                 report.skipped.append(Skip(
                     c.name,
                     f"measured slower or equal: {change.time_before_ms:.3f} ms -> {change.time_after_ms:.3f} ms",

@@ -17,7 +17,7 @@ class LayerChange:
 
     ``macs_*`` are per example (batch 1) and ``None`` when no input shape was known.
     ``weight_error`` is ||W - W_hat|| / ||W|| (Frobenius); ``output_error`` is the same ratio on
-    the layer's output for the example input; ``time_*_ms`` are measured CPU medians.
+    the layer's output for the example input; ``time_*_ms`` are measured CPU medians and ``est_time_*_ms`` roofline estimates (``speedup``).
 
     Example:
         >>> from onebyone.surgery import decompose
@@ -41,6 +41,9 @@ class LayerChange:
     output_error: float | None = None
     time_before_ms: float | None = None
     time_after_ms: float | None = None
+    # issue 20 (decompose speedup=): the roofline estimate on the device profile
+    est_time_before_ms: float | None = None
+    est_time_after_ms: float | None = None
 
 
 @dataclass
@@ -141,10 +144,11 @@ class SurgeryReport:
         return f"{lead}: {_NOTHING.get(self.operation, 'no layer this operation applies to')}"
 
     def _table(self) -> list[str]:
-        header = ["layer", "method", "ranks", "params", "MACs", "w err", "out err", "ms before/after"]
+        header = ["layer", "method", "ranks", "params", "MACs", "w err", "out err", "ms before/after", "est. ms"]
         lines = [header]
         for c in self.changes:
             times = "" if c.time_before_ms is None else f"{c.time_before_ms:.3f}/{c.time_after_ms:.3f}"
+            est = "" if c.est_time_before_ms is None else f"{c.est_time_before_ms:.3f}/{c.est_time_after_ms:.3f}"
             lines.append([
                 c.name,
                 c.method,
@@ -154,6 +158,7 @@ class SurgeryReport:
                 _err(c.weight_error),
                 _err(c.output_error),
                 times,
+                est,
             ])
         # Columns with nothing to say for this operation (ranks for fuse, times unless measured) go.
         keep = [i for i in range(len(header)) if i < 2 or any(row[i] not in ("", "-", "- -> -") for row in lines[1:])]

@@ -314,7 +314,9 @@ def _train_epoch(
                 f"the model returned {type(logits).__name__} in training mode; fit needs a tensor "
                 "of logits (N, num_classes) (e.g. build GoogLeNet with aux_logits=False)"
             )
-        loss = F.cross_entropy(logits, y)
+        # issue 20: a model may define training_loss(logits, y) (surgery.finetune's distillation)
+        loss_fn = getattr(getattr(net, "module", net), "training_loss", None)
+        loss = loss_fn(logits, y) if loss_fn is not None else F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
