@@ -315,7 +315,7 @@ def _train_epoch(
                 "of logits (N, num_classes) (e.g. build GoogLeNet with aux_logits=False)"
             )
         # issue 20: a model may define training_loss(logits, y) (surgery.finetune's distillation)
-        loss_fn = getattr(getattr(net, "module", net), "training_loss", None)
+        loss_fn = getattr(loop.model, "training_loss", None)
         loss = loss_fn(logits, y) if loss_fn is not None else F.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
