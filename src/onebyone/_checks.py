@@ -329,3 +329,23 @@ def check_block_input(x: Any, in_channels: int, who: str | Callable[[], str]) ->
             f"{caller_name(who)}: expected a 4-D (N, {in_channels}, H, W) or 3-D "
             f"({in_channels}, H, W) input, got shape {tuple(x.shape)}"
         )
+
+
+def check_speedup(speedup) -> float:
+    """``speedup`` as a float, if it is a finite number above 1.
+
+    >>> check_speedup(2)
+    2.0
+    >>> check_speedup(1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got 1.0
+    """
+    if isinstance(speedup, bool) or not isinstance(speedup, numbers.Real):
+        raise TypeError(f"speedup must be a number > 1, got {speedup!r}")
+    speedup = float(speedup)
+    if not math.isfinite(speedup) or speedup <= 1.0:
+        raise ValueError(
+            f"speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got {speedup}"
+        )
+    return speedup

@@ -417,7 +417,8 @@ def _step_fc_to_conv(
     _say(console, f"Position p reads pixels 4*p to 4*p + 27, so positions 0, 7, 14 sit exactly "
                   f"on the digits (4*7 = 28, 4*14 = 56): {at_digits} (true: [7, 2, 1]).")  # fmt: skip
     result["fc_to_conv"] = {
-        "score_map": list(scores.shape), "best": best, "at_digits": at_digits,
+        "score_map": list(scores.shape), "scores": scores[0, :, 0].tolist(), "best": best,
+        "at_digits": at_digits,
         "output_error": float(report.output_error),
     }  # fmt: skip
 

@@ -61,8 +61,8 @@ def compress(
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save.
 
     MODEL may also be a model saved by compress, fuse or convolutionalize (x.json or
-    x.safetensors). Columns: "w err" (weight error) is ||W - W'|| / ||W||, the relative
-    (Frobenius) error of each layer's weights after the decomposition; "out err" (output error)
+    x.safetensors). Columns: "weight error" is ||W - W'|| / ||W||, the relative
+    (Frobenius) error of each layer's weights after the decomposition; "output error"
     is the same ratio on the layer's output for a random example input. 0 is exact; 0.1 means
     errors a tenth the size of the values. Without --checkpoint the weights are random and
     these errors say little about a trained model; with a checkpoint from onebyone train, the

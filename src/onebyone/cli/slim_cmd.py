@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from onebyone.cli._common import user_errors
-from onebyone.models._spec import SPEC_HELP
+from onebyone.cli._common import set_threads, threads_option, user_errors
+from onebyone.models import SPEC_HELP
 
 
 @user_errors
 def slim(
-    model: str = typer.Argument(..., help=f"The model: {SPEC_HELP}."),
-    data: str = typer.Option(..., "--data", help="Dataset: mnist5k or a path (fine-tuning on train, accuracy on test)."),
+    model: str = typer.Argument(..., metavar="MODEL", help=f"The model: {SPEC_HELP}."),
+    data: str = typer.Option("mnist5k", "--data", help="Dataset: mnist5k or a path (fine-tuning on train, accuracy on test)."),
     out: Path = typer.Option(..., "--out", help="Folder for the run: model.json + .safetensors, report.json."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     speedup: float = typer.Option(2.0, "--speedup", help="Target speedup of the whole model (> 1)."),
@@ -22,17 +22,17 @@ def slim(
     estimate: bool = typer.Option(False, "--estimate", help="Choose ranks by the time estimate instead of measuring."),
     device_profile: str | None = typer.Option(None, "--device-profile", help="Profile for the estimates: a preset or a file."),
     lr: float = typer.Option(1e-4, "--lr", help="Fine-tuning learning rate (AdamW)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Fine-tuning batch size."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Fine-tuning batch size."),
     subset: int = typer.Option(0, "--subset", help="Fine-tune on a class-balanced subset of this many samples (0: all)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished stage."),
+    threads: int | None = threads_option(),
 ) -> None:
     """Slim a trained model: compress to --speedup, fine-tune, evaluate; print before/after; save."""
-    from onebyone._checks import check_choice
+    from onebyone._checks import check_choice, check_speedup
     from onebyone.cli._common import check_subset
     from onebyone.cli._surgery_common import build
     from onebyone.data import load as load_data
-    from onebyone.surgery._decompose import check_speedup
-    from onebyone.surgery._slim import slim as run_slim
+    from onebyone.surgery import slim as run_slim
 
     try:
         check_speedup(speedup)
@@ -45,6 +45,7 @@ def slim(
         raise ValueError(f"--out {str(out)!r} is a file, expected a folder")
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise ValueError(f"--out {str(out)!r} is not empty; use --resume to continue a run there, or another folder")
+    set_threads(threads)
     train_set, test_set = load_data(data, "train"), load_data(data, "test")
     if check_subset("--subset", subset, train_set):
         train_set = train_set.subset(subset)

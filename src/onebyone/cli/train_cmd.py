@@ -15,7 +15,7 @@ from onebyone.cli._common import (
     user_errors,
 )
 from onebyone.cli._paths import check_out_dir
-from onebyone.models._spec import SPEC_HELP
+from onebyone.models import SPEC_HELP
 
 
 @user_errors

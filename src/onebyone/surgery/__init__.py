@@ -23,6 +23,7 @@ from onebyone.surgery._decompose import CONV_TYPES, LINEAR_TYPES, decompose
 from onebyone.surgery._finetune import Distiller, FinetuneResult, finetune
 from onebyone.surgery._fuse import fuse
 from onebyone.surgery._merge import NORM_TYPES, NotFusable, fold_norm, merge_pair
+from onebyone.surgery._slim import SlimResult, slim
 from onebyone.surgery.io import load, load_weights, save
 from onebyone.surgery.modules import DecomposedConv2d, DecomposedLinear
 from onebyone.surgery.report import LayerChange, Skip, SurgeryReport
@@ -39,6 +40,7 @@ __all__ = [
     "LayerChange",
     "NotFusable",
     "Skip",
+    "SlimResult",
     "SurgeryReport",
     "convolutionalize",
     "decompose",
@@ -49,4 +51,5 @@ __all__ = [
     "load_weights",
     "merge_pair",
     "save",
+    "slim",
 ]

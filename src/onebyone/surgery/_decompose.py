@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from onebyone._checks import check_choice, check_fraction, check_int
+from onebyone._checks import check_choice, check_fraction, check_int, check_speedup
 from onebyone._internal import InternalError, ours
 from onebyone._modes import eval_mode
 from onebyone.errors import OneByOneError
@@ -196,26 +196,6 @@ def _validate(model, *, method, rank, energy, budget, layers, round_to, example_
         pointwise=pointwise,
         device_profile=device_profile,
     )
-
-
-def check_speedup(speedup) -> float:
-    """``speedup`` as a float, if it is a finite number above 1.
-
-    >>> check_speedup(2)
-    2.0
-    >>> check_speedup(1.0)
-    Traceback (most recent call last):
-    ...
-    ValueError: speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got 1.0
-    """
-    if isinstance(speedup, bool) or not isinstance(speedup, numbers.Real):
-        raise TypeError(f"speedup must be a number > 1, got {speedup!r}")
-    speedup = float(speedup)
-    if not math.isfinite(speedup) or speedup <= 1.0:
-        raise ValueError(
-            f"speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got {speedup}"
-        )
-    return speedup
 
 
 def _check_rank(rank):

@@ -218,8 +218,8 @@ def slim(
         ValueError: a bad ``speedup``, a model whose class count differs from the data's, or an
             ``out_dir`` that holds files and ``resume`` is not set.
     """
+    from onebyone._checks import check_speedup
     from onebyone.surgery import decompose, fuse, save
-    from onebyone.surgery._decompose import check_speedup
     from onebyone.surgery._finetune import finetune
     from onebyone.surgery._recipe import get_recipe, set_recipe
     from onebyone.train import evaluate, has_checkpoint

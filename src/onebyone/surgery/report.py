@@ -114,7 +114,7 @@ class SurgeryReport:
             ...                              weight_error=0.412))
             >>> r.skipped.append(Skip("features.0", "3 input channels: nothing to reduce"))
             >>> print(r.to_text())
-            layer       method   ranks  params            MACs                  w err
+            layer       method   ranks  params            MACs                  weight error
             features.3  tucker2  16x16  36,928 -> 10,320  2,359,296 -> 655,360  0.412
             skipped features.0: 3 input channels: nothing to reduce
             params: 36,928 -> 10,320  (0.279x)
@@ -144,7 +144,8 @@ class SurgeryReport:
         return f"{lead}: {_NOTHING.get(self.operation, 'no layer this operation applies to')}"
 
     def _table(self) -> list[str]:
-        header = ["layer", "method", "ranks", "params", "MACs", "w err", "out err", "ms before/after", "est. ms"]
+        header = ["layer", "method", "ranks", "params", "MACs", "weight error", "output error",
+                  "ms before/after", "est. ms"]  # fmt: skip
         lines = [header]
         for c in self.changes:
             times = "" if c.time_before_ms is None else f"{c.time_before_ms:.3f}/{c.time_after_ms:.3f}"
@@ -185,20 +186,17 @@ def _render_table(header: list[str], rows: list[list[str]]) -> str:
     conv1        8x8
     features.10  16
     """
-    import io
-
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from onebyone._tables import render_rich
 
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), show_header=True, header_style=None)
     for name in header:
         table.add_column(Text(name), no_wrap=True, overflow="ignore")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # Text: a "[x]" in a name is not markup
-    console = Console(width=10_000, record=True, no_color=True, file=io.StringIO(), highlight=False)
-    console.print(table)
-    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
+    return render_rich(table).rstrip("\n")
 
 
 def _num(n: int | None) -> str:
