@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -208,7 +209,18 @@ def _nsr(lost: float) -> float:
 
 def _lower_hull(c: Candidate, options) -> list[tuple[int, float, tuple[int, ...] | None]]:
     """The convex frontier of (MACs saved, error) from "leave it alone" to the cheapest choice."""
-    points = sorted(((c.macs - m, e, r) for m, e, r in options), key=lambda p: (p[0], p[1]))
+    return lower_frontier([(c.macs - m, e, r) for m, e, r in options])
+
+
+def lower_frontier(points: list[tuple[float, float, Any]]) -> list[tuple[float, float, Any]]:
+    """The lower convex frontier of ``(saved, error, choice)`` points, from ``(0, 0.0, None)``
+    ("leave it alone") on: each step saves more for the least error added per unit saved.
+
+    Example:
+        >>> [p[2] for p in lower_frontier([(1, 0.5, "a"), (2, 0.2, "b"), (3, 0.9, "c")])]
+        [None, 'b', 'c']
+    """
+    points = sorted(points, key=lambda p: (p[0], p[1]))
     hull: list = [(0, 0.0, None)]
     for p in points:
         while len(hull) >= 2:

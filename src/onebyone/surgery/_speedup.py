@@ -29,7 +29,7 @@ from torch import nn
 
 from onebyone._io import write_json_atomic
 from onebyone._modes import eval_mode
-from onebyone.surgery._ranks import Candidate, _lower_hull, _options
+from onebyone.surgery._ranks import Candidate, _lower_hull, _options, lower_frontier
 from onebyone.surgery.report import Skip, SurgeryReport
 
 __all__ = ["TimingCache", "choose_by_time", "default_cache_path", "time_module"]
@@ -281,17 +281,4 @@ def choose_by_time(
 
 def _time_hull(points: list[tuple[float, float, _Point]]) -> list[tuple[float, float, _Point | None]]:
     """The convex frontier of (seconds saved, error) from "leave it alone" on."""
-    points = sorted(points, key=lambda p: (p[0], p[1]))
-    hull: list = [(0.0, 0.0, None)]
-    for p in points:
-        while len(hull) >= 2:
-            o, a = hull[-2], hull[-1]
-            cross = (a[0] - o[0]) * (p[1] - o[1]) - (a[1] - o[1]) * (p[0] - o[0])
-            if cross > 0:
-                break
-            hull.pop()
-        if p[0] > hull[-1][0]:
-            hull.append(p)
-        elif p[1] < hull[-1][1] and len(hull) > 1:
-            hull[-1] = p
-    return hull
+    return lower_frontier(points)
