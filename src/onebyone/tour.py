@@ -173,7 +173,8 @@ def _step_tutorial(i: int, console: Any, result: dict, **_: Any) -> None:
         added.append(params)
         _say(console, f"\n[{name}] {what}")
         if k in (0, 2):  # the first model and the reduction in full, Keras-style
-            text = render_text(report, channels_last=True, width=console.width)
+            # counts only: every number here is derived by hand (times come in `summary`)
+            text = render_text(report, channels_last=True, width=console.width, times=False)
             # The table and its parameter total, as Keras prints them; the rest is derived below.
             kept = []
             for line in text.splitlines():
