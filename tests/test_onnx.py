@@ -9,8 +9,10 @@ with ``onnx.helper`` (no exporter involved) for the analyzer's rules.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -563,3 +565,23 @@ def test_analyze_dispatch_and_report_formats(small_onnx):
     assert report.to_csv() and report.to_markdown() and str(report)
     assert math.isclose(report.param_bytes, 4 * report.total_params)
     assert os.fspath(small_onnx).endswith(".onnx")
+
+
+def test_profile_command_times_an_onnx_file_in_onnxruntime(tmp_path):
+    path = tmp_path / "m.onnx"
+    export_onnx(nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU()), (1, 3, 8, 8), path)
+    result = runner.invoke(app, ["profile", str(path), "--input", "3x8x8", "--batch", "2", "--repeats", "3"])
+    assert result.exit_code == 0, result.output
+    # one line: the shape it ran at, the median and how it was measured
+    assert re.fullmatch(
+        r".*m\.onnx at 2x3x8x8: \d+\.\d\d ms median of 3 runs \(onnxruntime CPUExecutionProvider, "
+        r"1 thread\)\n",
+        result.output,
+    ), result.output
+    as_json = json.loads(runner.invoke(app, ["profile", str(path), "--input", "3x8x8", "--repeats", "2",
+                                             "--format", "json"]).output)  # fmt: skip
+    assert as_json["input_shapes"] == [[1, 3, 8, 8]] and len(as_json["samples_ms"]) == 2
+    # the exported batch is symbolic: without --input it is named in one line
+    missing = runner.invoke(app, ["profile", str(path)])
+    assert missing.exit_code == 2 and missing.output.count("\n") == 1
+    assert "symbolic dimension 'batch'" in missing.output

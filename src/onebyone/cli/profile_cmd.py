@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from onebyone.cli._common import user_errors
+from onebyone.cli._common import set_threads, threads_option, user_errors
 from onebyone.cli.summary_cmd import (
     BATCH_OPTION,
     DEVICE_PROFILE_OPTION,
@@ -31,8 +31,13 @@ def profile(
     sort: str | None = SORT_OPTION,
     format: str = typer.Option("table", "--format", help="table, json, csv or markdown."),
     device_profile: str | None = DEVICE_PROFILE_OPTION,
+    threads: int | None = threads_option(),
 ) -> None:
-    """Time every layer of a real forward (warm-up, repeats, medians) beside the estimate."""
+    """Time every layer of a real forward (warm-up, repeats, medians) beside the estimate.
+
+    MODEL may also be an .onnx file: it is timed whole in onnxruntime's CPU provider (median of
+    --repeats runs after --warmup), at --input (needed for symbolic dimensions).
+    """
     from onebyone._checks import check_choice, check_int
     from onebyone.analysis import analyze
     from onebyone.analysis.render import SORT_KEYS
@@ -44,6 +49,21 @@ def profile(
     check_int("--warmup", warmup, minimum=0)
     if device == "meta":
         raise ValueError("--device meta cannot run a model for real; use cpu or cuda")
+    count = set_threads(threads)
+    if model.lower().endswith(".onnx"):  # timed whole in onnxruntime (needs the onnx extra)
+        from onebyone.cli._common import parse_shape
+        from onebyone.onnx import profile as profile_onnx
+
+        size = None if input is None else (batch, *parse_shape(input))
+        result = profile_onnx(model, size, repeats=repeats, warmup=warmup, threads=count)
+        if format == "json":
+            import dataclasses
+            import json
+
+            typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
+        else:
+            typer.echo(str(result))
+        return
     net, size = _model_and_input(model, input, batch)
     report = analyze(
         net,
