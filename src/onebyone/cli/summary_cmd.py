@@ -222,12 +222,15 @@ def _print_max_batch(net, input_size: tuple[int, ...], memory: str, optimizer: s
 
 def _print_what_if(net, size: tuple[int, ...], optimizer: str) -> None:
     """``summary --train --what-if``: three what-ifs on the meta device, one line each (w18)."""
-    from onebyone.analysis._train_text import whatif_lines
-    from onebyone.analysis.memory import channels_last_whatif, checkpoint_whatif, reduction_whatif
-    from onebyone.analysis.render import human_bytes
-
     from onebyone.analysis import analyze
-    from onebyone.analysis.memory import _saved_under
+    from onebyone.analysis._train_text import whatif_lines
+    from onebyone.analysis.memory import (
+        _saved_under,
+        channels_last_whatif,
+        checkpoint_whatif,
+        reduction_whatif,
+    )
+    from onebyone.analysis.render import human_bytes
 
     # the direct child whose subtree saves the most bytes, the one checkpointing helps most
     base = analyze(net, size, mode="train", optimizer=optimizer)
