@@ -66,12 +66,12 @@ def test_reduction_by_hand():
 def test_reduction_saved_bytes_equal_a_real_step_on_the_modified_model():
     model, x = net(), torch.randn(2, 8, 12, 12)
     w = reduction_whatif(model, tuple(x.shape), fraction=0.25, optimizer="adam")
-    # the conv that saves most: the second one's input is ReLU's output (already counted),
-    # so the first (whose input is the model's input) is chosen
-    assert w.name == "0" and w.mid_channels == 2
+    # the conv with the largest input: the second (16x12x12, ReLU's output, counted on the
+    # ReLU's row) over the first (8x12x12, the model's input)
+    assert w.name == "3" and w.mid_channels == 4
     assert w.saved_bytes[0] == real_saved_bytes(copy.deepcopy(model), x)
     real = copy.deepcopy(model)
-    real[0] = nn.Sequential(nn.Conv2d(8, 2, 1, bias=False), nn.Conv2d(2, 16, 3, padding=1))
+    real[3] = nn.Sequential(nn.Conv2d(16, 4, 1, bias=False), nn.Conv2d(4, 16, 3, padding=1, bias=False))
     assert w.saved_bytes[1] == real_saved_bytes(real, x)
     assert w.macs[1] < w.macs[0]
 

@@ -386,7 +386,8 @@ def reduction_whatif(
     Args:
         model: any ``nn.Module``.
         input_size: as in :func:`~onebyone.analysis.analyze` (with the batch).
-        name: the convolution; None: the one whose call saves the most bytes.
+        name: the convolution; None: the one whose input (saved for its backward, by it or
+            by the layer that made it) is largest, the larger MACs on a tie.
         fraction: ``mid_channels`` as a fraction of its ``in_channels``, in (0, 1].
         optimizer: as in :func:`~onebyone.analysis.analyze`.
         dtype: as in :func:`~onebyone.analysis.analyze`.
@@ -416,10 +417,12 @@ def reduction_whatif(
     modules = dict(model.named_modules())
     base = analyze(model, input_size, dtype=dtype, mode="train", optimizer=optimizer)
     if name is None:
-        rows = [r for r in base.rows if r.saved_bytes and _reducible(modules.get(r.name))]
+        # A conv's input is saved for its weight gradient, but the bytes are often counted
+        # on the layer before (a ReLU's output is the same storage): rank by the input kept.
+        rows = [r for r in base.rows if _reducible(modules.get(r.name)) and r.input_shapes]
         if not rows:
             return None
-        name = max(rows, key=lambda r: r.saved_bytes).name
+        name = max(rows, key=lambda r: (_numel(r.input_shapes[0]), r.macs)).name
     conv = modules.get(name) if name else None
     if not _reducible(conv):
         raise ValueError(
@@ -447,6 +450,13 @@ def reduction_whatif(
         (before.peak_bytes, after.peak_bytes),
         (base.total_macs, report.total_macs),
     )
+
+
+def _numel(shape: Any) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def _reducible(module: Any) -> bool:
