@@ -121,3 +121,9 @@ def test_cli_what_if_needs_train():
     result = CliRunner().invoke(app, ["summary", "resnet20", "--what-if"])
     assert result.exit_code == 2
     assert "error: --what-if needs --train" in result.output
+
+
+def test_cli_what_if_refuses_json():
+    result = CliRunner().invoke(app, ["summary", "resnet20", "--train", "--what-if", "--format", "json"])
+    assert result.exit_code == 2
+    assert "error: --what-if prints text lines: use --format text or markdown, not json" in result.output

@@ -169,6 +169,8 @@ def summary(
             return
         if what_if and not train:  # w18
             raise ValueError("--what-if needs --train (the what-ifs are about a training step)")
+        if what_if and format in ("json", "csv"):  # w18: lines after JSON/CSV would break it
+            raise ValueError(f"--what-if prints text lines: use --format text or markdown, not {format}")
         if train:
             from onebyone.analysis.memory import check_optimizer
 
