@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["train_lines"]
+__all__ = ["train_lines", "whatif_lines"]
 
 
 def train_lines(report: Any, human_bytes: Callable[[int], str], top: int = 5) -> list[str]:
@@ -45,5 +45,52 @@ def train_lines(report: Any, human_bytes: Callable[[int], str], top: int = 5) ->
                 f"({100 * r.saved_bytes / cost.saved_bytes:.0f}%)"
                 for r in rows[:top]
             )
+        )
+    return lines
+
+
+def whatif_lines(
+    checkpoint: Any, layout: Any, reduction: Any, human_bytes: Callable[[int], str]
+) -> list[str]:
+    """Short lines for the what-ifs of ``onebyone.analysis.memory`` (None: not applicable).
+
+    ``checkpoint`` is a ``CheckpointWhatIf``, ``layout`` a ``LayoutWhatIf`` and
+    ``reduction`` a ``ReductionWhatIf``.
+
+    Example:
+        >>> from onebyone.analysis.memory import LayoutWhatIf
+        >>> whatif_lines(None, LayoutWhatIf((8, 8), (20, 20)), None, str)[1]
+        'What if channels_last: nothing changes (saved 8, peak 20)'
+    """
+
+    def change(pair: tuple[int, int]) -> str:
+        return f"{human_bytes(pair[0])} -> {human_bytes(pair[1])}"
+
+    lines = []
+    if checkpoint is None:
+        lines.append("What if a block is checkpointed: no direct child saves activations")
+    else:
+        lines.append(
+            f"What if {checkpoint.name} is checkpointed: saved {change(checkpoint.saved_bytes)}, "
+            f"peak {change(checkpoint.peak_bytes)}, backward MACs "
+            f"{checkpoint.backward_macs[0]:,} -> {checkpoint.backward_macs[1]:,}"
+        )
+    if not layout.changed:
+        lines.append(
+            f"What if channels_last: nothing changes (saved {human_bytes(layout.saved_bytes[0])}, "
+            f"peak {human_bytes(layout.peak_bytes[0])})"
+        )
+    else:
+        lines.append(
+            f"What if channels_last: saved {change(layout.saved_bytes)}, "
+            f"peak {change(layout.peak_bytes)}"
+        )
+    if reduction is None:
+        lines.append("What if a 1x1 reduction: no kxk Conv2d (groups=1) saves activations")
+    else:
+        lines.append(
+            f"What if a 1x1 reduction to {reduction.mid_channels} of {reduction.in_channels} "
+            f"channels precedes {reduction.name}: saved {change(reduction.saved_bytes)}, "
+            f"peak {change(reduction.peak_bytes)}, MACs {reduction.macs[0]:,} -> {reduction.macs[1]:,}"
         )
     return lines

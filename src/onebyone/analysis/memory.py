@@ -11,7 +11,17 @@ from torch import nn
 from ._train_cost import check_optimizer, human_size, parse_memory
 from .analyze import analyze
 
-__all__ = ["CheckpointWhatIf", "check_optimizer", "checkpoint_whatif", "max_batch", "parse_memory"]
+__all__ = [
+    "CheckpointWhatIf",
+    "LayoutWhatIf",
+    "ReductionWhatIf",
+    "channels_last_whatif",
+    "check_optimizer",
+    "checkpoint_whatif",
+    "max_batch",
+    "parse_memory",
+    "reduction_whatif",
+]
 
 
 def max_batch(
@@ -223,3 +233,235 @@ def _checkpoint(module: nn.Module) -> None:
         return checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
     module.forward = checkpointed
+
+
+# ------------------------------------------------------------------ what-if: channels_last
+
+
+@dataclass
+class LayoutWhatIf:
+    """What running the step in ``channels_last`` would change (as given / channels_last).
+
+    Args:
+        saved_bytes: activations saved for backward as given / in channels_last.
+        peak_bytes: the step's peak estimate as given / in channels_last.
+
+    Example:
+        >>> LayoutWhatIf((10, 10), (30, 30)).changed
+        False
+    """
+
+    saved_bytes: tuple[int, int]
+    peak_bytes: tuple[int, int]
+
+    @property
+    def changed(self) -> bool:
+        """Whether the layout changes the saved bytes or the peak.
+
+        Example:
+            >>> LayoutWhatIf((10, 10), (30, 31)).changed
+            True
+        """
+        return self.saved_bytes[0] != self.saved_bytes[1] or self.peak_bytes[0] != self.peak_bytes[1]
+
+
+def channels_last_whatif(
+    model: nn.Module, input_size: Any, *, optimizer: str = "adamw", dtype: torch.dtype | None = None
+) -> LayoutWhatIf:
+    """Analyze a training step with the model and its 4-d inputs in ``channels_last``.
+
+    The meta copy is moved to ``torch.channels_last`` and the 4-d inputs are made
+    channels_last (as ``model.to(memory_format=torch.channels_last)`` and
+    ``x.contiguous(memory_format=torch.channels_last)`` would), then the step is analyzed
+    again; a layout holds the same bytes, so figures change only where an operator copies
+    to another layout (and the copy is saved or live at the peak).
+
+    Args:
+        model: any ``nn.Module``.
+        input_size: as in :func:`~onebyone.analysis.analyze` (with the batch).
+        optimizer: as in :func:`~onebyone.analysis.analyze`.
+        dtype: as in :func:`~onebyone.analysis.analyze`.
+
+    Returns:
+        A :class:`LayoutWhatIf`.
+
+    Example:
+        >>> from torch import nn
+        >>> m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU())
+        >>> channels_last_whatif(m, (2, 3, 8, 8), optimizer="sgd").saved_bytes
+        (3840, 3840)
+    """
+    from ._inputs import make_inputs, rng_kept
+    from .analyze import _check_arguments, _record_train
+
+    optimizer = check_optimizer(optimizer)
+    base = analyze(model, input_size, dtype=dtype, mode="train", optimizer=optimizer)
+    device, dtype = _check_arguments(model, "meta", dtype)
+    inputs = [
+        t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
+        for t in make_inputs(input_size, device, dtype)
+    ]
+
+    def prepare(work: nn.Module) -> None:
+        work.to(memory_format=torch.channels_last)
+
+    with rng_kept(device):
+        report, _ = _record_train(
+            model, inputs, device=device, dtype=dtype, optimizer=optimizer, prepare=prepare
+        )
+    before, after = base.train_cost, report.train_cost
+    return LayoutWhatIf(
+        (before.saved_bytes, after.saved_bytes), (before.peak_bytes, after.peak_bytes)
+    )
+
+
+# ------------------------------------------------------------------ what-if: a 1x1 reduction
+
+
+@dataclass
+class ReductionWhatIf:
+    """What a 1x1 reduction in front of one kxk convolution would change (before / after).
+
+    Args:
+        name: the convolution (a qualified module name).
+        in_channels: its input channels.
+        mid_channels: the channels of the 1x1 projection put in front of it.
+        saved_bytes: activations saved for backward before / after.
+        peak_bytes: the step's peak estimate before / after.
+        macs: the forward's MACs before / after.
+
+    Example:
+        >>> ReductionWhatIf("conv", 64, 16, (10, 12), (30, 28), (100, 40)).macs[1]
+        40
+    """
+
+    name: str
+    in_channels: int
+    mid_channels: int
+    saved_bytes: tuple[int, int]
+    peak_bytes: tuple[int, int]
+    macs: tuple[int, int]
+
+
+def reduce_conv(conv: nn.Conv2d, mid_channels: int) -> nn.Sequential:
+    """``conv`` with a 1x1 projection to ``mid_channels`` in front (new, untrained weights).
+
+    Example:
+        >>> reduce_conv(nn.Conv2d(64, 32, 3, padding=1), 16)[0]
+        Conv2d(64, 16, kernel_size=(1, 1), stride=(1, 1), bias=False)
+    """
+    kw = {"device": conv.weight.device, "dtype": conv.weight.dtype}
+    return nn.Sequential(
+        nn.Conv2d(conv.in_channels, mid_channels, 1, bias=False, **kw),
+        nn.Conv2d(
+            mid_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+            **kw,
+        ),
+    )
+
+
+def reduction_whatif(
+    model: nn.Module,
+    input_size: Any,
+    name: str | None = None,
+    *,
+    fraction: float = 0.25,
+    optimizer: str = "adamw",
+    dtype: torch.dtype | None = None,
+) -> ReductionWhatIf | None:
+    """Analyze a training step with a 1x1 reduction in front of one kxk convolution.
+
+    The convolution (``nn.Conv2d``, kernel larger than 1x1, ``groups=1``) is replaced on the
+    meta copy by ``nn.Sequential(Conv2d(in, mid, 1), Conv2d(mid, out, k, ...))`` (the idea of
+    :func:`~onebyone.analysis.plan`'s bottlenecks) with ``mid = max(1, round(fraction * in))``,
+    and the step is analyzed again.
+
+    Args:
+        model: any ``nn.Module``.
+        input_size: as in :func:`~onebyone.analysis.analyze` (with the batch).
+        name: the convolution; None: the one whose input (saved for its backward, by it or
+            by the layer that made it) is largest, the larger MACs on a tie.
+        fraction: ``mid_channels`` as a fraction of its ``in_channels``, in (0, 1].
+        optimizer: as in :func:`~onebyone.analysis.analyze`.
+        dtype: as in :func:`~onebyone.analysis.analyze`.
+
+    Returns:
+        A :class:`ReductionWhatIf`, or None when ``name`` is None and the model has no
+        such convolution.
+
+    Raises:
+        ValueError: ``fraction`` outside (0, 1], or ``name`` not such a convolution.
+
+    Example:
+        >>> from torch import nn
+        >>> m = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        >>> w = reduction_whatif(m, (1, 8, 4, 4), fraction=0.5, optimizer="sgd")
+        >>> w.name, w.mid_channels, w.macs
+        ('0', 4, (9216, 5120))
+    """
+    from ._inputs import rng_kept
+    from .analyze import _check_arguments, _record_train
+
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise TypeError(f"fraction must be a number, got {type(fraction).__name__}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    optimizer = check_optimizer(optimizer)
+    modules = dict(model.named_modules())
+    base = analyze(model, input_size, dtype=dtype, mode="train", optimizer=optimizer)
+    if name is None:
+        # A conv's input is saved for its weight gradient, but the bytes are often counted
+        # on the layer before (a ReLU's output is the same storage): rank by the input kept.
+        rows = [r for r in base.rows if _reducible(modules.get(r.name)) and r.input_shapes]
+        if not rows:
+            return None
+        name = max(rows, key=lambda r: (_numel(r.input_shapes[0]), r.macs)).name
+    conv = modules.get(name) if name else None
+    if not _reducible(conv):
+        raise ValueError(
+            f"name: {name!r} is not a Conv2d of {type(model).__name__} with a kernel larger "
+            "than 1x1 and groups=1"
+        )
+    mid = max(1, round(fraction * conv.in_channels))
+    device, dtype = _check_arguments(model, "meta", dtype)
+
+    def prepare(work: nn.Module) -> None:
+        parent_name, _, child = name.rpartition(".")
+        parent = work.get_submodule(parent_name)
+        setattr(parent, child, reduce_conv(parent.get_submodule(child), mid))
+
+    with rng_kept(device):
+        report, _ = _record_train(
+            model, input_size, device=device, dtype=dtype, optimizer=optimizer, prepare=prepare
+        )
+    before, after = base.train_cost, report.train_cost
+    return ReductionWhatIf(
+        name,
+        conv.in_channels,
+        mid,
+        (before.saved_bytes, after.saved_bytes),
+        (before.peak_bytes, after.peak_bytes),
+        (base.total_macs, report.total_macs),
+    )
+
+
+def _numel(shape: Any) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _reducible(module: Any) -> bool:
+    return (
+        isinstance(module, nn.Conv2d)
+        and module.groups == 1
+        and tuple(module.kernel_size) != (1, 1)
+    )

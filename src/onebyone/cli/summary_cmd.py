@@ -127,6 +127,12 @@ def summary(
         help="Print the largest batch whose training step fits in this memory, e.g. 16GiB "
         "or 512MB (by the --train peak estimate), instead of the table.",
     ),
+    what_if: bool = typer.Option(  # w18: the training what-ifs
+        False,
+        "--what-if",
+        help="With --train: also print what checkpointing the block that saves most, "
+        "channels_last and a 1x1 reduction in front of the conv that saves most would change.",
+    ),
     threads: int | None = threads_option(),
 ) -> None:
     """Count parameters, MACs and FLOPs per layer, without a real forward pass by default.
@@ -148,6 +154,8 @@ def summary(
     if roofline is not None:
         check_out_file(roofline, "--roofline", _plot_suffixes())
     set_threads(threads)
+    if what_if and model.lower().endswith(".onnx"):  # w18
+        raise ValueError("--what-if needs a PyTorch model (it rebuilds the model), not an .onnx file")
     if model.lower().endswith(".onnx"):  # an .onnx file: analysed by onebyone.onnx
         from onebyone.analysis.roofline import estimate
         from onebyone.onnx import analyze_onnx
@@ -159,6 +167,10 @@ def summary(
         if max_batch is not None:
             _print_max_batch(net, size[1:], max_batch, optimizer)
             return
+        if what_if and not train:  # w18
+            raise ValueError("--what-if needs --train (the what-ifs are about a training step)")
+        if what_if and format in ("json", "csv"):  # w18: lines after JSON/CSV would break it
+            raise ValueError(f"--what-if prints text lines: use --format text or markdown, not {format}")
         if train:
             from onebyone.analysis.memory import check_optimizer
 
@@ -178,6 +190,8 @@ def summary(
             optimizer=optimizer,
         )
     show(report, format, depth=depth, channels_last=channels_last, explain=explain, sort=sort)
+    if what_if:  # w18
+        _print_what_if(net, size, optimizer)
     if plot is not None:
         path = plot_report(report, plot, depth=depth)
         typer.echo(f"wrote {path}", err=True)
@@ -206,6 +220,29 @@ def _print_max_batch(net, input_size: tuple[int, ...], memory: str, optimizer: s
         f"max batch: {batch} (training step with {optimizer}, peak estimate "
         f"{human_bytes(cost.peak_bytes)} of {human_bytes(budget)})"
     )
+
+
+def _print_what_if(net, size: tuple[int, ...], optimizer: str) -> None:
+    """``summary --train --what-if``: three what-ifs on the meta device, one line each (w18)."""
+    from onebyone.analysis import analyze
+    from onebyone.analysis._train_text import whatif_lines
+    from onebyone.analysis.memory import (
+        _saved_under,
+        channels_last_whatif,
+        checkpoint_whatif,
+        reduction_whatif,
+    )
+    from onebyone.analysis.render import human_bytes
+
+    # the direct child whose subtree saves the most bytes, the one checkpointing helps most
+    base = analyze(net, size, mode="train", optimizer=optimizer)
+    children = [n for n, _ in net.named_children() if _saved_under(base, n)]
+    name = max(children, key=lambda n: _saved_under(base, n), default=None)
+    best = None if name is None else checkpoint_whatif(net, size, [name], optimizer=optimizer)[0]
+    layout = channels_last_whatif(net, size, optimizer=optimizer)
+    reduction = reduction_whatif(net, size, optimizer=optimizer)
+    for line in whatif_lines(best, layout, reduction, human_bytes):
+        typer.echo(line)
 
 
 def show(report, format: str, **options) -> None:
