@@ -34,3 +34,12 @@ def one_thread():
 def _no_user_device_profile(tmp_path_factory, monkeypatch):
     """Tests never read or write the user's calibrated device profile (~/.cache/onebyone)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
+def _no_onnx_latency(monkeypatch):
+    """compress, fuse and slim skip the onnxruntime latency (4 exports: seconds per command) in
+    tests; tests/test_onnx_latency.py puts the real one back and checks it."""
+    import onebyone.onnx
+
+    monkeypatch.setattr(onebyone.onnx, "latency_or_note", lambda *args, **kwargs: (None, None))

@@ -165,8 +165,9 @@ def latency_cells(times: dict[int, Any]) -> dict[str, float | None]:
 def echo_totals(before: dict, after: dict) -> None:
     """Print a before/after totals table: params, MACs, latency ("unreliable" where noise won)."""
     rows = [("params", "params", "{:,}"), ("MACs", "macs", "{:,}"), ("latency b1 (ms)", "b1", "{:.2f}"),
-            ("latency b8 (ms)", "b8", "{:.2f}")]
-    typer.echo(f"{'':18}{'before':>18}{'after':>18}{'ratio':>9}")
+            ("latency b8 (ms)", "b8", "{:.2f}"), ("onnxruntime b1 (ms)", "ort_ms_b1", "{:.2f}"),
+            ("onnxruntime b8 (ms)", "ort_ms_b8", "{:.2f}")]
+    typer.echo(f"{'':20}{'before':>16}{'after':>18}{'ratio':>9}")
     unreliable = False
     for label, key, fmt in rows:
         if key not in before or key not in after:
@@ -176,10 +177,10 @@ def echo_totals(before: dict, after: dict) -> None:
             unreliable = True
             b_text = "unreliable" if b is None else fmt.format(b)
             a_text = "unreliable" if a is None else fmt.format(a)
-            typer.echo(f"{label:18}{b_text:>18}{a_text:>18}{'-':>9}")
+            typer.echo(f"{label:20}{b_text:>16}{a_text:>18}{'-':>9}")
             continue
         ratio = b / a if a else float("inf")
-        typer.echo(f"{label:18}{fmt.format(b):>18}{fmt.format(a):>18}{ratio:>8.2f}x")
+        typer.echo(f"{label:20}{fmt.format(b):>16}{fmt.format(a):>18}{ratio:>8.2f}x")
     if unreliable:
         from onebyone._timing import MAX_SPREAD
 
@@ -208,10 +209,19 @@ def save_and_echo(net, out_path: Path, model: str, kwargs: dict) -> None:
     typer.echo(f"wrote {plan} and {plan.with_suffix('.safetensors')}")
 
 
+def onnx_option():
+    """The ``--no-onnx`` flag of compress, fuse and slim."""
+    return typer.Option(False, "--no-onnx", help="Skip the onnxruntime latency (it exports both models: seconds).")
+
+
 def echo_report_and_save(before, after, report, size: tuple[int, ...], out_path: Path, model: str,
-                         kwargs: dict, checkpoint: Path | None = None) -> None:
+                         kwargs: dict, checkpoint: Path | None = None, *, onnx: bool = True) -> None:
     """Print the surgery report, the before/after totals (params, MACs, latency) and, for a
     ``checkpoint`` whose dataset is known, the test accuracy before and after; save ``after``.
+
+    With ``onnx`` the totals gain onnxruntime latency rows (both models exported with static
+    shapes at batch 1 and 8, same threads as PyTorch's) or, without the onnx extra, a note
+    naming it.
 
     A surgery that changed nothing says so, and why, instead of printing an empty table."""
     random_weights_note(model, checkpoint)
@@ -228,8 +238,17 @@ def echo_report_and_save(before, after, report, size: tuple[int, ...], out_path:
     typer.echo(f"totals at input {'x'.join(map(str, size))} ({torch_threads_note()}; latency: "
                f"median of {len(times_before[1].samples)} runs at batch 1, "
                f"{len(times_before[8].samples)} at batch 8):")  # fmt: skip
-    echo_totals(
-        {"params": report.params_before, "macs": report.macs_before, **latency_cells(times_before)},
-        {"params": report.params_after, "macs": report.macs_after, **latency_cells(times_after)},
-    )
+    totals_before = {"params": report.params_before, "macs": report.macs_before, **latency_cells(times_before)}
+    totals_after = {"params": report.params_after, "macs": report.macs_after, **latency_cells(times_after)}
+    note = None
+    if onnx:
+        from onebyone.onnx import latency_or_note
+
+        ort, note = latency_or_note(before, after, size, threads=torch.get_num_threads())
+        if ort is not None:
+            totals_before.update(ort["before"])
+            totals_after.update(ort["after"])
+    echo_totals(totals_before, totals_after)
+    if note is not None:
+        typer.echo(note)
     save_and_echo(after, out_path, model, kwargs)

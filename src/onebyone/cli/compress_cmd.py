@@ -9,6 +9,7 @@ import typer
 
 from onebyone._checks import check_choice, check_fraction, check_int
 from onebyone.cli._common import set_threads, threads_option, user_errors
+from onebyone.cli._surgery_common import onnx_option
 from onebyone.models import SPEC_HELP
 
 
@@ -57,6 +58,7 @@ def compress(
     round_to: int = typer.Option(8, "--round-to", help="Round ranks up to a multiple of this."),
     iterations: int = typer.Option(0, "--iterations", help="HOOI refinement iterations (tucker2)."),
     threads: int | None = threads_option(),
+    no_onnx: bool = onnx_option(),
 ) -> None:
     """Decompose kxk convolutions and Linears into low-rank bottlenecks; print the table; save.
 
@@ -90,4 +92,4 @@ def compress(
             if message.startswith(f"{name} "):
                 raise ValueError(f"--{message}") from e
         raise
-    echo_report_and_save(net, small, report, size, out_path, model, kwargs, checkpoint)
+    echo_report_and_save(net, small, report, size, out_path, model, kwargs, checkpoint, onnx=not no_onnx)

@@ -8,6 +8,7 @@ import torch
 import typer
 
 from onebyone.cli._common import set_threads, threads_option, user_errors
+from onebyone.cli._surgery_common import onnx_option
 from onebyone.models import SPEC_HELP
 
 
@@ -19,6 +20,7 @@ def fuse(
     input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
     threads: int | None = threads_option(),
+    no_onnx: bool = onnx_option(),
 ) -> None:
     """Fold BatchNorm into convolutions and merge consecutive linear convolutions; save the result."""
     from onebyone.cli._paths import check_out_prefix
@@ -30,4 +32,4 @@ def fuse(
     net, kwargs = build(model, checkpoint, num_classes, input)
     size = input_size(net, input)
     fused, report = fuse_model(net, example_input=torch.randn(1, *size))
-    echo_report_and_save(net, fused, report, size, out_path, model, kwargs, checkpoint)
+    echo_report_and_save(net, fused, report, size, out_path, model, kwargs, checkpoint, onnx=not no_onnx)

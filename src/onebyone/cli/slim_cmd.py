@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from onebyone.cli._common import set_threads, threads_option, user_errors
+from onebyone.cli._surgery_common import onnx_option
 from onebyone.models import SPEC_HELP
 
 
@@ -26,6 +27,7 @@ def slim(
     subset: int = typer.Option(0, "--subset", help="Fine-tune on a class-balanced subset of this many samples (0: all)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished stage."),
     threads: int | None = threads_option(),
+    no_onnx: bool = onnx_option(),
 ) -> None:
     """Slim a trained model: compress to --speedup, fine-tune, evaluate; print before/after; save."""
     from onebyone._checks import check_choice, check_speedup
@@ -56,7 +58,7 @@ def slim(
     result = run_slim(
         net, train_set, test_set, out, speedup=speedup, method=method, finetune_epochs=finetune, measure=not estimate,
         resume=resume, device_profile=device_profile, base=model, base_kwargs=kwargs, lr=lr,
-        batch_size=batch_size, log=typer.echo,
+        batch_size=batch_size, onnx=not no_onnx, log=typer.echo,
     )
     typer.echo("")
     typer.echo(result.to_text())

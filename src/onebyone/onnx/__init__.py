@@ -12,7 +12,7 @@ nothing beyond onebyone's own dependencies.
 from onebyone.onnx._analyze import analyze_onnx, load_onnx
 from onebyone.onnx._deps import MissingExtraError, require_onnx
 from onebyone.onnx._export import STANDARD_DOMAINS, ExportResult, export_onnx
-from onebyone.onnx._profile import ProfileResult, profile
+from onebyone.onnx._profile import ProfileResult, latency_before_after, latency_or_note, profile
 from onebyone.onnx._rules import OP_RULES, NodeCost, NodeView, register_op_rule
 
 __all__ = [
@@ -25,6 +25,8 @@ __all__ = [
     "ProfileResult",
     "analyze_onnx",
     "export_onnx",
+    "latency_before_after",
+    "latency_or_note",
     "load_onnx",
     "profile",
     "register_op_rule",

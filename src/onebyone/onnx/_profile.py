@@ -12,7 +12,7 @@ from onebyone.errors import OneByOneError
 
 from ._analyze import _check_sizes, _input_shapes, load_onnx
 
-__all__ = ["ProfileResult", "profile"]
+__all__ = ["ProfileResult", "latency_before_after", "latency_or_note", "profile"]
 
 
 @dataclass
@@ -143,3 +143,83 @@ def profile(
         threads=threads,
         onnxruntime=ort.__version__,
     )
+
+
+def latency_before_after(
+    before: Any,
+    after: Any,
+    size: tuple[int, ...],
+    *,
+    batches: tuple[int, ...] = (1, 8),
+    repeats: int = 20,
+    warmup: int = 3,
+    threads: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Export both models (static shapes) to temporary files and time each in onnxruntime.
+
+    Each model is exported once per batch with every axis fixed (``(batch, *size)``), verified
+    by :func:`~onebyone.onnx.export_onnx`, then timed by :func:`profile`; the files are deleted.
+
+    Args:
+        before: the model before the surgery.
+        after: the model after it.
+        size: the input shape without the batch, e.g. ``(3, 32, 32)``.
+        batches: the batch sizes to time.
+        repeats: timed runs per file (the median is reported).
+        warmup: untimed runs first.
+        threads: onnxruntime's intra-op threads; 0 for its default.
+
+    Returns:
+        ``{"before": {"ort_ms_b1": ms, "ort_ms_b8": ms}, "after": {...}}``.
+
+    Raises:
+        MissingExtraError: the ``onnx`` extra is not installed.
+        OneByOneError: a model failed to export or to run in onnxruntime.
+
+    Example:
+        >>> from torch import nn
+        >>> t = latency_before_after(nn.Conv2d(3, 8, 1), nn.Conv2d(3, 4, 1), (3, 8, 8), repeats=2, threads=1)
+        >>> sorted(t["after"]), t["before"]["ort_ms_b1"] > 0
+        (['ort_ms_b1', 'ort_ms_b8'], True)
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ._deps import require_onnx
+    from ._export import export_onnx
+
+    require_onnx("onnxruntime latency")
+    out: dict[str, dict[str, float]] = {"before": {}, "after": {}}
+    with tempfile.TemporaryDirectory(prefix="onebyone-ort-") as folder:
+        for batch in batches:
+            shape = (batch, *size)
+            for key, net in (("before", before), ("after", after)):
+                path = Path(folder) / f"{key}_b{batch}.onnx"
+                export_onnx(net, shape, path, dynamic_batch=False)
+                result = profile(path, shape, repeats=repeats, warmup=warmup, threads=threads)
+                out[key][f"ort_ms_b{batch}"] = result.median_ms
+                path.unlink()
+    return out
+
+
+def latency_or_note(before: Any, after: Any, size: tuple[int, ...], **kwargs: Any) -> tuple[dict | None, str | None]:
+    """:func:`latency_before_after`, or ``None`` and a one-line note saying why it was skipped.
+
+    A missing ``onnx`` extra or a model that does not export is a note, never an error: the
+    onnxruntime figures are an extra on reports whose own work is done.
+
+    Example:
+        >>> from torch import nn
+        >>> times, note = latency_or_note(nn.Conv2d(3, 4, 1), nn.Conv2d(3, 2, 1), (3, 4, 4), repeats=1, threads=1)
+        >>> note is None, sorted(times)
+        (True, ['after', 'before'])
+    """
+    from ._deps import MissingExtraError
+
+    try:
+        return latency_before_after(before, after, size, **kwargs), None
+    except MissingExtraError as e:
+        return None, f"note: no onnxruntime latency: {e}"
+    except (OneByOneError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return None, f"note: no onnxruntime latency: exporting or running the model failed: {first}"

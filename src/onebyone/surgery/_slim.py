@@ -9,7 +9,8 @@ Three stages, each finished one recorded in ``OUT/stages.json`` (written atomica
    checkpoints in ``OUT/finetune`` (a killed run resumes inside the stage too); the result is
    saved as ``OUT/model.json`` + ``.safetensors``, loadable with :func:`onebyone.surgery.load`.
 3. ``evaluate``: params, MACs, estimated and measured latency at batch 1 and 8, accuracy, before
-   and after, in ``OUT/report.json``.
+   and after, in ``OUT/report.json``; with the ``onnx`` extra (and ``onnx=True``), the latency
+   in onnxruntime too (``ort_ms_b1``, ``ort_ms_b8``), else a note naming the extra.
 
 With ``resume=True`` a run starts after the last finished stage.
 """
@@ -61,15 +62,16 @@ class SlimResult:
             ("params", "params", "{:,}"), ("MACs", "macs", "{:,}"),
             ("est. ms b1", "est_ms_b1", "{:.3f}"), ("est. ms b8", "est_ms_b8", "{:.3f}"),
             ("measured ms b1", "ms_b1", "{:.3f}"), ("measured ms b8", "ms_b8", "{:.3f}"),
+            ("onnxruntime ms b1", "ort_ms_b1", "{:.3f}"), ("onnxruntime ms b8", "ort_ms_b8", "{:.3f}"),
             ("accuracy %", "accuracy", "{:.2f}"),
         ]
-        out = [f"{'':16}{'before':>14}{'after':>14}{'ratio':>10}"]
+        out = [f"{'':18}{'before':>12}{'after':>14}{'ratio':>10}"]
         for label, key, fmt in rows:
             b, a = self.before.get(key), self.after.get(key)
             if b is None or a is None:
                 continue
             ratio = f"{a - b:+.2f}pt" if key == "accuracy" else (f"{b / a:.2f}x" if a else "-")
-            out.append(f"{label:16}{fmt.format(b):>14}{fmt.format(a):>14}{ratio:>10}")
+            out.append(f"{label:18}{fmt.format(b):>12}{fmt.format(a):>14}{ratio:>10}")
         return "\n".join(out + self.notes)
 
 
@@ -188,6 +190,7 @@ def slim(
     lr: float = 1e-4,
     batch_size: int = 64,
     quiet: bool = True,
+    onnx: bool = True,
     log=print,
 ) -> SlimResult:
     """Compress ``model`` to ``speedup``, fine-tune by distillation, evaluate and save in ``out_dir``.
@@ -209,6 +212,8 @@ def slim(
         lr: the fine-tuning learning rate (AdamW).
         batch_size: the fine-tuning batch size.
         quiet: no progress bars while fine-tuning.
+        onnx: also time both models in onnxruntime (exported with static shapes at batch 1
+            and 8, PyTorch's thread count); without the ``onnx`` extra, a note says so.
         log: called with a line of text at each stage.
 
     Returns:
@@ -291,6 +296,15 @@ def slim(
     before["accuracy"] = 100 * evaluate(model, test_data, device="cpu")["accuracy"]
     after["accuracy"] = 100 * evaluate(final, test_data, device="cpu")["accuracy"]
     result = SlimResult(before, after, compress=compress_info, finetune=finetune_info)
+    if onnx:
+        from onebyone.onnx import latency_or_note
+
+        ort, note = latency_or_note(model, final, size, threads=torch.get_num_threads())
+        if ort is not None:
+            before.update(ort["before"])
+            after.update(ort["after"])
+        elif note:
+            result.notes.append(note)
     result.notes.append(f"measured on CPU, {torch.get_num_threads()} threads; model saved as {out / 'model.json'}")
     write_json_atomic(out / "report.json", result.to_dict())
     _mark(out, done, "evaluate", True)
