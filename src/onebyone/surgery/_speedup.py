@@ -37,6 +37,19 @@ __all__ = ["TimingCache", "choose_by_time", "default_cache_path", "time_module"]
 #: Rank choices per layer that get a time (spread along the layer's error frontier).
 POINTS_PER_LAYER = 8
 CACHE_SCHEMA = 1
+#: Default cap on a layer's relative weight error ||W - W'|| / ||W|| (a quarter of its energy
+#: lost): a speedup target out of reach then stops there instead of gutting every layer.
+MAX_ERROR = 0.5
+
+
+def relative_error(nsr: float) -> float:
+    """The relative weight error ``||W - W'|| / ||W||`` of a noise-to-signal ratio (energy lost / kept).
+
+    Example:
+        >>> relative_error(1 / 3)  # a quarter of the energy lost: sqrt(0.25)
+        0.5
+    """
+    return math.sqrt(nsr / (1.0 + nsr))
 
 
 def default_cache_path() -> Path:
@@ -216,13 +229,15 @@ def choose_by_time(
     cache: TimingCache | None,
     dev_key: str,
     report: SurgeryReport,
+    max_error: float = MAX_ERROR,
 ) -> tuple[list[Candidate], TimePlan]:
     """Set the ranks of the candidates that bring the model's time to ``1 / speedup``.
 
     Greedy along each layer's convex frontier of (seconds saved, weight error): the step that
     adds the least error per second saved goes first. A rank choice that is not faster than
-    the layer is never taken. If the target is out of reach, every layer takes its largest
-    saving and a note on ``report`` says the best reachable speedup.
+    the layer is never taken, nor one whose relative weight error would exceed ``max_error``.
+    If the target is out of reach, every layer takes its largest saving within the cap and a
+    note on ``report`` says the best speedup reachable within it.
 
     Returns the candidates to rewrite (the others are recorded on ``report`` as skips) and the
     :class:`TimePlan` with each chosen layer's times before and after.
@@ -244,6 +259,13 @@ def choose_by_time(
             how = "measured" if measure else "estimated"
             report.skipped.append(Skip(c.name, f"no rank choice is {how} faster on this device"))
             continue
+        capped = [f for f in faster if relative_error(f[1]) <= max_error]
+        if not capped:
+            least = min(relative_error(f[1]) for f in faster)
+            report.skipped.append(Skip(c.name, f"every faster rank choice has a weight error above "
+                                               f"max_error {max_error:g} (the least is {least:.3f})"))
+            continue
+        faster = capped
         frontiers[c.name] = (c, base, _time_hull(faster))
     position = dict.fromkeys(frontiers, 0)
     saved = 0.0
@@ -264,8 +286,8 @@ def choose_by_time(
     plan.saved_s = saved
     if saved < target:
         report.notes.append(
-            f"speedup {speedup:g}x not reachable ({plan.source} times): the best reachable is "
-            f"{plan.speedup:.2f}x, taken here"
+            f"speedup {speedup:g}x not reachable ({plan.source} times): the best reachable within "
+            f"max_error {max_error:g} is {plan.speedup:.2f}x, taken here"
         )
     chosen = []
     for name, (c, base, hull) in frontiers.items():
