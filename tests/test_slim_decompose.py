@@ -183,7 +183,7 @@ def test_a_layer_with_no_faster_choice_within_the_cap_is_left_alone(monkeypatch)
                           max_error=1e-6)
     assert report.changes == []
     reasons = {s.name: s.reason for s in report.skipped}
-    assert reasons["0"].startswith("every faster rank choice has a weight error above max_error 1e-06")
+    assert reasons["0"].startswith("every cheaper rank choice has a weight error above max_error 1e-06")
     assert any("best reachable within max_error 1e-06 is 1.00x" in n for n in report.notes)
 
 

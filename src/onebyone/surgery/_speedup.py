@@ -170,12 +170,16 @@ def _spread(points: list, n: int) -> list:
 
 
 def layer_points(c: Candidate, *, round_to: int, profile, measure: bool, cache: TimingCache | None,
-                 dev_key: str) -> list[_Point]:
-    """The layer as it is (first) and a few cheaper rank choices, each with its times."""
+                 dev_key: str, max_error: float = math.inf) -> tuple[list[_Point], float | None]:
+    """The layer as it is (first) and a few cheaper rank choices within ``max_error``, each with
+    its times (the choices are spread over the part of the frontier within the cap); and the
+    least relative weight error of any cheaper choice (None if there is none)."""
     x = c.inputs
     shape = tuple(x.shape)
     options = _options(c, round_to)
     hull = [p for p in _lower_hull(c, options) if p[2] is not None]
+    least = min((relative_error(p[1]) for p in hull), default=None)
+    hull = [p for p in hull if relative_error(p[1]) <= max_error]
     points = [_Point(None, c.macs, 0.0, _est_seconds(c.module, shape, profile))]
     for saved, error, ranks in _spread(hull, POINTS_PER_LAYER):
         est = _est_seconds(_empty_on_meta(c, ranks), shape, profile)
@@ -185,7 +189,7 @@ def layer_points(c: Candidate, *, round_to: int, profile, measure: bool, cache: 
             module = c.module if p.ranks is None else _real_bottleneck(c, p.ranks)
             key = f"{dev_key}|{_layer_key(module, x)}"
             p.measured_s = cache.get(key, lambda m=module: time_module(m, x))
-    return points
+    return points, least
 
 
 def _empty_on_meta(c: Candidate, ranks: tuple[int, ...]) -> nn.Module:
@@ -250,7 +254,12 @@ def choose_by_time(
         if c.inputs is None:
             report.skipped.append(Skip(c.name, "no input recorded: cannot be timed"))
             continue
-        points = layer_points(c, round_to=round_to, profile=profile, measure=measure, cache=cache, dev_key=dev_key)
+        points, least = layer_points(c, round_to=round_to, profile=profile, measure=measure, cache=cache,
+                                     dev_key=dev_key, max_error=max_error)
+        if len(points) == 1 and least is not None:
+            report.skipped.append(Skip(c.name, f"every cheaper rank choice has a weight error above "
+                                               f"max_error {max_error:g} (the least is {least:.3f})"))
+            continue
         base = points[0]
         t0 = base.measured_s if measure else base.est_s
         faster = [(t0 - (p.measured_s if measure else p.est_s), p.error, p) for p in points[1:]]
@@ -259,13 +268,6 @@ def choose_by_time(
             how = "measured" if measure else "estimated"
             report.skipped.append(Skip(c.name, f"no rank choice is {how} faster on this device"))
             continue
-        capped = [f for f in faster if relative_error(f[1]) <= max_error]
-        if not capped:
-            least = min(relative_error(f[1]) for f in faster)
-            report.skipped.append(Skip(c.name, f"every faster rank choice has a weight error above "
-                                               f"max_error {max_error:g} (the least is {least:.3f})"))
-            continue
-        faster = capped
         frontiers[c.name] = (c, base, _time_hull(faster))
     position = dict.fromkeys(frontiers, 0)
     saved = 0.0
