@@ -173,3 +173,57 @@ def _build(num_classes):
         nn.Conv2d(64, 64, 1), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, num_classes),
     )
+
+
+# ------------------------------------------------------------------- compress --speedup
+
+
+def test_compress_speedup_estimate_end_to_end(setup):
+    spec, _, tmp = setup
+    out = tmp / "fast"
+    result = runner.invoke(app, ["compress", spec, "--input", "1x10x10", "--speedup", "1.2", "--estimate",
+                                 "--max-error", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "speedup target 1.2x by estimated time" in result.output
+    assert (tmp / "fast.json").is_file() and (tmp / "fast.safetensors").is_file()
+
+
+def test_compress_speedup_passes_the_targets_to_decompose(setup, monkeypatch):
+    spec, _, tmp = setup
+    seen = []
+
+    def fake(net, **kwargs):
+        seen.append(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(onebyone.surgery, "decompose", fake)
+    base = ["compress", spec, "--input", "1x10x10", "--out", str(tmp / "x")]
+    runner.invoke(app, [*base, "--speedup", "2"])
+    runner.invoke(app, [*base, "--speedup", "3", "--estimate", "--max-error", "0.25"])
+    runner.invoke(app, [*base, "--rank", "4"])
+    picked = [{k: d.get(k) for k in ("speedup", "measure", "pointwise", "max_error")} for d in seen]
+    assert picked == [
+        {"speedup": 2.0, "measure": True, "pointwise": True, "max_error": 0.5},
+        {"speedup": 3.0, "measure": False, "pointwise": True, "max_error": 0.25},
+        {"speedup": None, "measure": False, "pointwise": None, "max_error": None},
+    ]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--speedup", "1"], "error: --speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got 1.0"),
+    (["--speedup", "0.5"], "got 0.5"),
+    (["--speedup", "inf"], "error: --speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got inf"),
+    (["--speedup", "nan"], "got nan"),
+    (["--speedup", "2", "--rank", "4"], "error: give exactly one of --energy, --budget or --rank (or --speedup, to choose by time)"),
+    (["--speedup", "2", "--budget", "0.5"], "error: give exactly one of --energy, --budget or --rank (or --speedup, to choose by time)"),
+    (["--rank", "4", "--estimate"], "error: --estimate goes with --speedup"),
+    (["--speedup", "2", "--estimate", "--measure"], "error: give at most one of --measure or --estimate"),
+    (["--speedup", "2", "--max-error", "0"], "error: --max-error must be a number > 0 (inf for no cap), got 0.0"),
+    (["--speedup", "2", "--max-error", "nan"], "error: --max-error must be a number > 0 (inf for no cap), got nan"),
+])
+def test_compress_speedup_bad_options_are_one_line(setup, args, message):
+    spec, _, tmp = setup
+    result = runner.invoke(app, ["compress", spec, "--input", "1x10x10", "--out", str(tmp / "x"), *args])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp / "x.json").exists()

@@ -98,7 +98,8 @@ def test_speedup_chooses_only_layers_measured_faster_and_the_cache_skips_timing(
     x = torch.randn(1, 32, 8, 8)
     net = _two_convs()
     # 2.2 s -> 1.47 s needs 0.73 s saved: only layer 2 (1.0 -> 0.1 s) can give it; 2.2 / 1.3 = 1.69x.
-    _, report = decompose(net, speedup=1.5, measure=True, example_input=x)
+    # Random weights lose over half their norm at any cheaper rank: max_error=1 lifts the cap.
+    _, report = decompose(net, speedup=1.5, measure=True, example_input=x, max_error=1)
     assert [c.name for c in report.changes] == ["2"]
     change = report.changes[0]
     assert (change.time_before_ms, change.time_after_ms) == (1000.0, 100.0)
@@ -110,18 +111,87 @@ def test_speedup_chooses_only_layers_measured_faster_and_the_cache_skips_timing(
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "onebyone" / "timings.json"
     assert json.loads(cache.read_text())["schema"] == 1
     # A second run on the same machine measures nothing and decides the same.
-    _, again = decompose(net, speedup=1.5, measure=True, example_input=x)
+    _, again = decompose(net, speedup=1.5, measure=True, example_input=x, max_error=1)
     assert timer.calls == first
     assert [(c.name, c.ranks) for c in again.changes] == [(c.name, c.ranks) for c in report.changes]
 
 
 def test_unreachable_speedup_says_the_best_reachable(monkeypatch):
     monkeypatch.setattr(_speedup, "time_module", FakeTimer())
-    _, report = decompose(_two_convs(), speedup=10, measure=True, example_input=torch.randn(1, 32, 8, 8))
+    _, report = decompose(_two_convs(), speedup=10, measure=True, example_input=torch.randn(1, 32, 8, 8),
+                          max_error=1)
     # The most it can save is layer 2's 0.9 s: 2.2 / 1.3 = 1.69x.
-    assert any(n.startswith("speedup 10x not reachable (measured times): the best reachable is 1.69x")
+    assert any(n.startswith("speedup 10x not reachable (measured times): the best reachable within max_error 1 is 1.69x")
                for n in report.notes)
     assert [c.name for c in report.changes] == ["2"]
+
+
+class RankTimer:
+    """Injected timings: a rewrite takes 0.01 s per unit of rank (deeper cuts are faster), a layer 1 s."""
+
+    def __call__(self, module, x):
+        if isinstance(module, DecomposedConv2d):
+            return 0.01 * sum(module.ranks)
+        if isinstance(module, nn.Conv2d):
+            return 1.0
+        return 2.2
+
+
+def _weight_error(before: nn.Conv2d, after: DecomposedConv2d) -> float:
+    # Independent of the report: rebuild the effective kxk weight from the three factors by einsum.
+    a, core, b = (m.weight.detach().double() for m in after)
+    w = torch.einsum("oa,abhw,bi->oihw", b[:, :, 0, 0], core, a[:, :, 0, 0])
+    ref = before.weight.detach().double()
+    return float((ref - w).norm() / ref.norm())
+
+
+def _decaying_spectrum_convs():
+    # Like trained weights (unlike random ones): singular values that decay along both channel modes.
+    torch.manual_seed(0)
+    net = _two_convs()
+    with torch.no_grad():
+        for conv in (net[0], net[2]):
+            o, i = conv.weight.shape[:2]
+            decay_o, decay_i = 0.92 ** torch.arange(o), 0.92 ** torch.arange(i)
+            conv.weight.mul_(decay_o[:, None, None, None] * decay_i[None, :, None, None])
+    return net
+
+
+@pytest.mark.parametrize("cap", [0.5, 0.3])
+def test_an_unreachable_speedup_stops_at_the_error_cap(monkeypatch, cap):
+    monkeypatch.setattr(_speedup, "time_module", RankTimer())
+    net = _decaying_spectrum_convs()
+    x = torch.randn(1, 32, 8, 8)
+    small, report = decompose(net, speedup=10, measure=True, example_input=x, max_error=cap)
+    assert report.changes
+    for c in report.changes:
+        assert _weight_error(net[int(c.name)], small[int(c.name)]) <= cap + 1e-6
+    # The reachable speedup by hand from the injected times: each chosen layer 1 s -> 0.01 s per rank.
+    after = 2.2 - sum(1.0 - 0.01 * sum(c.ranks) for c in report.changes)
+    note = next(n for n in report.notes if "not reachable" in n)
+    assert note.startswith(f"speedup 10x not reachable (measured times): the best reachable within max_error "
+                           f"{cap:g} is {2.2 / after:.2f}x")
+    # Without a cap (the old behaviour) the same target cuts every layer to its deepest, cheapest rank.
+    deep, uncapped = decompose(net, speedup=10, measure=True, example_input=x, max_error=math.inf)
+    assert {c.ranks for c in uncapped.changes} == {(8, 8)}
+    assert max(_weight_error(net[int(c.name)], deep[int(c.name)]) for c in uncapped.changes) > cap
+
+
+def test_a_layer_with_no_faster_choice_within_the_cap_is_left_alone(monkeypatch):
+    monkeypatch.setattr(_speedup, "time_module", RankTimer())
+    _, report = decompose(_two_convs(), speedup=2, measure=True, example_input=torch.randn(1, 32, 8, 8),
+                          max_error=1e-6)
+    assert report.changes == []
+    reasons = {s.name: s.reason for s in report.skipped}
+    assert reasons["0"].startswith("every cheaper rank choice has a weight error above max_error 1e-06")
+    assert any("best reachable within max_error 1e-06 is 1.00x" in n for n in report.notes)
+
+
+@pytest.mark.parametrize(("bad", "error"), [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                            ("0.5", TypeError), (True, TypeError)])
+def test_max_error_must_be_a_positive_number(bad, error):
+    with pytest.raises(error, match="max_error must be a number > 0"):
+        decompose(_two_convs(), speedup=2, max_error=bad, example_input=torch.randn(1, 32, 8, 8))
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"schema": 1, "times": {"k": -1.0}}', '{"schema": 99}', "[]"])
@@ -131,7 +201,8 @@ def test_a_corrupt_cache_is_ignored_with_a_warning_and_rebuilt(monkeypatch, cont
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(content)
     with pytest.warns(UserWarning, match="ignoring the timing cache .*timings.json"):
-        _, report = decompose(_two_convs(), speedup=1.5, measure=True, example_input=torch.randn(1, 32, 8, 8))
+        _, report = decompose(_two_convs(), speedup=1.5, measure=True, example_input=torch.randn(1, 32, 8, 8),
+                              max_error=1)
     assert [c.name for c in report.changes] == ["2"]
     times = json.loads(cache.read_text())["times"]
     assert times and all(v > 0 for v in times.values())
@@ -142,7 +213,7 @@ def test_estimated_speedup_keeps_only_rewrites_estimated_faster():
                         nn.Linear(8 * 16 * 16, 10))
     x = torch.randn(8, 64, 16, 16)
     small, report = decompose(net, speedup=1.3, measure=False, pointwise=True, example_input=x,
-                              device_profile="t4")
+                              device_profile="t4", max_error=1)
     assert report.changes
     for c in report.changes:
         assert c.est_time_after_ms < c.est_time_before_ms

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import typer
 
-from onebyone._checks import check_choice, check_fraction, check_int
+from onebyone._checks import check_choice, check_fraction, check_int, check_speedup
 from onebyone.cli._common import set_threads, threads_option, user_errors
 from onebyone.cli._surgery_common import onnx_option
 from onebyone.models import SPEC_HELP
@@ -30,10 +30,22 @@ def _parse_rank(text: str | None):
     return value
 
 
-def _check_options(energy, budget, rank, method, round_to, iterations):
+def _check_options(energy, budget, rank, method, round_to, iterations, speedup=None, estimate=False,
+                   measure=False, max_error=0.5):
     """The flags' values, checked before any work, with the flags named."""
-    if sum(v is not None for v in (energy, budget, rank)) != 1:
-        raise ValueError("give exactly one of --energy, --budget or --rank")
+    if sum(v is not None for v in (energy, budget, rank, speedup)) != 1:
+        raise ValueError("give exactly one of --energy, --budget or --rank (or --speedup, to choose by time)")
+    if speedup is not None:
+        try:
+            check_speedup(speedup)
+        except ValueError as e:
+            raise ValueError(f"--{e}") from None
+    elif estimate:
+        raise ValueError("--estimate goes with --speedup (it chooses ranks by estimated time)")
+    if estimate and measure:
+        raise ValueError("give at most one of --measure or --estimate")
+    if not max_error > 0:  # also refuses nan
+        raise ValueError(f"--max-error must be a number > 0 (inf for no cap), got {max_error}")
     if energy is not None:
         check_fraction("--energy", energy)
     if budget is not None:
@@ -53,6 +65,9 @@ def compress(
     rank: str | None = typer.Option(None, "--rank", help="An int rank, or a fraction of the channels in (0, 1]."),
     method: str = typer.Option("tucker2", "--method", help="tucker2 (1x1, kxk, 1x1) or reduce (1x1, kxk)."),
     measure: bool = typer.Option(False, "--measure", help="Keep only rewrites that run faster on this CPU."),
+    speedup: float | None = typer.Option(None, "--speedup", help="Target speedup of the whole model (> 1): ranks chosen by measured time; also splits 1x1s."),
+    estimate: bool = typer.Option(False, "--estimate", help="With --speedup: choose ranks by the time estimate instead of measuring."),
+    max_error: float = typer.Option(0.5, "--max-error", help="With --speedup: the largest relative weight error a layer may take."),
     input: str | None = typer.Option(None, "--input", help="Input CxHxW, default the model's own."),
     num_classes: int | None = typer.Option(None, "--num-classes", help="Passed to the model builder."),
     round_to: int = typer.Option(8, "--round-to", help="Round ranks up to a multiple of this."),
@@ -69,13 +84,18 @@ def compress(
     errors a tenth the size of the values. Without --checkpoint the weights are random and
     these errors say little about a trained model; with a checkpoint from onebyone train, the
     test accuracy before and after is printed as well.
+
+    --speedup 2 chooses the ranks by time instead (measured on this CPU and cached, or with
+    --estimate by the device profile's roofline), also splitting 1x1 convolutions; layers whose
+    relative weight error would exceed --max-error (default 0.5) are left alone, and the report
+    says the best speedup reachable within that cap when the target is out of reach.
     """
     from onebyone.cli._paths import check_out_prefix
     from onebyone.cli._surgery_common import build, echo_report_and_save, input_size
     from onebyone.surgery import decompose
 
     parsed_rank = _parse_rank(rank)
-    _check_options(energy, budget, parsed_rank, method, round_to, iterations)
+    _check_options(energy, budget, parsed_rank, method, round_to, iterations, speedup, estimate, measure, max_error)
     out_path = check_out_prefix(out)  # before any work
     set_threads(threads)
     net, kwargs = build(model, checkpoint, num_classes, input)
@@ -84,7 +104,9 @@ def compress(
     try:
         small, report = decompose(
             net, method=method, rank=parsed_rank, energy=energy, budget=budget, round_to=round_to,
-            example_input=example, measure=measure, iterations=iterations,
+            example_input=example, measure=measure or (speedup is not None and not estimate),
+            iterations=iterations, **({} if speedup is None else {"speedup": speedup, "pointwise": True,
+                                                                   "max_error": max_error}),
         )
     except ValueError as e:  # "rank 1000 is above...", "budget 0.01 cannot be met": name the flag
         message = str(e)

@@ -59,6 +59,7 @@ class _Args:
     speedup: float | None = None
     pointwise: bool = False
     device_profile: object = None
+    max_error: float = 0.5
 
 
 def decompose(
@@ -77,6 +78,7 @@ def decompose(
     speedup: float | None = None,
     pointwise: bool = False,
     device_profile=None,
+    max_error: float = 0.5,
 ) -> tuple[nn.Module, SurgeryReport]:
     """Return a copy of ``model`` whose kxk convolutions and Linears are low-rank bottlenecks.
 
@@ -115,6 +117,11 @@ def decompose(
             truncated SVD (``method="reduce"`` with a 1x1 kernel).
         device_profile: the device the estimated times are for (a profile, a preset name,
             a file or None for this machine's default); used with ``speedup``.
+        max_error: with ``speedup``, the largest relative weight error ``||W - W'|| / ||W||``
+            a layer may take (default 0.5: a quarter of its energy lost); layers whose faster
+            rewrites all exceed it are left alone, so an unreachable target stops at the best
+            speedup within the cap instead of cutting every layer to its deepest rank.
+            ``math.inf`` lifts the cap.
 
     Returns:
         ``(new_model, report)``.
@@ -139,7 +146,7 @@ def decompose(
     args = _validate(
         model, method=method, rank=rank, energy=energy, budget=budget, layers=layers, round_to=round_to,
         example_input=example_input, measure=measure, iterations=iterations, only_if_cheaper=only_if_cheaper,
-        speedup=speedup, pointwise=pointwise, device_profile=device_profile,
+        speedup=speedup, pointwise=pointwise, device_profile=device_profile, max_error=max_error,
     )
     new = keep_attributes(model, copy.deepcopy(model))
     report = SurgeryReport("decompose")
@@ -157,7 +164,7 @@ def decompose(
 
 
 def _validate(model, *, method, rank, energy, budget, layers, round_to, example_input, measure, iterations,
-              only_if_cheaper, speedup=None, pointwise=False, device_profile=None) -> _Args:
+              only_if_cheaper, speedup=None, pointwise=False, device_profile=None, max_error=0.5) -> _Args:
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     on_meta = next((n for n, p in model.named_parameters() if p.is_meta), None)
@@ -177,6 +184,10 @@ def _validate(model, *, method, rank, energy, budget, layers, round_to, example_
         speedup = check_speedup(speedup)
     if not isinstance(pointwise, bool):
         raise TypeError(f"pointwise must be a bool, got {pointwise!r}")
+    if isinstance(max_error, bool) or not isinstance(max_error, numbers.Real):
+        raise TypeError(f"max_error must be a number > 0, got {max_error!r}")
+    if not float(max_error) > 0:  # also refuses nan
+        raise ValueError(f"max_error must be a number > 0 (math.inf for no cap), got {max_error!r}")
     if not isinstance(measure, bool):
         raise TypeError(f"measure must be a bool, got {measure!r}")
     if not isinstance(only_if_cheaper, bool):
@@ -195,6 +206,7 @@ def _validate(model, *, method, rank, energy, budget, layers, round_to, example_
         speedup=speedup,
         pointwise=pointwise,
         device_profile=device_profile,
+        max_error=float(max_error),
     )
 
 
@@ -302,6 +314,7 @@ def _ranks_by_time(new: nn.Module, candidates: list[Candidate], args: _Args, rep
         chosen, plan = _speedup.choose_by_time(
             candidates, args.speedup, round_to=args.round_to, profile=profile, measure=args.measure,
             total_est_s=total_est, total_measured_s=total_measured, cache=cache, dev_key=key, report=report,
+            max_error=args.max_error,
         )
     finally:
         if cache is not None:

@@ -37,6 +37,19 @@ __all__ = ["TimingCache", "choose_by_time", "default_cache_path", "time_module"]
 #: Rank choices per layer that get a time (spread along the layer's error frontier).
 POINTS_PER_LAYER = 8
 CACHE_SCHEMA = 1
+#: Default cap on a layer's relative weight error ||W - W'|| / ||W|| (a quarter of its energy
+#: lost): a speedup target out of reach then stops there instead of gutting every layer.
+MAX_ERROR = 0.5
+
+
+def relative_error(nsr: float) -> float:
+    """The relative weight error ``||W - W'|| / ||W||`` of a noise-to-signal ratio (energy lost / kept).
+
+    Example:
+        >>> relative_error(1 / 3)  # a quarter of the energy lost: sqrt(0.25)
+        0.5
+    """
+    return math.sqrt(nsr / (1.0 + nsr))
 
 
 def default_cache_path() -> Path:
@@ -157,12 +170,16 @@ def _spread(points: list, n: int) -> list:
 
 
 def layer_points(c: Candidate, *, round_to: int, profile, measure: bool, cache: TimingCache | None,
-                 dev_key: str) -> list[_Point]:
-    """The layer as it is (first) and a few cheaper rank choices, each with its times."""
+                 dev_key: str, max_error: float = math.inf) -> tuple[list[_Point], float | None]:
+    """The layer as it is (first) and a few cheaper rank choices within ``max_error``, each with
+    its times (the choices are spread over the part of the frontier within the cap); and the
+    least relative weight error of any cheaper choice (None if there is none)."""
     x = c.inputs
     shape = tuple(x.shape)
     options = _options(c, round_to)
     hull = [p for p in _lower_hull(c, options) if p[2] is not None]
+    least = min((relative_error(p[1]) for p in hull), default=None)
+    hull = [p for p in hull if relative_error(p[1]) <= max_error]
     points = [_Point(None, c.macs, 0.0, _est_seconds(c.module, shape, profile))]
     for saved, error, ranks in _spread(hull, POINTS_PER_LAYER):
         est = _est_seconds(_empty_on_meta(c, ranks), shape, profile)
@@ -172,7 +189,7 @@ def layer_points(c: Candidate, *, round_to: int, profile, measure: bool, cache: 
             module = c.module if p.ranks is None else _real_bottleneck(c, p.ranks)
             key = f"{dev_key}|{_layer_key(module, x)}"
             p.measured_s = cache.get(key, lambda m=module: time_module(m, x))
-    return points
+    return points, least
 
 
 def _empty_on_meta(c: Candidate, ranks: tuple[int, ...]) -> nn.Module:
@@ -216,13 +233,15 @@ def choose_by_time(
     cache: TimingCache | None,
     dev_key: str,
     report: SurgeryReport,
+    max_error: float = MAX_ERROR,
 ) -> tuple[list[Candidate], TimePlan]:
     """Set the ranks of the candidates that bring the model's time to ``1 / speedup``.
 
     Greedy along each layer's convex frontier of (seconds saved, weight error): the step that
     adds the least error per second saved goes first. A rank choice that is not faster than
-    the layer is never taken. If the target is out of reach, every layer takes its largest
-    saving and a note on ``report`` says the best reachable speedup.
+    the layer is never taken, nor one whose relative weight error would exceed ``max_error``.
+    If the target is out of reach, every layer takes its largest saving within the cap and a
+    note on ``report`` says the best speedup reachable within it.
 
     Returns the candidates to rewrite (the others are recorded on ``report`` as skips) and the
     :class:`TimePlan` with each chosen layer's times before and after.
@@ -235,7 +254,12 @@ def choose_by_time(
         if c.inputs is None:
             report.skipped.append(Skip(c.name, "no input recorded: cannot be timed"))
             continue
-        points = layer_points(c, round_to=round_to, profile=profile, measure=measure, cache=cache, dev_key=dev_key)
+        points, least = layer_points(c, round_to=round_to, profile=profile, measure=measure, cache=cache,
+                                     dev_key=dev_key, max_error=max_error)
+        if len(points) == 1 and least is not None:
+            report.skipped.append(Skip(c.name, f"every cheaper rank choice has a weight error above "
+                                               f"max_error {max_error:g} (the least is {least:.3f})"))
+            continue
         base = points[0]
         t0 = base.measured_s if measure else base.est_s
         faster = [(t0 - (p.measured_s if measure else p.est_s), p.error, p) for p in points[1:]]
@@ -264,8 +288,8 @@ def choose_by_time(
     plan.saved_s = saved
     if saved < target:
         report.notes.append(
-            f"speedup {speedup:g}x not reachable ({plan.source} times): the best reachable is "
-            f"{plan.speedup:.2f}x, taken here"
+            f"speedup {speedup:g}x not reachable ({plan.source} times): the best reachable within "
+            f"max_error {max_error:g} is {plan.speedup:.2f}x, taken here"
         )
     chosen = []
     for name, (c, base, hull) in frontiers.items():
