@@ -43,3 +43,27 @@ def _no_onnx_latency(monkeypatch):
     import onebyone.onnx
 
     monkeypatch.setattr(onebyone.onnx, "latency_or_note", lambda *args, **kwargs: (None, None))
+
+
+@pytest.fixture
+def real_saved_bytes():
+    """``f(model, x)``: bytes of the distinct storages a real CPU training forward of ``model`` on
+    ``x`` saves for backward (parameters and buffers excluded), with the hooks analyze uses."""
+
+    def measure(model, x: torch.Tensor) -> int:
+        model = model.train()
+        own = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
+        seen: dict[int, int] = {}
+
+        def pack(t):
+            st = t.untyped_storage()
+            if st.data_ptr() not in own and st.nbytes():
+                seen[st.data_ptr()] = st.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x)
+        del out
+        return sum(seen.values())
+
+    return measure

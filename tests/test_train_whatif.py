@@ -20,24 +20,6 @@ from onebyone.cli import app
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def real_saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the distinct storages a real CPU training forward saves, params/buffers excluded."""
-    model = model.train()
-    own = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
-    seen: dict[int, int] = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in own and st.nbytes():
-            seen[st.data_ptr()] = st.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
-    del out
-    return sum(seen.values())
-
-
 def net() -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(8, 16, 3, padding=1),
@@ -63,7 +45,7 @@ def test_reduction_by_hand():
     assert w.macs == (72 * 8 * 4 * 9, 72 * 2 * 4 + 72 * 8 * 2 * 9)
 
 
-def test_reduction_saved_bytes_equal_a_real_step_on_the_modified_model():
+def test_reduction_saved_bytes_equal_a_real_step_on_the_modified_model(real_saved_bytes):
     model, x = net(), torch.randn(2, 8, 12, 12)
     w = reduction_whatif(model, tuple(x.shape), fraction=0.25, optimizer="adam")
     # the conv with the largest input: the second (16x12x12, ReLU's output, counted on the
@@ -76,7 +58,7 @@ def test_reduction_saved_bytes_equal_a_real_step_on_the_modified_model():
     assert w.macs[1] < w.macs[0]
 
 
-def test_reduction_of_a_named_nested_conv():
+def test_reduction_of_a_named_nested_conv(real_saved_bytes):
     model, x = nn.Sequential(nn.ReLU(), net()), torch.randn(1, 8, 6, 6)
     w = reduction_whatif(model, tuple(x.shape), "1.3", fraction=0.5)
     real = copy.deepcopy(model)
@@ -94,7 +76,7 @@ def test_reduction_rejects_bad_arguments():
     assert reduction_whatif(nn.Sequential(nn.Linear(3, 2)), (1, 3)) is None
 
 
-def test_channels_last_against_a_real_channels_last_step():
+def test_channels_last_against_a_real_channels_last_step(real_saved_bytes):
     model, x = net(), torch.randn(2, 8, 12, 12)
     w = channels_last_whatif(model, tuple(x.shape), optimizer="sgd")
     assert w.saved_bytes[0] == real_saved_bytes(copy.deepcopy(model), x)
