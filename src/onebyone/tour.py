@@ -425,18 +425,8 @@ def _step_fc_to_conv(
 
 
 def _compare_table(report: Any) -> Any:
-    """The comparison as a table with plain headers (the tour's own, narrow enough for 80 columns)."""
-    from rich import box
-    from rich.table import Table
-
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
-    for col in ("model", "params", "MACs", "latency (ms)", "test accuracy", "train time (s)"):
-        t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
-    for v in report.variants:
-        latency = "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}"
-        t.add_row(v.name, f"{v.params:,}", f"{v.macs:,}", latency, f"{100 * v.accuracy:.2f}%",
-                  f"{v.train_seconds:.1f}")  # fmt: skip
-    return t
+    """The comparison with exact MACs (each derivable by hand) and the batch-1 latency only."""
+    return report.table(batch64=False, exact_macs=True)
 
 
 def _step_compare(

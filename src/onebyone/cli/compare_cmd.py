@@ -26,27 +26,7 @@ def compare_table(report):
         >>> [c.header.replace("\\n", " ") for c in t.columns][3:]
         ['latency b1 (ms)', 'latency b64 (ms)', 'test accuracy', 'train time (s)']
     """
-    from rich import box
-    from rich.table import Table
-
-    from onebyone.analysis.render import human_count
-
-    rows = [
-        (v.name, f"{v.params:,}", human_count(v.macs),
-         "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}",
-         "-" if v.latency_ms_b64 is None else f"{v.latency_ms_b64:.1f}",
-         f"{100 * v.accuracy:.2f}%", f"{v.train_seconds:.1f}")
-        for v in report.variants
-    ]  # fmt: skip
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
-    # Two-line headers, never cut values: 80 columns hold the longest variant name.
-    headers = ("model", "params", "MACs", "latency\nb1 (ms)", "latency\nb64 (ms)",
-               "test\naccuracy", "train\ntime (s)")  # fmt: skip
-    for k, col in enumerate(headers):
-        t.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
-    for row in rows:
-        t.add_row(*row)
-    return t
+    return report.table()
 
 
 @user_errors

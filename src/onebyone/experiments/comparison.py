@@ -100,28 +100,39 @@ class CompareReport:
             })  # fmt: skip
         return out
 
-    def table(self) -> Any:
-        """A rich Table of the rows.
+    def table(self, *, batch64: bool = True, exact_macs: bool = False) -> Any:
+        """A rich Table of the rows with plain headers that fits 80 columns (values never cut).
+
+        Args:
+            batch64: include the batch-64 latency column.
+            exact_macs: MACs as exact integers (``12,943,360``) rather than ``12.94 M``.
 
         Example:
-            >>> r = CompareReport([VariantResult("a", None, 10, 400, None, None, 0.95, 3.0)])
-            >>> r.table().row_count
+            >>> r = CompareReport([VariantResult("a", None, 10, 400, 1.0, 9.0, 0.95, 3.0)])
+            >>> [c.header.replace("\\n", " ") for c in r.table().columns][3:]
+            ['latency b1 (ms)', 'latency b64 (ms)', 'test accuracy', 'train time (s)']
+            >>> r.table(batch64=False).row_count
             1
         """
+        from rich import box
         from rich.table import Table
 
         from onebyone.analysis.render import human_count
 
-        t = Table(title="onebyone compare", title_justify="left")
-        for col in ("variant", "twin", "params", "MACs", "ms b1", "ms b64", "test acc", "train s"):
-            t.add_column(col, justify="left" if col in ("variant", "twin") else "right")
+        if batch64:  # two-line headers: 80 columns hold the longest variant name
+            headers = ["model", "params", "MACs", "latency\nb1 (ms)", "latency\nb64 (ms)",
+                       "test\naccuracy", "train\ntime (s)"]  # fmt: skip
+        else:  # one latency column: room for one-line headers
+            headers = ["model", "params", "MACs", "latency (ms)", "test accuracy", "train time (s)"]
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True, show_edge=False)
+        for k, col in enumerate(headers):
+            t.add_column(col, justify="left" if k == 0 else "right", no_wrap=True)
         for v in self.variants:
-            t.add_row(
-                v.name, v.twin or "-", f"{v.params:,}", human_count(v.macs),
-                "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}",
-                "-" if v.latency_ms_b64 is None else f"{v.latency_ms_b64:.1f}",
-                f"{100 * v.accuracy:.2f}%", f"{v.train_seconds:.1f}",
-            )  # fmt: skip
+            row = [v.name, f"{v.params:,}", f"{v.macs:,}" if exact_macs else human_count(v.macs),
+                   "-" if v.latency_ms_b1 is None else f"{v.latency_ms_b1:.2f}"]  # fmt: skip
+            if batch64:
+                row.append("-" if v.latency_ms_b64 is None else f"{v.latency_ms_b64:.1f}")
+            t.add_row(*row, f"{100 * v.accuracy:.2f}%", f"{v.train_seconds:.1f}")
         return t
 
     def summary_lines(
