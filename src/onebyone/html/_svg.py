@@ -14,6 +14,7 @@ import math
 import struct
 import zlib
 from collections.abc import Sequence
+from typing import Any
 
 from onebyone.html._page import esc
 
@@ -218,13 +219,7 @@ def scatter(
         x = ax(t)
         parts.append(f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{y0}" y2="{y1}"/>'
                      f'<text x="{x:.1f}" y="{y1 + 14}" text-anchor="middle" class="muted">{esc(xfmt(t))}</text>')  # fmt: skip
-    for t in ay.ticks():
-        y = ay(t)
-        parts.append(f'<line class="grid" x1="{x0}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                     f'<text x="{x0 - 4}" y="{y + 4:.1f}" text-anchor="end" class="muted">{esc(yfmt(t))}</text>')  # fmt: skip
-    parts.append(f'<rect class="axis" x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}"/>')
-    parts.append(f'<text x="{(x0 + x1) / 2:.0f}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>')
-    parts.append(f'<text transform="translate(12 {(y0 + y1) / 2:.0f}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')  # fmt: skip
+    parts += _y_grid_and_frame(ay, (x0, x1, y0, y1), height, xlabel, ylabel, yfmt)
     for pts, label in lines:
         d = " ".join(f"{ax(x):.1f},{ay(y):.1f}" for x, y in pts)
         lx, ly = ax(pts[-1][0]), ay(pts[-1][1])
@@ -269,13 +264,7 @@ def line_chart(
     parts = []
     for t in ax.ticks():
         parts.append(f'<text x="{ax(t):.1f}" y="{y1 + 14}" text-anchor="middle" class="muted">{_num(t)}</text>')
-    for t in ay.ticks():
-        y = ay(t)
-        parts.append(f'<line class="grid" x1="{x0}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                     f'<text x="{x0 - 4}" y="{y + 4:.1f}" text-anchor="end" class="muted">{esc(yfmt(t))}</text>')  # fmt: skip
-    parts.append(f'<rect class="axis" x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}"/>')
-    parts.append(f'<text x="{(x0 + x1) / 2:.0f}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>')
-    parts.append(f'<text transform="translate(12 {(y0 + y1) / 2:.0f}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')  # fmt: skip
+    parts += _y_grid_and_frame(ay, (x0, x1, y0, y1), height, xlabel, ylabel, yfmt)
     for j, (name, pts) in enumerate(series):
         parts.append(f'<rect class="c{j % 4}" x="{x0}" y="{4 + 16 * j}" width="10" height="10"/>'
                      f'<text x="{x0 + 14}" y="{13 + 16 * j}">{esc(name)}</text>')  # fmt: skip
@@ -306,3 +295,17 @@ def png_data_url(pixels: Sequence[Sequence[int]]) -> str:
         + chunk(b"IEND", b"")
     )
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _y_grid_and_frame(ay: Any, box: tuple, height: float, xlabel: str, ylabel: str, yfmt: Any) -> list[str]:
+    """The horizontal grid lines with their labels, the plot's frame and both axis titles."""
+    x0, x1, y0, y1 = box
+    parts = []
+    for t in ay.ticks():
+        y = ay(t)
+        parts.append(f'<line class="grid" x1="{x0}" x2="{x1}" y1="{y:.1f}" y2="{y:.1f}"/>'
+                     f'<text x="{x0 - 4}" y="{y + 4:.1f}" text-anchor="end" class="muted">{esc(yfmt(t))}</text>')  # fmt: skip
+    parts.append(f'<rect class="axis" x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}"/>')
+    parts.append(f'<text x="{(x0 + x1) / 2:.0f}" y="{height - 6}" text-anchor="middle">{esc(xlabel)}</text>')
+    parts.append(f'<text transform="translate(12 {(y0 + y1) / 2:.0f}) rotate(-90)" text-anchor="middle">{esc(ylabel)}</text>')  # fmt: skip
+    return parts
