@@ -106,6 +106,8 @@ def test_speedup_chooses_only_layers_measured_faster_and_the_cache_skips_timing(
     assert change.est_time_before_ms > 0 and change.est_time_after_ms > 0
     assert {s.name: s.reason for s in report.skipped}["0"] == "no rank choice is measured faster on this device"
     assert any("predicted 1.69x (2200.000 ms -> 1300.000 ms at batch 1)" in n for n in report.notes)
+    assert report.speedup_target == 1.5 and report.speedup_reachable is True
+    assert report.predicted_speedup == pytest.approx(2.2 / 1.3)
     first = timer.calls
     assert first > 3
     cache = Path(os.environ["XDG_CACHE_HOME"]) / "onebyone" / "timings.json"
@@ -124,6 +126,7 @@ def test_unreachable_speedup_says_the_best_reachable(monkeypatch):
     assert any(n.startswith("speedup 10x not reachable (measured times): the best reachable within max_error 1 is 1.69x")
                for n in report.notes)
     assert [c.name for c in report.changes] == ["2"]
+    assert report.speedup_reachable is False and report.predicted_speedup == pytest.approx(2.2 / 1.3)
 
 
 class RankTimer:

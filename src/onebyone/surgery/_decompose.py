@@ -319,6 +319,9 @@ def _ranks_by_time(new: nn.Module, candidates: list[Candidate], args: _Args, rep
     finally:
         if cache is not None:
             cache.save()
+    report.speedup_target = args.speedup
+    report.predicted_speedup = plan.speedup
+    report.speedup_reachable = plan.speedup >= args.speedup * (1 - 1e-9)
     report.notes.append(
         f"speedup target {args.speedup:g}x by {plan.source} time on {profile.label}: "
         f"predicted {plan.speedup:.2f}x ({1000 * plan.total_s:.3f} ms -> "

@@ -82,6 +82,11 @@ class SurgeryReport:
     macs_after: int | None = None
     output_error: float | None = None
     notes: list[str] = field(default_factory=list)
+    # decompose(speedup=): the target, the whole-model speedup the chosen ranks should give
+    # (by the times they were chosen on), and whether the target was within reach
+    speedup_target: float | None = None
+    predicted_speedup: float | None = None
+    speedup_reachable: bool | None = None
 
     def to_dict(self) -> dict:
         """The report as plain data (lists and numbers), ready for JSON.
