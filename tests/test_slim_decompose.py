@@ -303,3 +303,15 @@ def test_a_second_run_times_neither_layers_nor_whole_models(monkeypatch):
     _, again = decompose(net, speedup=1.5, measure=True, example_input=x, max_error=1)
     assert calls == []
     assert again.measured_speedup == first.measured_speedup == pytest.approx(2.2 / 1.3)
+
+
+def test_a_traced_model_keeps_its_attributes_through_the_end_to_end_check(monkeypatch):
+    # fuse returns an fx.GraphModule, whose deep copy drops plain attributes
+    monkeypatch.setattr(_speedup, "time_module", lambda m, x: 0.1 if isinstance(m, DecomposedConv2d) else 1.0)
+    monkeypatch.setattr(_speedup, "time_pair", lambda before, after, x: (1.0, 0.5))
+    net = torch.fx.symbolic_trace(_two_convs())
+    net.default_input_size = (32, 8, 8)
+    small, report = decompose(net, speedup=1.5, measure=True, example_input=torch.randn(1, 32, 8, 8),
+                              max_error=math.inf)
+    assert report.changes and report.measured_speedup == 2.0
+    assert small.default_input_size == (32, 8, 8)

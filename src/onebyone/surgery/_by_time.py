@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 from onebyone.surgery._ranks import Candidate
+from onebyone.surgery._trace import keep_attributes
 from onebyone.surgery.report import Skip, SurgeryReport
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def by_measured_time(new: nn.Module, candidates: list[Candidate], args: Args, re
             if choice in seen:  # asking for more gave nothing more
                 break
             seen.add(choice)
-            trial = copy.deepcopy(new)
+            trial = keep_attributes(new, copy.deepcopy(new))  # a GraphModule's copy drops attributes
             _rewrite(trial, chosen, args, trial_report, plan)
             measured = _speedup.whole_model_speedup(new, trial, args.x, cache, key) if trial_report.changes else 1.0
             trials.append((measured, ask, plan, trial, trial_report))
