@@ -18,6 +18,7 @@ With ``resume=True`` a run starts after the last finished stage.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,6 +181,7 @@ def slim(
     out_dir: str | Path,
     *,
     speedup: float = 2.0,
+    max_error: float = 0.5,
     method: str = "tucker2",
     finetune_epochs: int = 2,
     measure: bool = True,
@@ -202,6 +204,9 @@ def slim(
         test_data: the data the accuracies are measured on.
         out_dir: the run's folder (created; must be empty unless ``resume``).
         speedup: the target speedup of the whole model (> 1).
+        max_error: the largest relative weight error ``||W - W'|| / ||W||`` a decomposed layer
+            may take (passed to :func:`~onebyone.surgery.decompose`; ``math.inf``: no cap); recorded
+            in ``report.json`` as ``compress.max_error`` (null for no cap).
         method: decompose's method for kxk convolutions ("tucker2" or "reduce").
         finetune_epochs: epochs of distillation (0: none).
         measure: choose ranks by measured times (cached) instead of the estimate.
@@ -220,16 +225,17 @@ def slim(
         The :class:`SlimResult`, also written to ``OUT/report.json``.
 
     Raises:
-        ValueError: a bad ``speedup``, a model whose class count differs from the data's, or an
+        ValueError: a bad ``speedup`` or ``max_error``, a model whose class count differs from the data's, or an
             ``out_dir`` that holds files and ``resume`` is not set.
     """
-    from onebyone._checks import check_speedup
+    from onebyone._checks import check_max_error, check_speedup
     from onebyone.surgery import decompose, fuse, save
     from onebyone.surgery._finetune import finetune
     from onebyone.surgery._recipe import get_recipe, set_recipe
     from onebyone.train import evaluate, has_checkpoint
 
     speedup = check_speedup(speedup)
+    max_error = check_max_error("max_error", max_error)
     if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
         raise ValueError(f"finetune_epochs must be an int >= 0, got {finetune_epochs!r}")
     size = tuple(getattr(train_data, "input_size", None) or train_data[0][0].shape)
@@ -258,7 +264,7 @@ def slim(
         if remaining > 1.0:
             small, report = decompose(
                 fused, method=method, speedup=remaining, measure=measure, pointwise=True,
-                device_profile=device_profile, example_input=x8,
+                device_profile=device_profile, example_input=x8, max_error=max_error,
             )
             log(report.to_text())
             decompose_info = report.to_dict()
@@ -267,7 +273,8 @@ def slim(
         log(f"folding the norms: {fold_gain:.2f}x; decompose asked for {remaining:.2f}x")
         save(small, out / "compressed", **kwargs)
         compress_info = {"fused": len(fuse_report.changes), "fold_gain": fold_gain, "decompose_target": remaining,
-                         "decompose": decompose_info}
+                         # null: no cap (plain JSON has no inf)
+                         "max_error": max_error if math.isfinite(max_error) else None, "decompose": decompose_info}
         _mark(out, done, "compress", compress_info)
 
     if "finetune" in done:
