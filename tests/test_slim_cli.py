@@ -176,7 +176,8 @@ def test_class_count_mismatch_is_one_line(setup, tmp_path):
     out = tmp / "run"
     result = runner.invoke(app, ["slim", spec, "--data", str(four), "--checkpoint", str(ckpt), "--out", str(out)])
     assert result.exit_code == 2, result.output
-    assert result.output.strip() == "error: the model returns 3 class scores but the data has 4 classes"
+    assert result.output.strip() == ("error: model Sequential returns 3 class scores but the data has 4 classes; "
+                                     "build it with num_classes=4")
     assert _files(out) == []
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from onebyone._io import write_json_atomic
 from onebyone._modes import eval_mode
 
-__all__ = ["SlimResult", "check_classes", "slim"]
+__all__ = ["SlimResult", "slim"]
 
 STAGES = ("compress", "finetune", "evaluate")
 STAGES_FILE = "stages.json"
@@ -74,26 +74,6 @@ class SlimResult:
             ratio = f"{a - b:+.2f}pt" if key == "accuracy" else (f"{b / a:.2f}x" if a else "-")
             out.append(f"{label:18}{fmt.format(b):>12}{fmt.format(a):>14}{ratio:>10}")
         return "\n".join(out + self.notes)
-
-
-def check_classes(model: nn.Module, data, size: tuple[int, ...]) -> None:
-    """Raise ValueError unless ``model`` returns one score per class of ``data`` (one forward).
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> ds = TensorDataset(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)); ds.num_classes = 3
-        >>> check_classes(nn.Linear(4, 5), ds, (4,))
-        Traceback (most recent call last):
-        ...
-        ValueError: the model returns 5 class scores but the data has 3 classes
-    """
-    classes = getattr(data, "num_classes", None)
-    with eval_mode(model), torch.no_grad():
-        logits = model(torch.zeros(2, *size))
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-        raise ValueError(f"the model must return logits (N, num_classes), got {getattr(logits, 'shape', logits)}")
-    if isinstance(classes, int) and logits.shape[1] != classes:
-        raise ValueError(f"the model returns {logits.shape[1]} class scores but the data has {classes} classes")
 
 
 def _stages(out: Path) -> dict:
@@ -233,13 +213,14 @@ def slim(
     from onebyone.surgery._finetune import finetune
     from onebyone.surgery._recipe import get_recipe, set_recipe
     from onebyone.train import evaluate, has_checkpoint
+    from onebyone.train._model_check import check_model_fits_data
 
     speedup = check_speedup(speedup)
     max_error = check_max_error("max_error", max_error)
     if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
         raise ValueError(f"finetune_epochs must be an int >= 0, got {finetune_epochs!r}")
     size = tuple(getattr(train_data, "input_size", None) or train_data[0][0].shape)
-    check_classes(model, train_data, size)
+    check_model_fits_data(model, train_data, torch.device("cpu"), torch.preserve_format)  # fit's own check
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a file, expected a folder")
