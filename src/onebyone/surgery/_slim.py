@@ -58,7 +58,10 @@ class SlimResult:
                 "finetune": self.finetune}
 
     def to_text(self) -> str:
-        """The before/after table (ratio: before / after; for accuracy, after - before in points)."""
+        """The before/after table (ratio: before / after; for accuracy, after - before in points).
+
+        A latency that is None (its runs varied too much to mean anything) shows "unreliable".
+        """
         rows = [
             ("params", "params", "{:,}"), ("MACs", "macs", "{:,}"),
             ("est. ms b1", "est_ms_b1", "{:.3f}"), ("est. ms b8", "est_ms_b8", "{:.3f}"),
@@ -68,8 +71,12 @@ class SlimResult:
         ]
         out = [f"{'':18}{'before':>12}{'after':>14}{'ratio':>10}"]
         for label, key, fmt in rows:
-            b, a = self.before.get(key), self.after.get(key)
+            if key not in self.before or key not in self.after:
+                continue
+            b, a = self.before[key], self.after[key]
             if b is None or a is None:
+                cells = ["unreliable" if v is None else fmt.format(v) for v in (b, a)]
+                out.append(f"{label:18}{cells[0]:>12}{cells[1]:>14}{'-':>10}")
                 continue
             ratio = f"{a - b:+.2f}pt" if key == "accuracy" else (f"{b / a:.2f}x" if a else "-")
             out.append(f"{label:18}{fmt.format(b):>12}{fmt.format(a):>14}{ratio:>10}")
@@ -291,6 +298,10 @@ def slim(
         if ort is not None:
             before.update(ort["before"])
             after.update(ort["after"])
+            if None in (*ort["before"].values(), *ort["after"].values()):
+                from onebyone._timing import UNRELIABLE_NOTE
+
+                result.notes.append(UNRELIABLE_NOTE)
         elif note:
             result.notes.append(note)
     result.notes.append(f"measured on CPU, {torch.get_num_threads()} threads; model saved as {out / 'model.json'}")
