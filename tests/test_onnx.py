@@ -169,6 +169,33 @@ def test_model_forward_error_is_a_onebyone_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("dynamic_batch", [True, False])
+def test_a_model_with_no_operations_says_so_and_writes_nothing(tmp_path, dynamic_batch):
+    with pytest.raises(ValueError) as info:
+        export_onnx(nn.Identity(), (1, 3, 8, 8), tmp_path / "m.onnx", dynamic_batch=dynamic_batch)
+    assert str(info.value) == ("Identity has no operations to export: the ONNX graph would have no nodes (its "
+                               "outputs are its inputs or constants); nothing was written")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "nets.py").write_text("from torch import nn\n\ndef same(num_classes=10):\n    return nn.Identity()\n")
+    result = runner.invoke(app, ["export", f"{tmp_path / 'nets.py'}:same", "--input", "3x8x8",
+                                 "--onnx", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {info.value}"
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_valid_file_with_no_operations_is_not_called_corrupt(tmp_path):
+    f = TensorProto.FLOAT
+    graph = helper.make_graph([], "empty", [helper.make_tensor_value_info("x", f, [1, 4])],
+                              [helper.make_tensor_value_info("x", f, [1, 4])])
+    path = tmp_path / "empty.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.checker.check_model(str(path))  # a valid model, which onnxruntime runs
+    message = f"{str(path)!r} has no operations: its graph has no nodes (its outputs are its inputs or constants)"
+    for call in (analyze_onnx, profile):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}; there is nothing to analyze or time$"):
+            call(path)
+
+
 def test_dynamic_spatial_refused_for_a_fixed_size_head(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
     with pytest.raises(ValueError, match="convolutionalize"):
