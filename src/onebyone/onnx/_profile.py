@@ -199,7 +199,7 @@ def latency_before_after(
     Example:
         >>> from torch import nn
         >>> t = latency_before_after(nn.Conv2d(3, 8, 1), nn.Conv2d(3, 4, 1), (3, 8, 8), repeats=2, threads=1)
-        >>> sorted(t["after"]), t["before"]["ort_ms_b1"] > 0
+        >>> sorted(t["after"]), all(ms is None or ms > 0 for ms in t["before"].values())  # None: noise won
         (['ort_ms_b1', 'ort_ms_b8'], True)
     """
     import tempfile
