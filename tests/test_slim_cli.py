@@ -122,6 +122,46 @@ def test_bad_options_are_one_line_and_write_nothing(setup, args, message):
     assert _files(out) == []
 
 
+@pytest.mark.parametrize(("extra", "expected"), [([], 0.5), (["--max-error", "0.75"], 0.75),
+                                                   (["--max-error", "inf"], float("inf"))])
+def test_max_error_reaches_decompose_and_the_report(setup, monkeypatch, extra, expected):
+    spec, data, tmp = setup
+    out = tmp / "run"
+    seen = []
+    real = onebyone.surgery.decompose
+
+    def spy(net, **kwargs):
+        seen.append(kwargs)
+        return real(net, **kwargs)
+
+    monkeypatch.setattr(onebyone.surgery, "decompose", spy)
+    result = _slim(spec, data, out, "--estimate", "--finetune", "0", "--no-onnx", *extra)
+    assert result.exit_code == 0, result.output
+    assert [kwargs["max_error"] for kwargs in seen] == [expected]
+    text = (out / "report.json").read_text()
+    assert "Infinity" not in text  # plain JSON: no cap is null
+    assert json.loads(text)["compress"]["max_error"] == (None if expected == float("inf") else expected)
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0.0"), ("-1", "-1.0"), ("nan", "nan")])
+def test_bad_max_error_is_one_line_and_writes_nothing(setup, value, shown):
+    spec, data, tmp = setup
+    out = tmp / "run"
+    result = runner.invoke(app, ["slim", spec, "--data", data, "--out", str(out), "--max-error", value])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: --max-error must be a number > 0 (inf for no cap), got {shown}"
+    assert _files(out) == []
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (float("nan"), ValueError), ("0.5", TypeError)])
+def test_slim_api_refuses_a_bad_max_error_before_any_work(setup, value, error):
+    _, data, tmp = setup
+    out = tmp / "run"
+    with pytest.raises(error, match=r"^max_error must be a number > 0 \(inf for no cap\), got "):
+        onebyone.surgery.slim(_build(3), load_data(data, "train"), load_data(data, "test"), out, max_error=value)
+    assert _files(out) == []
+
+
 def test_class_count_mismatch_is_one_line(setup, tmp_path):
     spec, _, tmp = setup
     rng = np.random.default_rng(1)
@@ -136,7 +176,8 @@ def test_class_count_mismatch_is_one_line(setup, tmp_path):
     out = tmp / "run"
     result = runner.invoke(app, ["slim", spec, "--data", str(four), "--checkpoint", str(ckpt), "--out", str(out)])
     assert result.exit_code == 2, result.output
-    assert result.output.strip() == "error: the model returns 3 class scores but the data has 4 classes"
+    assert result.output.strip() == ("error: model Sequential returns 3 class scores but the data has 4 classes; "
+                                     "build it with num_classes=4")
     assert _files(out) == []
 
 
