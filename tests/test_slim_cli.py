@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from typer.testing import CliRunner
 
 import onebyone.surgery
@@ -67,7 +68,11 @@ def test_slim_end_to_end_writes_a_loadable_model_and_the_report(setup):
     labels = [" ".join(line.split()[:-3]) for line in lines[header + 1 : header + 8]]
     assert labels == ["params", "MACs", "est. ms b1", "est. ms b8", "measured ms b1", "measured ms b8", "accuracy %"]
     report = json.loads((out / "report.json").read_text())
-    assert set(report["before"]) == {"params", "macs", "est_ms_b1", "est_ms_b8", "ms_b1", "ms_b8", "accuracy"}
+    timed = {f"ms_b{b}{tail}" for b in (1, 8) for tail in ("", "_median", "_spread")}
+    assert set(report["before"]) == {"params", "macs", "est_ms_b1", "est_ms_b8", "accuracy", *timed}
+    for b in (1, 8):  # shown (else None: unreliable) = the raw median
+        shown, median = report["before"][f"ms_b{b}"], report["before"][f"ms_b{b}_median"]
+        assert median > 0 and report["before"][f"ms_b{b}_spread"] >= 0 and shown in (None, median)
     assert json.loads((out / "stages.json").read_text()).keys() == {"compress", "finetune", "evaluate"}
     # The saved model is what was evaluated: rebuilt by surgery.load, its accuracy is the report's.
     model = load(out / "model.json", trust_code=True).eval()
@@ -268,3 +273,25 @@ def test_compress_speedup_bad_options_are_one_line(setup, args, message):
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp / "x.json").exists()
+
+
+def test_slim_latency_is_none_where_the_noise_makes_it_meaningless(monkeypatch):
+    from onebyone import _timing
+    from onebyone.surgery import _slim
+
+    calls = iter(range(10_000))
+
+    def noisy(fn, *, warmup, repeats):  # before, after, before, ... per round; batch 1 then batch 8
+        i = next(calls)
+        before = i % 2 == 0
+        batch8 = i >= 10
+        base = (8.0 if batch8 else 1.0) if before else (4.0 if batch8 else 0.5)
+        return base * (5.0 if before and not batch8 and i % 4 == 0 else 1.0)  # before b1 jumps 5x
+
+    monkeypatch.setattr(_timing, "median_seconds", noisy)
+    out = _slim._latency_ms(nn.Identity(), nn.Identity(), (1, 2, 2), rounds=5)
+    # before at batch 1: samples 5, 1, 5, 1, 5 s -> median 5, IQR 4 / 5 = 80% > 25%
+    assert out["before"]["ms_b1"] is None and out["before"]["ms_b1_median"] == 5000.0
+    assert out["before"]["ms_b1_spread"] == pytest.approx(0.8)
+    assert out["after"] == {"ms_b1": 500.0, "ms_b1_median": 500.0, "ms_b1_spread": 0.0,
+                            "ms_b8": 4000.0, "ms_b8_median": 4000.0, "ms_b8_spread": 0.0}

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,27 +117,34 @@ def _restore(model: nn.Module, plan: Path) -> nn.Module:
     return new.eval()
 
 
-def _time(model: nn.Module, x: torch.Tensor, measure: bool, device_profile) -> float:
-    """Seconds of one forward at ``x``: measured (through the timing cache) or estimated."""
+def _fold_gain(model: nn.Module, fused: nn.Module, x: torch.Tensor, measure: bool, device_profile) -> float:
+    """``model``'s time over ``fused``'s at ``x``: timed in alternating rounds (through the timing
+    cache), or estimated."""
     from onebyone.analysis import analyze
     from onebyone.analysis.profiles import resolve_profile
     from onebyone.surgery import _speedup
 
     profile = resolve_profile(device_profile)
     if not measure:
-        return float(analyze(model, tuple(x.shape), device_profile=profile).est_time_s)
+        shape = tuple(x.shape)
+        return float(analyze(model, shape, device_profile=profile).est_time_s
+                     / analyze(fused, shape, device_profile=profile).est_time_s)
     cache = _speedup.TimingCache.load()
-    key = f"{_speedup.device_key(profile.label, x)}|model|{_speedup._layer_key(model, x)}"
-    seconds = cache.get(key, lambda: _speedup.time_module(model, x))
+    gain = _speedup.whole_model_speedup(model, fused, x, cache, _speedup.device_key(profile.label, x))
     cache.save()
-    return seconds
+    return gain
 
 
 def _latency_ms(before: nn.Module, after: nn.Module, size: tuple[int, ...], rounds: int = 5) -> dict:
-    """Median eval latency (ms) of both models at batch 1 and 8, timed in alternating rounds."""
-    from onebyone._timing import median_seconds
+    """Eval latency (ms) of both models at batch 1 and 8, timed in alternating rounds.
 
-    out: dict = {"before": {}, "after": {}}
+    ``ms_b1``/``ms_b8`` are None where the noise makes the figure meaningless
+    (:func:`onebyone._timing.reliable_ms`); ``ms_b*_median`` and ``ms_b*_spread`` keep the raw
+    median and its spread either way.
+    """
+    from onebyone._timing import Measurement, median_seconds, reliable_ms
+
+    runs: dict = {"before": {}, "after": {}}
     with eval_mode(before, after), torch.inference_mode():
         for batch in (1, 8):
             x = torch.randn(batch, *size)
@@ -148,7 +154,15 @@ def _latency_ms(before: nn.Module, after: nn.Module, size: tuple[int, ...], roun
                 for key, net in (("before", before), ("after", after)):
                     samples[key].append(median_seconds(lambda net=net, x=x: net(x), warmup=0, repeats=3))
             for key in samples:
-                out[key][f"ms_b{batch}"] = 1000.0 * statistics.median(samples[key])
+                runs[key][batch] = Measurement(tuple(samples[key]))
+    out: dict = {}
+    for key, measurements in runs.items():
+        shown = reliable_ms(measurements)
+        out[key] = {}
+        for batch, m in measurements.items():
+            out[key][f"ms_b{batch}"] = shown[batch]
+            out[key][f"ms_b{batch}_median"] = 1000.0 * m.median
+            out[key][f"ms_b{batch}_spread"] = m.spread
     return out
 
 
@@ -247,7 +261,7 @@ def slim(
         x8 = torch.randn(8, *size)
         # Folding the norms is part of the speedup: decompose is asked only for what remains.
         # Folding removes operators and cannot slow a model down: a measured slowdown is noise.
-        fold_gain = max(1.0, _time(model, x8, measure, device_profile) / _time(fused, x8, measure, device_profile))
+        fold_gain = max(1.0, _fold_gain(model, fused, x8, measure, device_profile))
         remaining = speedup / fold_gain
         if remaining > 1.0:
             small, report = decompose(
@@ -298,12 +312,14 @@ def slim(
         if ort is not None:
             before.update(ort["before"])
             after.update(ort["after"])
-            if None in (*ort["before"].values(), *ort["after"].values()):
-                from onebyone._timing import UNRELIABLE_NOTE
-
-                result.notes.append(UNRELIABLE_NOTE)
         elif note:
             result.notes.append(note)
+    shown = [side.get(k) for side in (before, after) for k in ("ms_b1", "ms_b8", "ort_ms_b1", "ort_ms_b8")
+             if k in side]
+    if None in shown:
+        from onebyone._timing import UNRELIABLE_NOTE
+
+        result.notes.append(UNRELIABLE_NOTE)
     result.notes.append(f"measured on CPU, {torch.get_num_threads()} threads; model saved as {out / 'model.json'}")
     write_json_atomic(out / "report.json", result.to_dict())
     _mark(out, done, "evaluate", True)
