@@ -39,6 +39,9 @@ class Candidate:
     out_pixels: int = 1
     inputs: torch.Tensor | None = None
     ranks: tuple[int, ...] = ()
+    #: ``sum x x^T`` of the layer's input channel vectors over the calibration data (pixels
+    #: pooled), when ``decompose`` was given ``calibration``; None otherwise.
+    second_moment: torch.Tensor | None = None
 
     @property
     def macs(self) -> int:

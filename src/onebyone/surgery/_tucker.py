@@ -22,6 +22,7 @@ __all__ = [
     "tucker2",
     "tucker2_error_table",
     "unfold",
+    "whitened_factors",
 ]
 
 
@@ -132,6 +133,46 @@ def reduce_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch
     u = _leading(unfold(w, 1), rank)
     kernel = torch.einsum("oikl,ir->orkl", w, u)
     return u.T.contiguous().to(dtype), kernel.to(dtype)
+
+
+def whitened_factors(
+    matrix: torch.Tensor, second_moment: torch.Tensor, rank: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(P, K)`` minimising ``E||(M - K P) x||^2`` over inputs ``x`` with ``E[x x^T]`` = ``second_moment``.
+
+    ``matrix`` ``M`` (outputs x in) maps an input vector; ``P`` (rank x in) projects it onto
+    ``rank`` directions and ``K`` (outputs x rank) maps them back. With ``S = L L^T`` (``L`` the
+    symmetric square root), the best ``K P`` is the truncated SVD of ``M L`` taken back through
+    ``L^-1``: ``P = V_r^T L^-1``, ``K = M L V_r`` (Eckart-Young in the whitened coordinates).
+    Unlike the weight's own SVD it keeps the directions the inputs actually take, weighted by
+    how much the layer uses them. ``S`` gets a small ridge (``1e-6`` of its mean diagonal) so
+    that channels the inputs never use (dead ReLUs) cost nothing and ``L`` stays invertible: at
+    full rank ``K P`` is ``M`` whatever ``S`` is. The rows of ``P`` have unit norm.
+
+    Example:
+        >>> m, x = torch.randn(5, 4), torch.randn(100, 4)
+        >>> p, k = whitened_factors(m, x.T @ x, 4)
+        >>> torch.allclose(k @ p, m, atol=1e-5)
+        True
+    """
+    dtype = matrix.dtype
+    m = matrix.detach().to(torch.float64)
+    s = second_moment.detach().to(torch.float64)
+    n = s.shape[0]
+    scale = float(s.diagonal().mean())
+    if not scale > 0:  # no input energy at all: every direction is as good as any
+        scale = 1.0
+    s = (s + s.T) / 2 + 1e-6 * scale * torch.eye(n, dtype=s.dtype, device=s.device)
+    values, vectors = torch.linalg.eigh(s)
+    values = values.clamp_min(1e-9 * scale)
+    root = (vectors * values.sqrt()) @ vectors.T
+    inverse_root = (vectors / values.sqrt()) @ vectors.T
+    z = m @ root
+    v = _leading(z.T, rank)  # the leading right singular vectors of M L
+    p = v.T @ inverse_root
+    k = z @ v
+    norms = p.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    return (p / norms).to(dtype), (k * norms.T).to(dtype)
 
 
 def svd_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
