@@ -603,8 +603,13 @@ def _build_calibrated(c: Candidate, new: nn.Module) -> torch.Tensor:
     if c.kind == "reduce":
         new[1].weight.copy_(kernel)
         return torch.einsum("orkl,ri->oikl", kernel, p)
-    # tucker2: the output side by the HOSVD of the reduced kernel (weights only)
-    u_out = _tucker._leading(_tucker.unfold(kernel.double(), 0), c.ranks[0]).to(w.dtype)
+    # tucker2: the output side spans the leading output directions on the data: the eigenvectors
+    # of sum over taps of K S_r K^T, S_r the second moment of the reduced inputs P x (taps
+    # taken as uncorrelated). The weights alone would weigh rarely used inputs like common ones.
+    k64, p64 = kernel.double(), p.double()
+    reduced = p64 @ c.second_moment.to(k64.device) @ p64.T
+    output_moment = torch.einsum("orkl,rs,pskl->op", k64, reduced, k64)
+    u_out = _tucker._leading_eigenvectors(output_moment, c.ranks[0]).to(w.dtype)
     core = torch.einsum("orkl,oa->arkl", kernel, u_out)
     new[1].weight.copy_(core)
     new[2].weight.copy_(u_out[:, :, None, None])

@@ -88,6 +88,12 @@ def _leading(matrix: torch.Tensor, rank: int) -> torch.Tensor:
     return vectors.flip(1)[:, :rank].contiguous()
 
 
+def _leading_eigenvectors(symmetric: torch.Tensor, rank: int) -> torch.Tensor:
+    """The ``rank`` eigenvectors of the largest eigenvalues of a symmetric matrix (float64)."""
+    _, vectors = torch.linalg.eigh(symmetric.to(torch.float64))
+    return vectors.flip(1)[:, :rank].contiguous()
+
+
 def tucker2(
     weight: torch.Tensor, rank_out: int, rank_in: int, *, iterations: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
