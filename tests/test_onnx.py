@@ -169,6 +169,33 @@ def test_model_forward_error_is_a_onebyone_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("dynamic_batch", [True, False])
+def test_a_model_with_no_operations_says_so_and_writes_nothing(tmp_path, dynamic_batch):
+    with pytest.raises(ValueError) as info:
+        export_onnx(nn.Identity(), (1, 3, 8, 8), tmp_path / "m.onnx", dynamic_batch=dynamic_batch)
+    assert str(info.value) == ("Identity has no operations to export: the ONNX graph would have no nodes (its "
+                               "outputs are its inputs or constants); nothing was written")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "nets.py").write_text("from torch import nn\n\ndef same(num_classes=10):\n    return nn.Identity()\n")
+    result = runner.invoke(app, ["export", f"{tmp_path / 'nets.py'}:same", "--input", "3x8x8",
+                                 "--onnx", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2 and result.stderr.strip() == f"error: {info.value}"
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_valid_file_with_no_operations_is_not_called_corrupt(tmp_path):
+    f = TensorProto.FLOAT
+    graph = helper.make_graph([], "empty", [helper.make_tensor_value_info("x", f, [1, 4])],
+                              [helper.make_tensor_value_info("x", f, [1, 4])])
+    path = tmp_path / "empty.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    onnx.checker.check_model(str(path))  # a valid model, which onnxruntime runs
+    message = f"{str(path)!r} has no operations: its graph has no nodes (its outputs are its inputs or constants)"
+    for call in (analyze_onnx, profile):
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}; there is nothing to analyze or time$"):
+            call(path)
+
+
 def test_dynamic_spatial_refused_for_a_fixed_size_head(tmp_path):
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
     with pytest.raises(ValueError, match="convolutionalize"):
@@ -575,12 +602,15 @@ def test_profile_command_times_an_onnx_file_in_onnxruntime(tmp_path):
     # one line: the shape it ran at, the median and how it was measured
     assert re.fullmatch(
         r".*m\.onnx at 2x3x8x8: \d+\.\d\d ms median of 3 runs \(onnxruntime CPUExecutionProvider, "
-        r"1 thread\)\n",
+        r"1 thread\)(; unreliable: the runs varied by \d+% of the median)?\n",  # noise on a busy machine
         result.output,
     ), result.output
     as_json = json.loads(runner.invoke(app, ["profile", str(path), "--input", "3x8x8", "--repeats", "2",
                                              "--format", "json"]).output)  # fmt: skip
     assert as_json["input_shapes"] == [[1, 3, 8, 8]] and len(as_json["samples_ms"]) == 2
+    low, high = sorted(as_json["samples_ms"])  # inclusive quartiles of two: a quarter of the way in from each
+    assert as_json["spread"] == pytest.approx((high - low) / 2 / ((low + high) / 2))
+    assert as_json["reliable"] == (as_json["spread"] <= 0.25)
     # the exported batch is symbolic: without --input it is named in one line
     missing = runner.invoke(app, ["profile", str(path)])
     assert missing.exit_code == 2 and missing.output.count("\n") == 1

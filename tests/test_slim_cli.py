@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from typer.testing import CliRunner
 
 import onebyone.surgery
@@ -67,7 +68,11 @@ def test_slim_end_to_end_writes_a_loadable_model_and_the_report(setup):
     labels = [" ".join(line.split()[:-3]) for line in lines[header + 1 : header + 8]]
     assert labels == ["params", "MACs", "est. ms b1", "est. ms b8", "measured ms b1", "measured ms b8", "accuracy %"]
     report = json.loads((out / "report.json").read_text())
-    assert set(report["before"]) == {"params", "macs", "est_ms_b1", "est_ms_b8", "ms_b1", "ms_b8", "accuracy"}
+    timed = {f"ms_b{b}{tail}" for b in (1, 8) for tail in ("", "_median", "_spread")}
+    assert set(report["before"]) == {"params", "macs", "est_ms_b1", "est_ms_b8", "accuracy", *timed}
+    for b in (1, 8):  # shown (else None: unreliable) = the raw median
+        shown, median = report["before"][f"ms_b{b}"], report["before"][f"ms_b{b}_median"]
+        assert median > 0 and report["before"][f"ms_b{b}_spread"] >= 0 and shown in (None, median)
     assert json.loads((out / "stages.json").read_text()).keys() == {"compress", "finetune", "evaluate"}
     # The saved model is what was evaluated: rebuilt by surgery.load, its accuracy is the report's.
     model = load(out / "model.json", trust_code=True).eval()
@@ -122,6 +127,46 @@ def test_bad_options_are_one_line_and_write_nothing(setup, args, message):
     assert _files(out) == []
 
 
+@pytest.mark.parametrize(("extra", "expected"), [([], 0.5), (["--max-error", "0.75"], 0.75),
+                                                   (["--max-error", "inf"], float("inf"))])
+def test_max_error_reaches_decompose_and_the_report(setup, monkeypatch, extra, expected):
+    spec, data, tmp = setup
+    out = tmp / "run"
+    seen = []
+    real = onebyone.surgery.decompose
+
+    def spy(net, **kwargs):
+        seen.append(kwargs)
+        return real(net, **kwargs)
+
+    monkeypatch.setattr(onebyone.surgery, "decompose", spy)
+    result = _slim(spec, data, out, "--estimate", "--finetune", "0", "--no-onnx", *extra)
+    assert result.exit_code == 0, result.output
+    assert [kwargs["max_error"] for kwargs in seen] == [expected]
+    text = (out / "report.json").read_text()
+    assert "Infinity" not in text  # plain JSON: no cap is null
+    assert json.loads(text)["compress"]["max_error"] == (None if expected == float("inf") else expected)
+
+
+@pytest.mark.parametrize(("value", "shown"), [("0", "0.0"), ("-1", "-1.0"), ("nan", "nan")])
+def test_bad_max_error_is_one_line_and_writes_nothing(setup, value, shown):
+    spec, data, tmp = setup
+    out = tmp / "run"
+    result = runner.invoke(app, ["slim", spec, "--data", data, "--out", str(out), "--max-error", value])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: --max-error must be a number > 0 (inf for no cap), got {shown}"
+    assert _files(out) == []
+
+
+@pytest.mark.parametrize(("value", "error"), [(0, ValueError), (float("nan"), ValueError), ("0.5", TypeError)])
+def test_slim_api_refuses_a_bad_max_error_before_any_work(setup, value, error):
+    _, data, tmp = setup
+    out = tmp / "run"
+    with pytest.raises(error, match=r"^max_error must be a number > 0 \(inf for no cap\), got "):
+        onebyone.surgery.slim(_build(3), load_data(data, "train"), load_data(data, "test"), out, max_error=value)
+    assert _files(out) == []
+
+
 def test_class_count_mismatch_is_one_line(setup, tmp_path):
     spec, _, tmp = setup
     rng = np.random.default_rng(1)
@@ -136,7 +181,8 @@ def test_class_count_mismatch_is_one_line(setup, tmp_path):
     out = tmp / "run"
     result = runner.invoke(app, ["slim", spec, "--data", str(four), "--checkpoint", str(ckpt), "--out", str(out)])
     assert result.exit_code == 2, result.output
-    assert result.output.strip() == "error: the model returns 3 class scores but the data has 4 classes"
+    assert result.output.strip() == ("error: model Sequential returns 3 class scores but the data has 4 classes; "
+                                     "build it with num_classes=4")
     assert _files(out) == []
 
 
@@ -227,3 +273,25 @@ def test_compress_speedup_bad_options_are_one_line(setup, args, message):
     assert result.exit_code == 2
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp / "x.json").exists()
+
+
+def test_slim_latency_is_none_where_the_noise_makes_it_meaningless(monkeypatch):
+    from onebyone import _timing
+    from onebyone.surgery import _slim
+
+    calls = iter(range(10_000))
+
+    def noisy(fn, *, warmup, repeats):  # before, after, before, ... per round; batch 1 then batch 8
+        i = next(calls)
+        before = i % 2 == 0
+        batch8 = i >= 10
+        base = (8.0 if batch8 else 1.0) if before else (4.0 if batch8 else 0.5)
+        return base * (5.0 if before and not batch8 and i % 4 == 0 else 1.0)  # before b1 jumps 5x
+
+    monkeypatch.setattr(_timing, "median_seconds", noisy)
+    out = _slim._latency_ms(nn.Identity(), nn.Identity(), (1, 2, 2), rounds=5)
+    # before at batch 1: samples 5, 1, 5, 1, 5 s -> median 5, IQR 4 / 5 = 80% > 25%
+    assert out["before"]["ms_b1"] is None and out["before"]["ms_b1_median"] == 5000.0
+    assert out["before"]["ms_b1_spread"] == pytest.approx(0.8)
+    assert out["after"] == {"ms_b1": 500.0, "ms_b1_median": 500.0, "ms_b1_spread": 0.0,
+                            "ms_b8": 4000.0, "ms_b8_median": 4000.0, "ms_b8_spread": 0.0}

@@ -14,6 +14,21 @@ from onebyone.surgery import DecomposedConv2d, DecomposedLinear, _speedup, decom
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def _injected_model_time(model: nn.Module) -> float:
+    """A whole Sequential's time from the injected layer timer: 0.2 s plus each layer's time."""
+    layers = [m for m in model if isinstance(m, nn.Conv2d | DecomposedConv2d)]
+    return 0.2 + sum(_speedup.time_module(m, None) for m in layers)
+
+
+@pytest.fixture(autouse=True)
+def _consistent_whole_model_times(monkeypatch):
+    # With measured times decompose also times the whole model before and after (time_pair).
+    # By default the injected whole-model times agree with the injected layer times, as if a
+    # layer took inside the model what it takes alone; tests of the end-to-end check replace it.
+    monkeypatch.setattr(_speedup, "time_pair", lambda before, after, x: (_injected_model_time(before),
+                                                                         _injected_model_time(after)))
+
+
 def _pointwise_net():
     return nn.Sequential(
         nn.Conv2d(24, 40, 1),  # 0: 1x1
@@ -241,3 +256,62 @@ def test_a_budget_unreachable_without_pointwise_is_met_with_it():
     assert report.macs_after <= 0.5 * report.macs_before
     assert {c.name for c in report.changes} <= {"0", "4"}
     assert "depthwise" in {s.name: s.reason for s in report.skipped}["2"]
+
+
+def test_the_whole_model_is_timed_and_a_shortfall_asks_the_layers_for_more(monkeypatch):
+    monkeypatch.setattr(_speedup, "time_module", RankTimer())
+    # Inside the model each rewrite saves only 60% of what it saves alone.
+    def pair(before, after, x):
+        t0, t1 = _injected_model_time(before), _injected_model_time(after)
+        return t0, t0 - 0.6 * (t0 - t1)
+
+    monkeypatch.setattr(_speedup, "time_pair", pair)
+    net = _decaying_spectrum_convs()
+    x = torch.randn(1, 32, 8, 8)
+    small, report = decompose(net, speedup=1.5, measure=True, example_input=x, max_error=math.inf)
+    # By hand: the kept model, timed with the same rule as the fake, meets the target...
+    t0 = _injected_model_time(net)
+    measured = t0 / (t0 - 0.6 * (t0 - _injected_model_time(small)))
+    assert report.measured_speedup == pytest.approx(measured) and measured >= 1.5
+    assert report.speedup_reachable is True
+    # ...after a second round that asked the layer chooser for more than 1.5x.
+    note = next(n for n in report.notes if n.startswith("whole model timed end to end"))
+    assert "; asked " in note
+    assert any("(asked for " in n for n in report.notes)
+
+
+def test_rewrites_that_are_slower_end_to_end_are_not_kept(monkeypatch):
+    monkeypatch.setattr(_speedup, "time_module", FakeTimer())
+    monkeypatch.setattr(_speedup, "time_pair", lambda before, after, x: (2.2, 2.5))  # slower whole
+    net = _two_convs()
+    small, report = decompose(net, speedup=1.5, measure=True, example_input=torch.randn(1, 32, 8, 8), max_error=1)
+    assert report.changes == [] and report.measured_speedup == 1.0 and report.speedup_reachable is False
+    assert all(type(m) is type(n) for m, n in zip(small, net, strict=True))  # nothing rewritten
+    reason = {s.name: s.reason for s in report.skipped}["2"]
+    assert reason == "left alone: with the other rewrites chosen, the whole model measured 0.88x (not faster) end to end"
+
+
+def test_a_second_run_times_neither_layers_nor_whole_models(monkeypatch):
+    calls = []
+    timer = FakeTimer()
+    monkeypatch.setattr(_speedup, "time_module", lambda m, x: calls.append("layer") or timer(m, x))
+    monkeypatch.setattr(_speedup, "time_pair", lambda b, a, x: calls.append("pair") or (2.2, 1.3))
+    net, x = _two_convs(), torch.randn(1, 32, 8, 8)
+    _, first = decompose(net, speedup=1.5, measure=True, example_input=x, max_error=1)
+    assert "pair" in calls and "layer" in calls
+    calls.clear()
+    _, again = decompose(net, speedup=1.5, measure=True, example_input=x, max_error=1)
+    assert calls == []
+    assert again.measured_speedup == first.measured_speedup == pytest.approx(2.2 / 1.3)
+
+
+def test_a_traced_model_keeps_its_attributes_through_the_end_to_end_check(monkeypatch):
+    # fuse returns an fx.GraphModule, whose deep copy drops plain attributes
+    monkeypatch.setattr(_speedup, "time_module", lambda m, x: 0.1 if isinstance(m, DecomposedConv2d) else 1.0)
+    monkeypatch.setattr(_speedup, "time_pair", lambda before, after, x: (1.0, 0.5))
+    net = torch.fx.symbolic_trace(_two_convs())
+    net.default_input_size = (32, 8, 8)
+    small, report = decompose(net, speedup=1.5, measure=True, example_input=torch.randn(1, 32, 8, 8),
+                              max_error=math.inf)
+    assert report.changes and report.measured_speedup == 2.0
+    assert small.default_input_size == (32, 8, 8)

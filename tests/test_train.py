@@ -283,6 +283,11 @@ def test_model_that_cannot_take_the_data_fails_before_training(digits, tmp_path)
     too_few = SmallNet(num_classes=5)
     with pytest.raises(ValueError, match="returns 5 class scores but the data has 10 classes"):
         fit(too_few, train, None, out_dir=tmp_path, quiet=True, device="cpu")
+    too_many = SmallNet(num_classes=12)  # scores for classes no label names: refused as well
+    with pytest.raises(ValueError) as info:
+        fit(too_many, train, None, out_dir=tmp_path, quiet=True, device="cpu")
+    assert str(info.value) == (f"model {type(too_many).__name__} returns 12 class scores but the data has 10 "
+                               "classes; build it with num_classes=10")
     not_logits = nn.Sequential(nn.Conv2d(1, 10, 3))  # a map, not (N, classes)
     with pytest.raises(ValueError, match=r"must return logits of shape \(N, num_classes\)"):
         fit(not_logits, train, None, out_dir=tmp_path, quiet=True, device="cpu")

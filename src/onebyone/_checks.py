@@ -349,3 +349,20 @@ def check_speedup(speedup) -> float:
             f"speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got {speedup}"
         )
     return speedup
+
+
+def check_max_error(name: str, value: Any) -> float:
+    """``value`` as a float, if it is a number > 0 (a relative weight error cap; inf: no cap).
+
+    >>> check_max_error("max_error", 0.25)
+    0.25
+    >>> check_max_error("--max-error", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: --max-error must be a number > 0 (inf for no cap), got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number > 0 (inf for no cap), got {value!r}")
+    if not float(value) > 0:  # also refuses nan
+        raise ValueError(f"{name} must be a number > 0 (inf for no cap), got {value!r}")
+    return float(value)

@@ -9,18 +9,27 @@ of being shown as if it were a measurement.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-__all__ = ["MAX_SPREAD", "Measurement", "latency_ms", "measure", "median_seconds", "spread"]
+__all__ = ["MAX_SPREAD", "UNRELIABLE_NOTE", "Measurement", "latency_ms", "measure", "median_seconds", "reliable_ms",
+           "spread"]
 
 # Above this relative interquartile range the median says more about the machine's load than
 # about the code: the middle half of the samples differ by more than a quarter of the median.
 MAX_SPREAD = 0.25
+
+#: The footnote of a table that shows "unreliable" in place of a latency.
+UNRELIABLE_NOTE = (
+    f"unreliable: the repeated timings varied by more than {MAX_SPREAD:.0%} (interquartile range over the "
+    "median), or batch 8 ran faster than batch 1; other programs are using the CPU. Rerun when the machine "
+    "is quieter."
+)
 
 
 def spread(samples: Sequence[float]) -> float:
@@ -65,6 +74,28 @@ class Measurement:
     def reliable(self) -> bool:
         """Whether the spread is at most :data:`MAX_SPREAD`."""
         return self.spread <= MAX_SPREAD
+
+
+def reliable_ms(times: Mapping[int, Measurement]) -> dict[int, float | None]:
+    """Median milliseconds per batch size, or None for a figure the noise made meaningless.
+
+    A figure is dropped when its spread is above :data:`MAX_SPREAD`; all are dropped when a
+    larger batch ran faster than a smaller one (eight images cannot take less time than one:
+    the load changed between the two).
+
+    Example:
+        >>> reliable_ms({1: Measurement((0.010,) * 5), 8: Measurement((0.050,) * 5)})
+        {1: 10.0, 8: 50.0}
+        >>> reliable_ms({1: Measurement((0.010, 0.090, 0.011, 0.200, 0.012)), 8: Measurement((0.050,) * 5)})
+        {1: None, 8: 50.0}
+        >>> reliable_ms({1: Measurement((0.9,) * 5), 8: Measurement((0.2,) * 5)})
+        {1: None, 8: None}
+    """
+    batches = sorted(times)
+    medians = [times[b].median for b in batches]
+    if any(later < earlier for earlier, later in itertools.pairwise(medians)):
+        return dict.fromkeys(times)
+    return {b: 1000.0 * m.median if m.reliable else None for b, m in times.items()}
 
 
 def _sync() -> Callable[[], None]:

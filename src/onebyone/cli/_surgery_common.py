@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import typer
 
+from onebyone import _timing
 from onebyone.cli._common import parse_shape
 
 
@@ -112,7 +113,6 @@ def latency_pair(
     up to ``rounds[batch]`` rounds, at least 5, stopping once ``max_seconds`` are spent on that
     batch. Returns ``({1: Measurement, 8: Measurement}, {1: ..., 8: ...})`` (seconds).
     """
-    from onebyone import _timing
     from onebyone._modes import eval_mode
 
     rounds = rounds or {1: 21, 8: 11}
@@ -153,13 +153,8 @@ def latency_cells(times: dict[int, Any]) -> dict[str, float | None]:
         >>> latency_cells({1: Measurement((0.9,) * 5), 8: Measurement((0.2,) * 5)})
         {'b1': None, 'b8': None}
     """
-    b1, b8 = times[1], times[8]
-    if b8.median < b1.median:
-        return {"b1": None, "b8": None}
-    return {
-        "b1": 1000.0 * b1.median if b1.reliable else None,
-        "b8": 1000.0 * b8.median if b8.reliable else None,
-    }
+    cells = _timing.reliable_ms({1: times[1], 8: times[8]})
+    return {"b1": cells[1], "b8": cells[8]}
 
 
 def echo_totals(before: dict, after: dict) -> None:
@@ -182,13 +177,7 @@ def echo_totals(before: dict, after: dict) -> None:
         ratio = b / a if a else float("inf")
         typer.echo(f"{label:20}{fmt.format(b):>16}{fmt.format(a):>18}{ratio:>8.2f}x")
     if unreliable:
-        from onebyone._timing import MAX_SPREAD
-
-        typer.echo(
-            f"unreliable: the repeated timings varied by more than {MAX_SPREAD:.0%} (interquartile "
-            "range over the median), or batch 8 ran faster than batch 1; other programs are "
-            "using the CPU. Rerun when the machine is quieter."
-        )
+        typer.echo(_timing.UNRELIABLE_NOTE)
 
 
 def torch_threads_note() -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 import typer
 
-from onebyone._checks import check_choice, check_fraction, check_int, check_speedup
+from onebyone._checks import check_choice, check_fraction, check_int, check_max_error, check_speedup
 from onebyone.cli._common import set_threads, threads_option, user_errors
 from onebyone.cli._surgery_common import onnx_option
 from onebyone.models import SPEC_HELP
@@ -44,8 +44,7 @@ def _check_options(energy, budget, rank, method, round_to, iterations, speedup=N
         raise ValueError("--estimate goes with --speedup (it chooses ranks by estimated time)")
     if estimate and measure:
         raise ValueError("give at most one of --measure or --estimate")
-    if not max_error > 0:  # also refuses nan
-        raise ValueError(f"--max-error must be a number > 0 (inf for no cap), got {max_error}")
+    check_max_error("--max-error", max_error)
     if energy is not None:
         check_fraction("--energy", energy)
     if budget is not None:

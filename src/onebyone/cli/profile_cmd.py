@@ -60,7 +60,8 @@ def profile(
             import dataclasses
             import json
 
-            typer.echo(json.dumps(dataclasses.asdict(result), indent=2))
+            fields = {**dataclasses.asdict(result), "spread": result.spread, "reliable": result.reliable}
+            typer.echo(json.dumps(fields, indent=2))
         else:
             typer.echo(str(result))
         return

@@ -18,6 +18,7 @@ def slim(
     out: Path = typer.Option(..., "--out", help="Folder for the run: model.json + .safetensors, report.json."),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Trained weights: a .safetensors file or a folder from onebyone train."),
     speedup: float = typer.Option(2.0, "--speedup", help="Target speedup of the whole model (> 1)."),
+    max_error: float = typer.Option(0.5, "--max-error", help="The largest relative weight error a decomposed layer may take (inf: no cap)."),
     method: str = typer.Option("tucker2", "--method", help="tucker2 (1x1, kxk, 1x1) or reduce (1x1, kxk)."),
     finetune: int = typer.Option(2, "--finetune", help="Epochs of distillation from the original (0: none)."),
     estimate: bool = typer.Option(False, "--estimate", help="Choose ranks by the time estimate instead of measuring."),
@@ -30,7 +31,7 @@ def slim(
     no_onnx: bool = onnx_option(),
 ) -> None:
     """Slim a trained model: compress to --speedup, fine-tune, evaluate; print before/after; save."""
-    from onebyone._checks import check_choice, check_speedup
+    from onebyone._checks import check_choice, check_max_error, check_speedup
     from onebyone.cli._common import check_subset
     from onebyone.cli._surgery_common import build
     from onebyone.data import load as load_data
@@ -40,6 +41,7 @@ def slim(
         check_speedup(speedup)
     except (ValueError, TypeError) as e:
         raise ValueError(f"--{e}") from None
+    check_max_error("--max-error", max_error)
     check_choice("--method", method, ("tucker2", "reduce"))
     if finetune < 0:
         raise ValueError(f"--finetune must be an int >= 0 (epochs), got {finetune}")
@@ -56,8 +58,8 @@ def slim(
         model, checkpoint, None if checkpoint is not None else train_set.num_classes, "x".join(map(str, size))
     )
     result = run_slim(
-        net, train_set, test_set, out, speedup=speedup, method=method, finetune_epochs=finetune, measure=not estimate,
-        resume=resume, device_profile=device_profile, base=model, base_kwargs=kwargs, lr=lr,
+        net, train_set, test_set, out, speedup=speedup, max_error=max_error, method=method, finetune_epochs=finetune,
+        measure=not estimate, resume=resume, device_profile=device_profile, base=model, base_kwargs=kwargs, lr=lr,
         batch_size=batch_size, onnx=not no_onnx, log=typer.echo,
     )
     typer.echo("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -116,6 +117,9 @@ def _load_npz(path: Path, split: str) -> ArrayDataset:
     return ArrayDataset(images, labels, name=f"{path.stem}:{split}")
 
 
+# What parsing an untrusted .npy header may raise (RecursionError: a deeply nested literal).
+_BAD_HEADER = (ValueError, SyntaxError, TypeError, OverflowError, RecursionError, tokenize.TokenError)
+
 # Deflate expands at most ~1032x; more than this per member is a lie in the zip directory.
 _MAX_DEFLATE_RATIO = 1100
 
@@ -144,7 +148,9 @@ def _read_npy_member(zf: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             else:
                 raise ValueError(f"unsupported .npy format version {version}")
-        except (ValueError, SyntaxError, TypeError) as e:
+        # What numpy raises on a bad header depends on numpy and Python (literal_eval, then
+        # tokenize for old headers: ValueError, SyntaxError, TokenError...): all mean the same.
+        except _BAD_HEADER as e:
             raise ValueError(f"{where}: not a valid .npy array: {e}") from None
         if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
             raise ValueError(f"{where}: expected a plain numeric array, got dtype {dtype}")

@@ -22,8 +22,12 @@ F = TypeVar("F", bound=Callable[..., nn.Module])
 def register_model(fn: F) -> F:
     """Register a model entry point under its function name.
 
+    Registering the same builder again (the same module and name, as when its module runs a
+    second time: ``importlib.reload``, or pytest importing the file for its doctests) keeps the
+    first one and is not an error.
+
     Raises:
-        ValueError: if a model of that name is already registered.
+        ValueError: if another model of that name is already registered.
 
     Example:
         >>> from torch import nn
@@ -36,9 +40,15 @@ def register_model(fn: F) -> F:
     """
     name = fn.__name__
     if name in _MODELS:
-        raise ValueError(f"a model named {name!r} is already registered")
+        if _origin(_MODELS[name]) == _origin(fn):
+            return fn
+        raise ValueError(f"a model named {name!r} is already registered (by {_MODELS[name].__module__})")
     _MODELS[name] = fn
     return fn
+
+
+def _origin(fn: Callable) -> tuple[str | None, str | None]:
+    return getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
 
 
 def list_models(pattern: str = "*") -> list[str]:

@@ -92,6 +92,11 @@ def load_onnx(path: str | os.PathLike, *, what: str = "analysing an .onnx file")
             f"{text!r} is not an ONNX model, or is truncated or corrupted ({type(e).__name__}: "
             f"{str(e).strip().splitlines()[0] if str(e).strip() else 'cannot parse'})"
         ) from e
+    if proto.ir_version >= 1 and proto.HasField("graph") and proto.graph.output and not proto.graph.node:
+        raise ValueError(
+            f"{text!r} has no operations: its graph has no nodes (its outputs are its inputs or "
+            "constants); there is nothing to analyze or time"
+        )
     if proto.ir_version < 1 or not proto.HasField("graph") or not proto.graph.node:
         raise ValueError(
             f"{text!r} is not an ONNX model, or is truncated or corrupted (no graph with nodes)"

@@ -118,8 +118,9 @@ def export_onnx(
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
-        ValueError: a bad ``input_size``, ``path``, ``opset`` or ``rtol``, or a model that does
-            not run at the second size of a dynamic axis.
+        ValueError: a bad ``input_size``, ``path``, ``opset`` or ``rtol``, a model that does
+            not run at the second size of a dynamic axis, or one with no operations to export
+            (``nn.Identity``).
         FileNotFoundError: the folder of ``path`` does not exist.
         OneByOneError: the model's forward failed, both exporters failed, or onnxruntime
             disagrees with PyTorch (nothing is written then).
@@ -169,6 +170,11 @@ def export_onnx(
     with atomic_path(out) as tmp:
         exporter, reason = _export(work, size, axes, tmp, opset)
         proto = onnx.load(str(tmp))
+        if not proto.graph.node:  # nn.Identity: a file that onnxruntime runs but nothing can time or analyze
+            raise ValueError(
+                f"{type(model).__name__} has no operations to export: the ONNX graph would have no "
+                "nodes (its outputs are its inputs or constants); nothing was written"
+            )
         error = _verify(tmp, references, out)
         op_types, custom = _op_types(proto)
         opset_used = next(

@@ -27,6 +27,8 @@ class ProfileResult:
         threads: onnxruntime's intra-op threads (0: its default).
         provider: the execution provider.
         onnxruntime: the onnxruntime version.
+        spread: the interquartile range of the samples over their median; above
+            ``onebyone._timing.MAX_SPREAD`` the median is unreliable (the machine was busy).
 
     Example:
         >>> r = ProfileResult("m.onnx", [(1, 3, 8, 8)], 1.5, [1.4, 1.5, 1.6], 1)
@@ -42,12 +44,27 @@ class ProfileResult:
     provider: str = "CPUExecutionProvider"
     onnxruntime: str = ""
 
+    @property
+    def spread(self) -> float:
+        """The interquartile range of the samples over their median."""
+        from onebyone._timing import spread
+
+        return spread(self.samples_ms)
+
+    @property
+    def reliable(self) -> bool:
+        """Whether the spread is at most ``onebyone._timing.MAX_SPREAD``."""
+        from onebyone._timing import MAX_SPREAD
+
+        return self.spread <= MAX_SPREAD
+
     def __str__(self) -> str:
         shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes)
         threads = "default threads" if not self.threads else f"{self.threads} thread" + ("s" if self.threads > 1 else "")
+        noise = "" if self.reliable else f"; unreliable: the runs varied by {self.spread:.0%} of the median"
         return (
             f"{self.path} at {shapes}: {self.median_ms:.2f} ms median of {len(self.samples_ms)} runs "
-            f"(onnxruntime {self.provider}, {threads})"
+            f"(onnxruntime {self.provider}, {threads}){noise}"
         )
 
 
@@ -154,11 +171,14 @@ def latency_before_after(
     repeats: int = 20,
     warmup: int = 3,
     threads: int = 0,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, float | None]]:
     """Export both models (static shapes) to temporary files and time each in onnxruntime.
 
     Each model is exported once per batch with every axis fixed (``(batch, *size)``), verified
     by :func:`~onebyone.onnx.export_onnx`, then timed by :func:`profile`; the files are deleted.
+    A figure is None, as in the PyTorch latency cells, where the noise made it meaningless: its
+    runs varied by more than ``onebyone._timing.MAX_SPREAD``, or (both batches of a model)
+    batch 8 ran faster than batch 1.
 
     Args:
         before: the model before the surgery.
@@ -170,7 +190,7 @@ def latency_before_after(
         threads: onnxruntime's intra-op threads; 0 for its default.
 
     Returns:
-        ``{"before": {"ort_ms_b1": ms, "ort_ms_b8": ms}, "after": {...}}``.
+        ``{"before": {"ort_ms_b1": ms, "ort_ms_b8": ms}, "after": {...}}`` (None: unreliable).
 
     Raises:
         MissingExtraError: the ``onnx`` extra is not installed.
@@ -179,17 +199,19 @@ def latency_before_after(
     Example:
         >>> from torch import nn
         >>> t = latency_before_after(nn.Conv2d(3, 8, 1), nn.Conv2d(3, 4, 1), (3, 8, 8), repeats=2, threads=1)
-        >>> sorted(t["after"]), t["before"]["ort_ms_b1"] > 0
+        >>> sorted(t["after"]), all(ms is None or ms > 0 for ms in t["before"].values())  # None: noise won
         (['ort_ms_b1', 'ort_ms_b8'], True)
     """
     import tempfile
     from pathlib import Path
 
+    from onebyone._timing import Measurement, reliable_ms
+
     from ._deps import require_onnx
     from ._export import export_onnx
 
     require_onnx("onnxruntime latency")
-    out: dict[str, dict[str, float]] = {"before": {}, "after": {}}
+    times: dict[str, dict[int, Measurement]] = {"before": {}, "after": {}}
     with tempfile.TemporaryDirectory(prefix="onebyone-ort-") as folder:
         for batch in batches:
             shape = (batch, *size)
@@ -197,9 +219,10 @@ def latency_before_after(
                 path = Path(folder) / f"{key}_b{batch}.onnx"
                 export_onnx(net, shape, path, dynamic_batch=False)
                 result = profile(path, shape, repeats=repeats, warmup=warmup, threads=threads)
-                out[key][f"ort_ms_b{batch}"] = result.median_ms
+                times[key][batch] = Measurement(tuple(ms / 1000.0 for ms in result.samples_ms))
                 path.unlink()
-    return out
+    return {key: {f"ort_ms_b{batch}": ms for batch, ms in reliable_ms(by_batch).items()}
+            for key, by_batch in times.items()}
 
 
 def latency_or_note(before: Any, after: Any, size: tuple[int, ...], **kwargs: Any) -> tuple[dict | None, str | None]:

@@ -23,6 +23,7 @@ from onebyone._internal import InternalError, ours
 from onebyone._modes import eval_mode
 from onebyone.errors import OneByOneError
 from onebyone.surgery import _tucker
+from onebyone.surgery._by_time import by_measured_time, ranks_by_time
 from onebyone.surgery._forward import run_forward
 from onebyone.surgery._macs import model_macs
 from onebyone.surgery._ranks import Candidate, ranks_from_budget, ranks_from_energy, ranks_from_rank
@@ -169,7 +170,10 @@ def decompose(
     new = keep_attributes(model, copy.deepcopy(model))
     report = SurgeryReport("decompose")
     candidates, macs_before, time_plan = _select(new, args, report)
-    _rewrite(new, candidates, args, report, time_plan)
+    if args.speedup is not None and args.measure:
+        new, report = by_measured_time(new, candidates, args, report)
+    else:
+        _rewrite(new, candidates, args, report, time_plan)
     _finish_report(model, new, args, macs_before, report)
     record_step(new, {
         "op": "decompose",
@@ -335,7 +339,9 @@ def _select(new: nn.Module, args: _Args, report: SurgeryReport):
         _calibrate(new, candidates, args.calibration, args.x.device, report)
     macs_before = model_macs(new, args.x)
     if args.speedup is not None:
-        chosen, plan = _ranks_by_time(new, candidates, args, report)
+        if args.measure:  # chosen, built and timed end to end by by_measured_time
+            return candidates, macs_before, None
+        chosen, plan = ranks_by_time(new, candidates, args, report)
         return chosen, macs_before, plan
     if args.budget is not None:
         return ranks_from_budget(candidates, args.budget, args.round_to, macs_before, report), macs_before, None
@@ -352,42 +358,6 @@ def _select(new: nn.Module, args: _Args, report: SurgeryReport):
         else:
             kept.append(c)
     return kept, macs_before, None
-
-
-def _ranks_by_time(new: nn.Module, candidates: list[Candidate], args: _Args, report: SurgeryReport):
-    """``speedup``: the candidates and ranks chosen by time (see ``_speedup``), and the plan."""
-    from onebyone.analysis import analyze
-    from onebyone.analysis.profiles import resolve_profile
-    from onebyone.surgery import _speedup
-
-    profile = resolve_profile(args.device_profile)
-    total_est = float(analyze(new, tuple(args.x.shape), device_profile=profile).est_time_s)
-    cache, total_measured = None, None
-    key = _speedup.device_key(profile.label, args.x)
-    if args.measure:
-        cache = _speedup.TimingCache.load()
-        x = args.x
-        total_measured = cache.get(
-            f"{key}|model|{_speedup._layer_key(new, x)}", lambda: _speedup.time_module(new, x)
-        )
-    try:
-        chosen, plan = _speedup.choose_by_time(
-            candidates, args.speedup, round_to=args.round_to, profile=profile, measure=args.measure,
-            total_est_s=total_est, total_measured_s=total_measured, cache=cache, dev_key=key, report=report,
-            max_error=args.max_error,
-        )
-    finally:
-        if cache is not None:
-            cache.save()
-    report.speedup_target = args.speedup
-    report.predicted_speedup = plan.speedup
-    report.speedup_reachable = plan.speedup >= args.speedup * (1 - 1e-9)
-    report.notes.append(
-        f"speedup target {args.speedup:g}x by {plan.source} time on {profile.label}: "
-        f"predicted {plan.speedup:.2f}x ({1000 * plan.total_s:.3f} ms -> "
-        f"{1000 * (plan.total_s - plan.saved_s):.3f} ms at batch {args.x.shape[0]})"
-    )
-    return chosen, plan
 
 
 def _fixed_ranks(candidates: list[Candidate], args: _Args, report: SurgeryReport) -> list[Candidate]:

@@ -19,7 +19,7 @@ With ``resume=True`` a run starts after the last finished stage.
 from __future__ import annotations
 
 import json
-import statistics
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from torch import nn
 from onebyone._io import write_json_atomic
 from onebyone._modes import eval_mode
 
-__all__ = ["SlimResult", "check_classes", "slim"]
+__all__ = ["SlimResult", "slim"]
 
 STAGES = ("compress", "finetune", "evaluate")
 STAGES_FILE = "stages.json"
@@ -58,7 +58,10 @@ class SlimResult:
                 "finetune": self.finetune}
 
     def to_text(self) -> str:
-        """The before/after table (ratio: before / after; for accuracy, after - before in points)."""
+        """The before/after table (ratio: before / after; for accuracy, after - before in points).
+
+        A latency that is None (its runs varied too much to mean anything) shows "unreliable".
+        """
         rows = [
             ("params", "params", "{:,}"), ("MACs", "macs", "{:,}"),
             ("est. ms b1", "est_ms_b1", "{:.3f}"), ("est. ms b8", "est_ms_b8", "{:.3f}"),
@@ -68,32 +71,16 @@ class SlimResult:
         ]
         out = [f"{'':18}{'before':>12}{'after':>14}{'ratio':>10}"]
         for label, key, fmt in rows:
-            b, a = self.before.get(key), self.after.get(key)
+            if key not in self.before or key not in self.after:
+                continue
+            b, a = self.before[key], self.after[key]
             if b is None or a is None:
+                cells = ["unreliable" if v is None else fmt.format(v) for v in (b, a)]
+                out.append(f"{label:18}{cells[0]:>12}{cells[1]:>14}{'-':>10}")
                 continue
             ratio = f"{a - b:+.2f}pt" if key == "accuracy" else (f"{b / a:.2f}x" if a else "-")
             out.append(f"{label:18}{fmt.format(b):>12}{fmt.format(a):>14}{ratio:>10}")
         return "\n".join(out + self.notes)
-
-
-def check_classes(model: nn.Module, data, size: tuple[int, ...]) -> None:
-    """Raise ValueError unless ``model`` returns one score per class of ``data`` (one forward).
-
-    Example:
-        >>> from torch.utils.data import TensorDataset
-        >>> ds = TensorDataset(torch.zeros(2, 4), torch.zeros(2, dtype=torch.long)); ds.num_classes = 3
-        >>> check_classes(nn.Linear(4, 5), ds, (4,))
-        Traceback (most recent call last):
-        ...
-        ValueError: the model returns 5 class scores but the data has 3 classes
-    """
-    classes = getattr(data, "num_classes", None)
-    with eval_mode(model), torch.no_grad():
-        logits = model(torch.zeros(2, *size))
-    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
-        raise ValueError(f"the model must return logits (N, num_classes), got {getattr(logits, 'shape', logits)}")
-    if isinstance(classes, int) and logits.shape[1] != classes:
-        raise ValueError(f"the model returns {logits.shape[1]} class scores but the data has {classes} classes")
 
 
 def _stages(out: Path) -> dict:
@@ -131,20 +118,22 @@ def _restore(model: nn.Module, plan: Path) -> nn.Module:
     return new.eval()
 
 
-def _time(model: nn.Module, x: torch.Tensor, measure: bool, device_profile) -> float:
-    """Seconds of one forward at ``x``: measured (through the timing cache) or estimated."""
+def _fold_gain(model: nn.Module, fused: nn.Module, x: torch.Tensor, measure: bool, device_profile) -> float:
+    """``model``'s time over ``fused``'s at ``x``: timed in alternating rounds (through the timing
+    cache), or estimated."""
     from onebyone.analysis import analyze
     from onebyone.analysis.profiles import resolve_profile
     from onebyone.surgery import _speedup
 
     profile = resolve_profile(device_profile)
     if not measure:
-        return float(analyze(model, tuple(x.shape), device_profile=profile).est_time_s)
+        shape = tuple(x.shape)
+        return float(analyze(model, shape, device_profile=profile).est_time_s
+                     / analyze(fused, shape, device_profile=profile).est_time_s)
     cache = _speedup.TimingCache.load()
-    key = f"{_speedup.device_key(profile.label, x)}|model|{_speedup._layer_key(model, x)}"
-    seconds = cache.get(key, lambda: _speedup.time_module(model, x))
+    gain = _speedup.whole_model_speedup(model, fused, x, cache, _speedup.device_key(profile.label, x))
     cache.save()
-    return seconds
+    return gain
 
 
 def _calibration(data, count: int):
@@ -158,10 +147,15 @@ def _calibration(data, count: int):
 
 
 def _latency_ms(before: nn.Module, after: nn.Module, size: tuple[int, ...], rounds: int = 5) -> dict:
-    """Median eval latency (ms) of both models at batch 1 and 8, timed in alternating rounds."""
-    from onebyone._timing import median_seconds
+    """Eval latency (ms) of both models at batch 1 and 8, timed in alternating rounds.
 
-    out: dict = {"before": {}, "after": {}}
+    ``ms_b1``/``ms_b8`` are None where the noise makes the figure meaningless
+    (:func:`onebyone._timing.reliable_ms`); ``ms_b*_median`` and ``ms_b*_spread`` keep the raw
+    median and its spread either way.
+    """
+    from onebyone._timing import Measurement, median_seconds, reliable_ms
+
+    runs: dict = {"before": {}, "after": {}}
     with eval_mode(before, after), torch.inference_mode():
         for batch in (1, 8):
             x = torch.randn(batch, *size)
@@ -171,7 +165,15 @@ def _latency_ms(before: nn.Module, after: nn.Module, size: tuple[int, ...], roun
                 for key, net in (("before", before), ("after", after)):
                     samples[key].append(median_seconds(lambda net=net, x=x: net(x), warmup=0, repeats=3))
             for key in samples:
-                out[key][f"ms_b{batch}"] = 1000.0 * statistics.median(samples[key])
+                runs[key][batch] = Measurement(tuple(samples[key]))
+    out: dict = {}
+    for key, measurements in runs.items():
+        shown = reliable_ms(measurements)
+        out[key] = {}
+        for batch, m in measurements.items():
+            out[key][f"ms_b{batch}"] = shown[batch]
+            out[key][f"ms_b{batch}_median"] = 1000.0 * m.median
+            out[key][f"ms_b{batch}_spread"] = m.spread
     return out
 
 
@@ -191,6 +193,7 @@ def slim(
     out_dir: str | Path,
     *,
     speedup: float = 2.0,
+    max_error: float = 0.5,
     method: str = "tucker2",
     finetune_epochs: int = 2,
     measure: bool = True,
@@ -214,6 +217,9 @@ def slim(
         test_data: the data the accuracies are measured on.
         out_dir: the run's folder (created; must be empty unless ``resume``).
         speedup: the target speedup of the whole model (> 1).
+        max_error: the largest relative weight error ``||W - W'|| / ||W||`` a decomposed layer
+            may take (passed to :func:`~onebyone.surgery.decompose`; ``math.inf``: no cap); recorded
+            in ``report.json`` as ``compress.max_error`` (null for no cap).
         method: decompose's method for kxk convolutions ("tucker2" or "reduce").
         finetune_epochs: epochs of distillation (0: none).
         measure: choose ranks by measured times (cached) instead of the estimate.
@@ -237,22 +243,24 @@ def slim(
         The :class:`SlimResult`, also written to ``OUT/report.json``.
 
     Raises:
-        ValueError: a bad ``speedup``, a model whose class count differs from the data's, or an
+        ValueError: a bad ``speedup`` or ``max_error``, a model whose class count differs from the data's, or an
             ``out_dir`` that holds files and ``resume`` is not set.
     """
-    from onebyone._checks import check_speedup
+    from onebyone._checks import check_max_error, check_speedup
     from onebyone.surgery import decompose, fuse, save
     from onebyone.surgery._finetune import finetune
     from onebyone.surgery._recipe import get_recipe, set_recipe
     from onebyone.train import evaluate, has_checkpoint
+    from onebyone.train._model_check import check_model_fits_data
 
     speedup = check_speedup(speedup)
+    max_error = check_max_error("max_error", max_error)
     if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
         raise ValueError(f"finetune_epochs must be an int >= 0, got {finetune_epochs!r}")
     if isinstance(calibration, bool) or not isinstance(calibration, int) or calibration < 0:
         raise ValueError(f"calibration must be an int >= 0 (training samples), got {calibration!r}")
     size = tuple(getattr(train_data, "input_size", None) or train_data[0][0].shape)
-    check_classes(model, train_data, size)
+    check_model_fits_data(model, train_data, torch.device("cpu"), torch.preserve_format)  # fit's own check
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a file, expected a folder")
@@ -272,12 +280,13 @@ def slim(
         x8 = torch.randn(8, *size)
         # Folding the norms is part of the speedup: decompose is asked only for what remains.
         # Folding removes operators and cannot slow a model down: a measured slowdown is noise.
-        fold_gain = max(1.0, _time(model, x8, measure, device_profile) / _time(fused, x8, measure, device_profile))
+        fold_gain = max(1.0, _fold_gain(model, fused, x8, measure, device_profile))
         remaining = speedup / fold_gain
         if remaining > 1.0:
             small, report = decompose(
                 fused, method=method, speedup=remaining, measure=measure, pointwise=True,
-                device_profile=device_profile, example_input=x8, calibration=_calibration(train_data, calibration),
+                device_profile=device_profile, example_input=x8, max_error=max_error,
+                calibration=_calibration(train_data, calibration),
             )
             log(report.to_text())
             decompose_info = report.to_dict()
@@ -286,7 +295,8 @@ def slim(
         log(f"folding the norms: {fold_gain:.2f}x; decompose asked for {remaining:.2f}x")
         save(small, out / "compressed", **kwargs)
         compress_info = {"fused": len(fuse_report.changes), "fold_gain": fold_gain, "decompose_target": remaining,
-                         "decompose": decompose_info}
+                         # null: no cap (plain JSON has no inf)
+                         "max_error": max_error if math.isfinite(max_error) else None, "decompose": decompose_info}
         _mark(out, done, "compress", compress_info)
 
     if "finetune" in done:
@@ -324,6 +334,12 @@ def slim(
             after.update(ort["after"])
         elif note:
             result.notes.append(note)
+    shown = [side.get(k) for side in (before, after) for k in ("ms_b1", "ms_b8", "ort_ms_b1", "ort_ms_b8")
+             if k in side]
+    if None in shown:
+        from onebyone._timing import UNRELIABLE_NOTE
+
+        result.notes.append(UNRELIABLE_NOTE)
     result.notes.append(f"measured on CPU, {torch.get_num_threads()} threads; model saved as {out / 'model.json'}")
     write_json_atomic(out / "report.json", result.to_dict())
     _mark(out, done, "evaluate", True)

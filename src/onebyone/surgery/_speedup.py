@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import statistics
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,12 @@ from onebyone._modes import eval_mode
 from onebyone.surgery._ranks import Candidate, _lower_hull, _options, lower_frontier
 from onebyone.surgery.report import Skip, SurgeryReport
 
-__all__ = ["TimingCache", "choose_by_time", "default_cache_path", "time_module"]
+__all__ = ["TimingCache", "choose_by_time", "default_cache_path", "time_module", "time_pair", "whole_model_speedup"]
 
 #: Rank choices per layer that get a time (spread along the layer's error frontier).
 POINTS_PER_LAYER = 8
+#: With measured times: rounds of "choose, build, time the whole model" before decompose settles.
+VERIFY_ROUNDS = 3
 CACHE_SCHEMA = 1
 #: Default cap on a layer's relative weight error ||W - W'|| / ||W|| (a quarter of its energy
 #: lost): a speedup target out of reach then stops there instead of gutting every layer.
@@ -76,6 +79,39 @@ def time_module(module: nn.Module, x: torch.Tensor) -> float:
 
     with eval_mode(module), torch.inference_mode():
         return median_seconds(lambda: module(x), warmup=2, repeats=7)
+
+
+def time_pair(before: nn.Module, after: nn.Module, x: torch.Tensor, rounds: int = 5) -> tuple[float, float]:
+    """Median seconds of ``before(x)`` and ``after(x)``, timed in alternating rounds of 3-call medians.
+
+    Alternating makes a change in the machine's load hit both alike. Tests replace this function.
+
+    Example:
+        >>> a, b = time_pair(nn.Conv2d(8, 8, 3), nn.Conv2d(8, 2, 3), torch.randn(1, 8, 16, 16), rounds=2)
+        >>> a > 0 and b > 0
+        True
+    """
+    from onebyone._timing import median_seconds
+
+    samples: tuple[list[float], list[float]] = ([], [])
+    with eval_mode(before, after), torch.inference_mode():
+        before(x), after(x)  # warm-up
+        for _ in range(rounds):
+            for net, out in ((before, samples[0]), (after, samples[1])):
+                out.append(median_seconds(lambda net=net: net(x), warmup=0, repeats=3))
+    return statistics.median(samples[0]), statistics.median(samples[1])
+
+
+def whole_model_speedup(before: nn.Module, after: nn.Module, x: torch.Tensor, cache: TimingCache,
+                        dev_key: str) -> float:
+    """``before``'s time over ``after``'s at ``x`` (:func:`time_pair`), through ``cache``."""
+    key = f"{dev_key}|pair|{_layer_key(before, x)}|{_layer_key(after, x)}"
+
+    def measure() -> float:
+        t_before, t_after = time_pair(before, after, x)
+        return t_before / t_after
+
+    return cache.get(key, measure)
 
 
 @dataclass

@@ -83,10 +83,12 @@ class SurgeryReport:
     output_error: float | None = None
     notes: list[str] = field(default_factory=list)
     # decompose(speedup=): the target, the whole-model speedup the chosen ranks should give
-    # (by the times they were chosen on), and whether the target was within reach
+    # (by the layer times they were chosen on), whether the target was within reach (by the
+    # end-to-end measurement when there is one) and that measurement
     speedup_target: float | None = None
     predicted_speedup: float | None = None
     speedup_reachable: bool | None = None
+    measured_speedup: float | None = None  # with measure: the chosen model timed end to end
 
     def to_dict(self) -> dict:
         """The report as plain data (lists and numbers), ready for JSON.

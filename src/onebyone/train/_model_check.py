@@ -91,7 +91,8 @@ def check_model_fits_data(
         OneByOneError: the forward raised; the message names the innermost module running
             and its input shapes, and the model's exception is chained.
         ValueError: the model returns something other than logits ``(N, num_classes)``, or
-            fewer class scores than the data has classes.
+            another number of class scores than the data has classes (``num_classes``, when
+            the data says).
 
     Example:
         >>> from torch.utils.data import TensorDataset
@@ -99,6 +100,11 @@ def check_model_fits_data(
         >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
         >>> check_model_fits_data(net, data, torch.device("cpu"), torch.preserve_format)
         (1, 2, 2)
+        >>> data.num_classes = 2
+        >>> check_model_fits_data(net, data, torch.device("cpu"), torch.preserve_format)
+        Traceback (most recent call last):
+        ...
+        ValueError: model Sequential returns 3 class scores but the data has 2 classes; build it with num_classes=2
         >>> check_model_fits_data(nn.Sequential(nn.Flatten(), nn.Linear(5, 3)), data,
         ...                       torch.device("cpu"), torch.preserve_format)
         Traceback (most recent call last):
@@ -124,7 +130,7 @@ def check_model_fits_data(
             f"model {type(model).__name__} must return logits of shape (N, num_classes) for "
             f"N samples of {sample}; it returned {shape} for N={x.shape[0]}"
         )
-    if isinstance(classes, int) and logits.shape[1] < classes:
+    if isinstance(classes, int) and logits.shape[1] != classes:
         raise ValueError(
             f"model {type(model).__name__} returns {logits.shape[1]} class scores but the data "
             f"has {classes} classes; build it with num_classes={classes}"
