@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="fine-tuning batch size (default: slim's)")
     parser.add_argument("--calibration", type=int, default=None,
                         help="training samples the factors are fitted to (0: weight SVD; default: slim's)")
+    parser.add_argument("--max-error", type=float, default=None,
+                        help="decompose's cap on a layer's relative weight error (inf: none; default: slim's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
     parser.add_argument("--estimate", action="store_true", help="choose ranks by the estimate, not measured times")
@@ -62,7 +64,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train, test = load("mnist5k", split="train"), load("mnist5k", split="test")
     results = {}
-    options = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size), ("calibration", args.calibration))
+    options = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size), ("calibration", args.calibration),
+                                           ("max_error", args.max_error))
                if v is not None}
     for name in args.models.split(","):
         torch.manual_seed(0)

@@ -201,8 +201,8 @@ def slim(
     device_profile=None,
     base: str | None = None,
     base_kwargs: dict | None = None,
-    lr: float = 1e-4,
-    batch_size: int = 64,
+    lr: float = 3e-3,
+    batch_size: int = 16,
     calibration: int = 256,
     quiet: bool = True,
     onnx: bool = True,
@@ -227,8 +227,11 @@ def slim(
         device_profile: the profile for the estimates (None: this machine's default).
         base: the spec ``surgery.load`` rebuilds the base model from (a zoo name...).
         base_kwargs: its builder keyword arguments.
-        lr: the fine-tuning learning rate (AdamW).
-        batch_size: the fine-tuning batch size.
+        lr: the fine-tuning peak learning rate (AdamW, warm-up then cosine).
+        batch_size: the fine-tuning batch size. 2 epochs of the 4,000 bundled MNIST images are
+            500 steps at 16 but 126 at 64. On resnet20 cut to rank 8 (teacher 98.1%), with the
+            weights' SVD: 1e-3 at 64 gave 91.7%, 3e-3 at 64 94.5%, 3e-3 at 16 96.6% (97.7% with
+            ``calibration``); the VGG net kept its accuracy with both recipes.
         calibration: how many training samples (a fixed random draw) the factors are fitted to
             (decompose's ``calibration``: the layers' output error, not their weight error, is
             minimised); 0 for the weights' own SVD. On resnet20/MNIST at rank 8 it left 28% test
