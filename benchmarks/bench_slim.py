@@ -56,6 +56,7 @@ def main() -> None:
                         help="training samples the factors are fitted to (0: weight SVD; default: slim's)")
     parser.add_argument("--max-error", type=float, default=None,
                         help="decompose's cap on a layer's relative weight error (inf: none; default: slim's)")
+    parser.add_argument("--round-to", type=int, default=None, help="decompose's rank granularity (default: slim's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
     parser.add_argument("--estimate", action="store_true", help="choose ranks by the estimate, not measured times")
@@ -65,7 +66,7 @@ def main() -> None:
     train, test = load("mnist5k", split="train"), load("mnist5k", split="test")
     results = {}
     options = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size), ("calibration", args.calibration),
-                                           ("max_error", args.max_error))
+                                           ("max_error", args.max_error), ("round_to", args.round_to))
                if v is not None}
     for name in args.models.split(","):
         torch.manual_seed(0)

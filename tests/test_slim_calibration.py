@@ -65,3 +65,18 @@ def test_slim_with_calibration_end_to_end(tmp_path):
 def test_bad_calibration_count(tmp_path, bad):
     with pytest.raises(ValueError, match="calibration must be an int >= 0"):
         slim(_net(), _data(8), _data(8), tmp_path / "out", calibration=bad, log=lambda _: None)
+
+
+@pytest.mark.parametrize(("given", "expected"), [({}, 8), ({"round_to": 2}, 2)])
+def test_slim_passes_round_to(tmp_path, monkeypatch, given, expected):
+    seen = []
+
+    def fake(net, **kwargs):
+        seen.append(kwargs["round_to"])
+        raise RuntimeError("stop after decompose's arguments")
+
+    monkeypatch.setattr(onebyone.surgery, "decompose", fake)
+    with pytest.raises(RuntimeError, match="stop after"):
+        slim(_net(), _data(20), _data(9), tmp_path / "out", speedup=1.5, measure=False, log=lambda _: None,
+             onnx=False, **given)
+    assert seen == [expected]

@@ -204,6 +204,7 @@ def slim(
     lr: float = 3e-3,
     batch_size: int = 16,
     calibration: int = 256,
+    round_to: int = 8,
     quiet: bool = True,
     onnx: bool = True,
     log=print,
@@ -232,6 +233,9 @@ def slim(
             500 steps at 16 but 126 at 64. On resnet20 cut to rank 8 (teacher 98.1%), with the
             weights' SVD: 1e-3 at 64 gave 91.7%, 3e-3 at 64 94.5%, 3e-3 at 16 96.6% (97.7% with
             ``calibration``); the VGG net kept its accuracy with both recipes.
+        round_to: decompose's rank granularity (ranks are multiples of it, capped at the
+            channels): 8 leaves a 16-channel layer only rank 8; smaller values let the chooser cut
+            narrow layers finer.
         calibration: how many training samples (a fixed random draw) the factors are fitted to
             (decompose's ``calibration``: the layers' output error, not their weight error, is
             minimised); 0 for the weights' own SVD. On resnet20/MNIST at rank 8 it left 28% test
@@ -288,7 +292,7 @@ def slim(
         if remaining > 1.0:
             small, report = decompose(
                 fused, method=method, speedup=remaining, measure=measure, pointwise=True,
-                device_profile=device_profile, example_input=x8, max_error=max_error,
+                device_profile=device_profile, example_input=x8, max_error=max_error, round_to=round_to,
                 calibration=_calibration(train_data, calibration),
             )
             log(report.to_text())
