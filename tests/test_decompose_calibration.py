@@ -119,3 +119,33 @@ def test_bad_calibration(calibration, error, match):
 def test_calibration_the_model_cannot_run_is_the_users_error():
     with pytest.raises(OneByOneError, match="calibration"):
         decompose(_net(), rank=4, example_input=torch.zeros(1, 12, 5, 5), calibration=torch.zeros(2, 3, 5, 5))
+
+
+def test_rank_options_measure_the_output_error_on_the_calibration_inputs():
+    # The policies' error of a calibrated Linear at rank r is the energy of W X beyond its r
+    # leading singular values over the energy kept (Eckart-Young on the outputs).
+    from onebyone.surgery._ranks import Candidate, _options
+
+    torch.manual_seed(5)
+    fc = nn.Linear(10, 8, bias=False)
+    x = torch.randn(300, 10) @ torch.randn(10, 10)
+    c = Candidate("fc", fc, "svd", second_moment=(x.T @ x).double())
+    s2 = torch.linalg.svdvals(fc.weight.detach().double() @ x.double().T) ** 2
+    for macs, error, (r,) in _options(c, 1):
+        lost = float(s2[r:].sum() / s2.sum())
+        assert macs == (10 + 8) * r
+        assert error == pytest.approx(lost / (1 - lost), rel=1e-4)
+
+
+def test_budget_with_calibration_cuts_the_layer_whose_inputs_are_low_rank():
+    # Layer 0 only ever sees a 2-dimensional subspace: rank 2 costs nothing on the data, so a
+    # budget that rank 2 there meets is met by cutting layer 0 alone; by the weights, both
+    # random layers look alike.
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(16, 16, bias=False), nn.ReLU(), nn.Linear(16, 16, bias=False)).eval()
+    x = torch.randn(400, 2) @ torch.randn(2, 16)
+    small, report = decompose(net, budget=0.65, round_to=1, example_input=x, calibration=x)
+    assert {c.name: c.ranks for c in report.changes} == {"0": (2,)}
+    torch.testing.assert_close(small(x), net(x), rtol=1e-4, atol=1e-4)
+    _, plain = decompose(net, budget=0.65, round_to=1, example_input=x)
+    assert {c.name for c in plain.changes} == {"0", "2"}  # by the weights: both cut

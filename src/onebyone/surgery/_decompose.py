@@ -121,8 +121,8 @@ def decompose(
         device_profile: the device the estimated times are for (a profile, a preset name,
             a file or None for this machine's default); used with ``speedup``.
         max_error: with ``speedup``, the largest relative weight error ``||W - W'|| / ||W||``
-            a layer may take (default 0.5: a quarter of its energy lost); layers whose faster
-            rewrites all exceed it are left alone, so an unreachable target stops at the best
+            (with ``calibration``, of the layer's outputs on those inputs) a layer may take
+            (default 0.5: a quarter of its energy lost); layers whose faster rewrites all exceed it are left alone, so an unreachable target stops at the best
             speedup within the cap instead of cutting every layer to its deepest rank.
             ``math.inf`` lifts the cap.
         calibration: model inputs (a tensor batch, or a dataset of ``(input, label)``) to fit
@@ -131,8 +131,10 @@ def decompose(
             convolution's 1x1 reduction (and a Linear's first factor) minimises the layer's
             output error ``E||(W - W') x||^2`` (the SVD of ``W S^1/2``; see
             :func:`~onebyone.surgery._tucker.whitened_factors`) rather than ``||W - W'||``.
-            Ranks are chosen as without it. A few hundred training samples are enough; the
-            inputs ReLUs leave in a few directions are where it gains most.
+            ``budget`` and ``speedup`` (and ``max_error``) then measure a reduce or Linear
+            layer's error on its outputs over these inputs too (tucker2 ranks and ``energy``
+            still go by the weights). A few hundred training samples are enough; the inputs
+            ReLUs leave in a few directions are where it gains most.
 
     Returns:
         ``(new_model, report)``.

@@ -23,6 +23,7 @@ __all__ = [
     "tucker2_error_table",
     "unfold",
     "whitened_factors",
+    "whitened_singular_values",
 ]
 
 
@@ -141,6 +142,32 @@ def reduce_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch
     return u.T.contiguous().to(dtype), kernel.to(dtype)
 
 
+def _whiten(second_moment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(S^1/2, S^-1/2)`` of a second moment with a ``1e-6`` ridge (of its mean diagonal), float64."""
+    s = second_moment.detach().to(torch.float64)
+    n = s.shape[0]
+    scale = float(s.diagonal().mean())
+    if not scale > 0:  # no input energy at all: every direction is as good as any
+        scale = 1.0
+    s = (s + s.T) / 2 + 1e-6 * scale * torch.eye(n, dtype=s.dtype, device=s.device)
+    values, vectors = torch.linalg.eigh(s)
+    values = values.clamp_min(1e-9 * scale)
+    return (vectors * values.sqrt()) @ vectors.T, (vectors / values.sqrt()) @ vectors.T
+
+
+def whitened_singular_values(matrix: torch.Tensor, second_moment: torch.Tensor) -> torch.Tensor:
+    """Singular values of ``M S^1/2`` (float64, largest first): their squares are the output energy
+    ``E||M x||^2`` along each direction :func:`whitened_factors` keeps, so their tail is its error.
+
+    Example:
+        >>> m = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> [round(v, 3) for v in whitened_singular_values(m, torch.diag(torch.tensor([4.0, 1.0]))).tolist()]
+        [2.0, 1.0]
+    """
+    root, _ = _whiten(second_moment)
+    return singular_values(matrix.detach().to(torch.float64) @ root.to(matrix.device))
+
+
 def whitened_factors(
     matrix: torch.Tensor, second_moment: torch.Tensor, rank: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,16 +190,7 @@ def whitened_factors(
     """
     dtype = matrix.dtype
     m = matrix.detach().to(torch.float64)
-    s = second_moment.detach().to(torch.float64)
-    n = s.shape[0]
-    scale = float(s.diagonal().mean())
-    if not scale > 0:  # no input energy at all: every direction is as good as any
-        scale = 1.0
-    s = (s + s.T) / 2 + 1e-6 * scale * torch.eye(n, dtype=s.dtype, device=s.device)
-    values, vectors = torch.linalg.eigh(s)
-    values = values.clamp_min(1e-9 * scale)
-    root = (vectors * values.sqrt()) @ vectors.T
-    inverse_root = (vectors / values.sqrt()) @ vectors.T
+    root, inverse_root = _whiten(second_moment)
     z = m @ root
     v = _leading(z.T, rank)  # the leading right singular vectors of M L
     p = v.T @ inverse_root
