@@ -122,8 +122,9 @@ def decompose(
             a file or None for this machine's default); used with ``speedup``.
         max_error: with ``speedup``, the largest relative weight error ``||W - W'|| / ||W||``
             (with ``calibration``, of the layer's outputs on those inputs) a layer may take
-            (default 0.5: a quarter of its energy lost); layers whose faster rewrites all exceed it are left alone, so an unreachable target stops at the best
-            speedup within the cap instead of cutting every layer to its deepest rank.
+            (default 0.5: a quarter of its energy lost); layers whose faster rewrites all
+            exceed it are left alone, so an unreachable target stops at the best speedup
+            within the cap instead of cutting every layer to its deepest rank.
             ``math.inf`` lifts the cap.
         calibration: model inputs (a tensor batch, or a dataset of ``(input, label)``) to fit
             the factors to the data instead of the weights alone: each layer's input channel
