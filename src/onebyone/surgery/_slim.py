@@ -238,9 +238,10 @@ def slim(
             narrow layers finer.
         calibration: how many training samples (a fixed random draw) the factors are fitted to
             (decompose's ``calibration``: the layers' output error, not their weight error, is
-            minimised); 0 for the weights' own SVD. On resnet20/MNIST at rank 8 it left 28% test
-            accuracy right after the cut instead of 10%, and 97.7% instead of 96.6% after 2
-            epochs of distillation (BENCHMARKS.md, "Slimming by time").
+            minimised, and the ranks and ``max_error`` go by it); 0 for the weights' own SVD.
+            On resnet20/MNIST at rank 8 it left 28% test accuracy right after the cut instead
+            of 10%, and 97.7% instead of 96.6% after 2 epochs of distillation (BENCHMARKS.md,
+            "Slimming by time").
         quiet: no progress bars while fine-tuning.
         onnx: also time both models in onnxruntime (exported with static shapes at batch 1
             and 8, PyTorch's thread count); without the ``onnx`` extra, a note says so.
