@@ -50,7 +50,13 @@ def main() -> None:
     parser.add_argument("--speedup", type=float, default=2.0)
     parser.add_argument("--method", default="reduce")
     parser.add_argument("--finetune", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-4, help="fine-tuning peak lr (AdamW, cosine)")
+    parser.add_argument("--lr", type=float, default=None, help="fine-tuning peak lr (AdamW, cosine; default: slim's)")
+    parser.add_argument("--batch-size", type=int, default=None, help="fine-tuning batch size (default: slim's)")
+    parser.add_argument("--calibration", type=int, default=None,
+                        help="training samples the factors are fitted to (0: weight SVD; default: slim's)")
+    parser.add_argument("--max-error", type=float, default=None,
+                        help="decompose's cap on a layer's relative weight error (inf: none; default: slim's)")
+    parser.add_argument("--round-to", type=int, default=None, help="decompose's rank granularity (default: slim's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
     parser.add_argument("--estimate", action="store_true", help="choose ranks by the estimate, not measured times")
@@ -59,6 +65,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     train, test = load("mnist5k", split="train"), load("mnist5k", split="test")
     results = {}
+    options = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size), ("calibration", args.calibration),
+                                           ("max_error", args.max_error), ("round_to", args.round_to))
+               if v is not None}
     for name in args.models.split(","):
         torch.manual_seed(0)
         model, spec, kwargs = build(name)
@@ -81,8 +90,8 @@ def main() -> None:
                 start = time.perf_counter()
                 result = slim(
                     model, train, test, Path(out) / attempt.split()[0], speedup=args.speedup, method=args.method, measure=not args.estimate,
-                    finetune_epochs=args.finetune if attempt == "first" else 0, lr=args.lr, log=lambda _: None,
-                    base=spec, base_kwargs=kwargs,
+                    finetune_epochs=args.finetune if attempt == "first" else 0, log=lambda _: None,
+                    base=spec, base_kwargs=kwargs, **options,
                 )
                 print(f"slim ({attempt} run, finetune {args.finetune if attempt == 'first' else 0}): "
                       f"{time.perf_counter() - start:.1f} s", flush=True)

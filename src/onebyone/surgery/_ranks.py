@@ -39,6 +39,9 @@ class Candidate:
     out_pixels: int = 1
     inputs: torch.Tensor | None = None
     ranks: tuple[int, ...] = ()
+    #: ``sum x x^T`` of the layer's input channel vectors over the calibration data (pixels
+    #: pooled), when ``decompose`` was given ``calibration``; None otherwise.
+    second_moment: torch.Tensor | None = None
 
     @property
     def macs(self) -> int:
@@ -185,9 +188,17 @@ def _options(c: Candidate, round_to: int) -> list[tuple[int, float, tuple[int, .
 
     The error is the energy lost over the energy kept (a noise-to-signal ratio of the weight):
     unlike the relative error, which saturates at 1, it keeps growing as a cut gets deeper, so
-    the greedy choice spreads the savings over layers instead of gutting a few.
+    the greedy choice spreads the savings over layers instead of gutting a few. With a
+    calibration second moment (``reduce`` and Linears), the energy is the layer's output energy
+    on the calibration inputs (the singular values of ``W S^1/2``), which is what the
+    calibrated factors minimise; tucker2 keeps the weight's.
     """
     w = c.module.weight
+    if c.second_moment is not None and c.kind != "tucker2":
+        tail = _tucker.tail_energy(_tucker.whitened_singular_values(_rows(c), c.second_moment))
+        norm2 = float(tail[0]) or 1.0
+        return [o for o in ((c.macs_at((r,)), _nsr(float(tail[min(r, len(tail) - 1)]) / norm2), (r,))
+                            for r in _grid(c.channels()[0], round_to)) if o[0] < c.macs]
     norm2 = float((w.detach().double() ** 2).sum()) or 1.0
     out = []
     if c.kind == "tucker2":
@@ -201,6 +212,12 @@ def _options(c: Candidate, round_to: int) -> list[tuple[int, float, tuple[int, .
         for r in _grid(c.channels()[0], round_to):
             out.append((c.macs_at((r,)), _nsr(float(tail[min(r, len(tail) - 1)]) / norm2), (r,)))
     return [o for o in out if o[0] < c.macs]
+
+
+def _rows(c: Candidate) -> torch.Tensor:
+    """The weight as (outputs x in): a Linear's own, a convolution's one row per output and tap."""
+    w = c.module.weight
+    return w if c.kind == "svd" else w.permute(0, 2, 3, 1).reshape(-1, w.shape[1])
 
 
 def _nsr(lost: float) -> float:

@@ -22,6 +22,8 @@ __all__ = [
     "tucker2",
     "tucker2_error_table",
     "unfold",
+    "whitened_factors",
+    "whitened_singular_values",
 ]
 
 
@@ -87,6 +89,12 @@ def _leading(matrix: torch.Tensor, rank: int) -> torch.Tensor:
     return vectors.flip(1)[:, :rank].contiguous()
 
 
+def _leading_eigenvectors(symmetric: torch.Tensor, rank: int) -> torch.Tensor:
+    """The ``rank`` eigenvectors of the largest eigenvalues of a symmetric matrix (float64)."""
+    _, vectors = torch.linalg.eigh(symmetric.to(torch.float64))
+    return vectors.flip(1)[:, :rank].contiguous()
+
+
 def tucker2(
     weight: torch.Tensor, rank_out: int, rank_in: int, *, iterations: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -132,6 +140,63 @@ def reduce_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch
     u = _leading(unfold(w, 1), rank)
     kernel = torch.einsum("oikl,ir->orkl", w, u)
     return u.T.contiguous().to(dtype), kernel.to(dtype)
+
+
+def _whiten(second_moment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(S^1/2, S^-1/2)`` of a second moment with a ``1e-6`` ridge (of its mean diagonal), float64."""
+    s = second_moment.detach().to(torch.float64)
+    n = s.shape[0]
+    scale = float(s.diagonal().mean())
+    if not scale > 0:  # no input energy at all: every direction is as good as any
+        scale = 1.0
+    s = (s + s.T) / 2 + 1e-6 * scale * torch.eye(n, dtype=s.dtype, device=s.device)
+    values, vectors = torch.linalg.eigh(s)
+    values = values.clamp_min(1e-9 * scale)
+    return (vectors * values.sqrt()) @ vectors.T, (vectors / values.sqrt()) @ vectors.T
+
+
+def whitened_singular_values(matrix: torch.Tensor, second_moment: torch.Tensor) -> torch.Tensor:
+    """Singular values of ``M S^1/2`` (float64, largest first): their squares are the output energy
+    ``E||M x||^2`` along each direction :func:`whitened_factors` keeps, so their tail is its error.
+
+    Example:
+        >>> m = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> [round(v, 3) for v in whitened_singular_values(m, torch.diag(torch.tensor([4.0, 1.0]))).tolist()]
+        [2.0, 1.0]
+    """
+    root, _ = _whiten(second_moment)
+    return singular_values(matrix.detach().to(torch.float64) @ root.to(matrix.device))
+
+
+def whitened_factors(
+    matrix: torch.Tensor, second_moment: torch.Tensor, rank: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(P, K)`` minimising ``E||(M - K P) x||^2`` over inputs ``x`` with ``E[x x^T]`` = ``second_moment``.
+
+    ``matrix`` ``M`` (outputs x in) maps an input vector; ``P`` (rank x in) projects it onto
+    ``rank`` directions and ``K`` (outputs x rank) maps them back. With ``S = L L^T`` (``L`` the
+    symmetric square root), the best ``K P`` is the truncated SVD of ``M L`` taken back through
+    ``L^-1``: ``P = V_r^T L^-1``, ``K = M L V_r`` (Eckart-Young in the whitened coordinates).
+    Unlike the weight's own SVD it keeps the directions the inputs actually take, weighted by
+    how much the layer uses them. ``S`` gets a small ridge (``1e-6`` of its mean diagonal) so
+    that channels the inputs never use (dead ReLUs) cost nothing and ``L`` stays invertible: at
+    full rank ``K P`` is ``M`` whatever ``S`` is. The rows of ``P`` have unit norm.
+
+    Example:
+        >>> m, x = torch.randn(5, 4), torch.randn(100, 4)
+        >>> p, k = whitened_factors(m, x.T @ x, 4)
+        >>> torch.allclose(k @ p, m, atol=1e-5)
+        True
+    """
+    dtype = matrix.dtype
+    m = matrix.detach().to(torch.float64)
+    root, inverse_root = _whiten(second_moment)
+    z = m @ root
+    v = _leading(z.T, rank)  # the leading right singular vectors of M L
+    p = v.T @ inverse_root
+    k = z @ v
+    norms = p.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+    return (p / norms).to(dtype), (k * norms.T).to(dtype)
 
 
 def svd_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
