@@ -8,6 +8,7 @@ model's output before the rewrite. CI has no GPU: the ``cuda`` cases run on a le
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -165,3 +166,18 @@ def test_calibrate_on_cuda_gives_positive_finite_rates():
     profile = onebyone.calibrate("cuda", quick=True, save=False)
     values = [v for v in vars(profile).values() if isinstance(v, float)]
     assert values and all(math.isfinite(v) and v >= 0 for v in values)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_calibrated_decompose_on_the_device_matches_the_cpu(device):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1)).eval()
+    images = torch.randn(16, 16, 10, 10)
+    x = images[:2]
+    ref, _ = surgery.decompose(net, method="reduce", rank=8, round_to=1, example_input=x, calibration=images)
+    moved, report = surgery.decompose(copy.deepcopy(net).to(device), method="reduce", rank=8, round_to=1,
+                                      example_input=x.to(device), calibration=images.to(device))
+    assert report.notes == ["factors fitted to the layer inputs of 16 calibration samples"]
+    assert all(p.device.type == device for p in moved.parameters())
+    with torch.no_grad():  # the outputs, not the factors: an SVD's signs may differ between devices
+        torch.testing.assert_close(moved(x.to(device)).cpu(), ref(x), rtol=1e-3, atol=1e-3)

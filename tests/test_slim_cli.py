@@ -117,6 +117,11 @@ def _files(folder):
     (["--speedup", "inf"], "error: --speedup must be a finite number > 1 (the target time is 1/speedup of the model's), got inf"),
     (["--speedup", "nan"], "got nan"),
     (["--finetune", "-1"], "error: --finetune must be an int >= 0 (epochs), got -1"),
+    (["--round-to", "0"], "error: --round-to must be"),
+    (["--batch-size", "0"], "error: --batch-size must be"),
+    (["--calibration", "-1"], "error: --calibration must be"),
+    (["--lr", "0"], "error: --lr must be a finite number > 0, got 0.0"),
+    (["--lr", "nan"], "error: --lr must be a finite number > 0, got nan"),
 ])
 def test_bad_options_are_one_line_and_write_nothing(setup, args, message):
     spec, data, tmp = setup

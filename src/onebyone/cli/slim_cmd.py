@@ -23,15 +23,17 @@ def slim(
     finetune: int = typer.Option(2, "--finetune", help="Epochs of distillation from the original (0: none)."),
     estimate: bool = typer.Option(False, "--estimate", help="Choose ranks by the time estimate instead of measuring."),
     device_profile: str | None = typer.Option(None, "--device-profile", help="Profile for the estimates: a preset or a file."),
-    lr: float = typer.Option(1e-4, "--lr", help="Fine-tuning learning rate (AdamW)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Fine-tuning batch size."),
+    lr: float = typer.Option(3e-3, "--lr", help="Fine-tuning peak learning rate (AdamW, cosine)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Fine-tuning batch size."),
+    calibration: int = typer.Option(256, "--calibration", help="Training samples the factors are fitted to (0: the weights alone)."),
+    round_to: int = typer.Option(8, "--round-to", help="Round the ranks up to a multiple of this."),
     subset: int = typer.Option(0, "--subset", help="Fine-tune on a class-balanced subset of this many samples (0: all)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished stage."),
     threads: int | None = threads_option(),
     no_onnx: bool = onnx_option(),
 ) -> None:
     """Slim a trained model: compress to --speedup, fine-tune, evaluate; print before/after; save."""
-    from onebyone._checks import check_choice, check_max_error, check_speedup
+    from onebyone._checks import check_choice, check_int, check_max_error, check_speedup
     from onebyone.cli._common import check_subset
     from onebyone.cli._surgery_common import build
     from onebyone.data import load as load_data
@@ -43,6 +45,11 @@ def slim(
         raise ValueError(f"--{e}") from None
     check_max_error("--max-error", max_error)
     check_choice("--method", method, ("tucker2", "reduce"))
+    check_int("--round-to", round_to)
+    check_int("--batch-size", batch_size)
+    check_int("--calibration", calibration, minimum=0)
+    if not 0 < lr < float("inf"):  # also refuses nan
+        raise ValueError(f"--lr must be a finite number > 0, got {lr}")
     if finetune < 0:
         raise ValueError(f"--finetune must be an int >= 0 (epochs), got {finetune}")
     if out.exists() and not out.is_dir():
@@ -60,7 +67,7 @@ def slim(
     result = run_slim(
         net, train_set, test_set, out, speedup=speedup, max_error=max_error, method=method, finetune_epochs=finetune,
         measure=not estimate, resume=resume, device_profile=device_profile, base=model, base_kwargs=kwargs, lr=lr,
-        batch_size=batch_size, onnx=not no_onnx, log=typer.echo,
+        batch_size=batch_size, calibration=calibration, round_to=round_to, onnx=not no_onnx, log=typer.echo,
     )
     typer.echo("")
     typer.echo(result.to_text())

@@ -254,7 +254,7 @@ def slim(
         ValueError: a bad ``speedup`` or ``max_error``, a model whose class count differs from the data's, or an
             ``out_dir`` that holds files and ``resume`` is not set.
     """
-    from onebyone._checks import check_max_error, check_speedup
+    from onebyone._checks import check_int, check_max_error, check_speedup
     from onebyone.surgery import decompose, fuse, save
     from onebyone.surgery._finetune import finetune
     from onebyone.surgery._recipe import get_recipe, set_recipe
@@ -267,6 +267,10 @@ def slim(
         raise ValueError(f"finetune_epochs must be an int >= 0, got {finetune_epochs!r}")
     if isinstance(calibration, bool) or not isinstance(calibration, int) or calibration < 0:
         raise ValueError(f"calibration must be an int >= 0 (training samples), got {calibration!r}")
+    round_to = check_int("round_to", round_to)
+    check_int("batch_size", batch_size)
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     size = tuple(getattr(train_data, "input_size", None) or train_data[0][0].shape)
     check_model_fits_data(model, train_data, torch.device("cpu"), torch.preserve_format)  # fit's own check
     out = Path(out_dir)
