@@ -245,8 +245,12 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_resume_finishes(model_file, tmp_pa
     cmd = [sys.executable, "-m", "onebyone", "train", f"{model_file}:small", "--epochs", "500",
            "--subset", "200", "--batch-size", "16", "--lr", "0.02", "--out", str(out),
            "--device", "cpu", "--quiet"]  # fmt: skip
+    # Ctrl-C reaches the child as it would from a terminal, even where this test runs with SIGINT
+    # ignored (a shell's background job without job control passes SIG_IGN on, and Python then
+    # keeps ignoring it): the child starts with the default disposition.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
