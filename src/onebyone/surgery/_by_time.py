@@ -119,7 +119,11 @@ def raised_target(target: float, predicted: float, measured: float) -> float:
     Example:
         >>> round(raised_target(1.5, predicted=2.0, measured=1.25), 3)  # k = 0.4: 5/6 of the time
         6.0
+        >>> raised_target(1.5, predicted=1.0, measured=1.2)  # nothing promised: take everything
+        100.0
     """
+    if predicted <= 1.0 or measured <= 1.0:
+        return 100.0
     k = (1 - 1 / measured) / (1 - 1 / predicted)
     need = (1 - 1 / target) / k
     return 100.0 if need >= 0.99 else 1 / (1 - need)
