@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import torch
 
 from onebyone._io import write_json_atomic
-from onebyone._timing import median_seconds, spread
+from onebyone._timing import alternating
 from onebyone.models import create_model
 from onebyone.surgery import _speedup, decompose
 
@@ -45,13 +44,10 @@ TOLERANCE = 0.20  # the issue's "within 20%"
 
 def interleaved_ms(before, after, x, rounds: int) -> dict[str, tuple[float, float]]:
     """Median ms and spread of each model at ``x``, timed in alternating rounds of 3-call medians."""
-    samples: dict[str, list[float]] = {"before": [], "after": []}
     with torch.inference_mode():
-        before(x), after(x)  # warm-up (allocator, lazy init, cuDNN/oneDNN plans)
-        for _ in range(rounds):
-            for key, net in (("before", before), ("after", after)):
-                samples[key].append(1000 * median_seconds(lambda net=net: net(x), warmup=1, repeats=3))
-    return {k: (statistics.median(v), spread(v)) for k, v in samples.items()}
+        times = alternating({"before": lambda: before(x), "after": lambda: after(x)},
+                            rounds=rounds, warmup=1, repeats=3)
+    return {k: (1000 * m.median, m.spread) for k, m in times.items()}
 
 
 class CountingTimer:

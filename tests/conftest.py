@@ -67,3 +67,25 @@ def real_saved_bytes():
         return sum(seen.values())
 
     return measure
+
+
+@pytest.fixture
+def run_process_group():
+    """Run a command (e.g. ``torch.distributed.run`` and its workers) in its own process group;
+    return ``(returncode, stdout, stderr)``. On a timeout or an error the whole group is killed,
+    so no worker is left behind."""
+    import signal
+    import subprocess
+
+    def run(cmd, env, timeout=240):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)  # fmt: skip
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        finally:
+            if proc.poll() is None:  # never leave the workers behind
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.communicate()
+        return proc.returncode, stdout, stderr
+
+    return run

@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -94,7 +92,7 @@ def _hand_kl(student, teacher, x):
     return float((p * (p.log() - q.log())).sum(1).mean())
 
 
-def test_finetune_under_two_ddp_processes(tmp_path):
+def test_finetune_under_two_ddp_processes(tmp_path, run_process_group):
     (tmp_path / "worker.py").write_text(WORKER)
     (tmp_path / "common.py").write_text(COMMON)
     src = str(Path(onebyone.__file__).resolve().parents[1])  # the onebyone under test, in the workers too
@@ -102,15 +100,8 @@ def test_finetune_under_two_ddp_processes(tmp_path):
            "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(tmp_path / "worker.py"), str(tmp_path)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
-    try:
-        _, stderr = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:  # never leave the workers behind
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 0, stderr[-3000:]
+    code, _, stderr = run_process_group(cmd, env)
+    assert code == 0, stderr[-3000:]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
     # Wrapped once per rank, after surgery: the DDP module is the distiller around the decomposed

@@ -201,22 +201,15 @@ def test_trained_user_model_matches_its_spec_however_the_path_is_spelled(model_f
     assert code == 2 and "trained from 'nets.py:small', not 'nets.py:wide'" in text
 
 
-def test_ddp_two_processes_on_cpu(model_file, tmp_path):
+def test_ddp_two_processes_on_cpu(model_file, tmp_path, run_process_group):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "onebyone", "train", f"{model_file}:small",
            "--epochs", "1", "--subset", "320", "--batch-size", "16", "--lr", "0.02",
            "--out", str(out), "--device", "cpu", "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
-    try:
-        stdout, stderr = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:  # never leave the workers behind
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-    assert proc.returncode == 0, stderr[-3000:]
+    code, stdout, stderr = run_process_group(cmd, env)
+    assert code == 0, stderr[-3000:]
     assert stdout.count("done: 1 epoch,") == 1  # only rank 0 prints
     state = json.loads((out / "state.json").read_text())
     assert state["config"]["world_size"] == 2 and state["epoch"] == 1

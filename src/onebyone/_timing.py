@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["MAX_SPREAD", "UNRELIABLE_NOTE", "Measurement", "latency_ms", "measure", "median_seconds", "reliable_ms",
+__all__ = ["MAX_SPREAD", "UNRELIABLE_NOTE", "Measurement", "alternating", "latency_ms", "measure", "median_seconds", "reliable_ms",
            "spread"]
 
 # Above this relative interquartile range the median says more about the machine's load than
@@ -146,6 +146,41 @@ def median_seconds(fn: Callable[[], object], *, warmup: int = 2, repeats: int = 
         True
     """
     return measure(fn, warmup=warmup, repeats=repeats).median
+
+
+def alternating(
+    calls: Mapping[str, Callable[[], object]],
+    *,
+    rounds: int,
+    warmup: int = 1,
+    repeats: int = 1,
+    max_seconds: float | None = None,
+    min_rounds: int = 5,
+) -> dict[str, Measurement]:
+    """Time several calls in alternating rounds, so that a change in the machine's load hits all alike.
+
+    Each call first runs ``warmup`` times untimed (in turn); then every round takes one sample of
+    each call in turn, the :func:`median_seconds` of ``repeats`` calls. With ``max_seconds``,
+    the rounds stop once that much has been timed, but not before ``min_rounds``.
+
+    Example:
+        >>> m = alternating({"a": lambda: sum(range(100)), "b": lambda: sum(range(1000))}, rounds=3)
+        >>> sorted(m), len(m["a"].samples)
+        (['a', 'b'], 3)
+    """
+    for _ in range(warmup):
+        for fn in calls.values():
+            fn()
+    samples: dict[str, list[float]] = {key: [] for key in calls}
+    spent = 0.0
+    for k in range(rounds):
+        for key, fn in calls.items():
+            t = median_seconds(fn, warmup=0, repeats=repeats)
+            samples[key].append(t)
+            spent += t
+        if max_seconds is not None and spent > max_seconds and k + 1 >= min_rounds:
+            break
+    return {key: Measurement(tuple(v)) for key, v in samples.items()}
 
 
 def latency_ms(

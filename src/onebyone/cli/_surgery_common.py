@@ -122,20 +122,12 @@ def latency_pair(
     with eval_mode(before, after), torch.inference_mode():
         for batch, n in rounds.items():
             x = torch.randn(batch, *size, device=device)
-            for _ in range(3):  # warm-up, untimed
-                before(x)
-                after(x)
-            samples: dict[str, list[float]] = {"before": [], "after": []}
-            spent = 0.0
-            for k in range(n):
-                for key, net in (("before", before), ("after", after)):
-                    t = _timing.measure(lambda net=net, x=x: net(x), warmup=0, repeats=1).samples[0]
-                    samples[key].append(t)
-                    spent += t
-                if spent > max_seconds and k + 1 >= 5:
-                    break
-            for key in samples:
-                out[key][batch] = _timing.Measurement(tuple(samples[key]))
+            times = _timing.alternating(
+                {"before": lambda x=x: before(x), "after": lambda x=x: after(x)},
+                rounds=n, warmup=3, max_seconds=max_seconds,
+            )
+            for key, m in times.items():
+                out[key][batch] = m
     return out["before"], out["after"]
 
 

@@ -153,19 +153,16 @@ def _latency_ms(before: nn.Module, after: nn.Module, size: tuple[int, ...], roun
     (:func:`onebyone._timing.reliable_ms`); ``ms_b*_median`` and ``ms_b*_spread`` keep the raw
     median and its spread either way.
     """
-    from onebyone._timing import Measurement, median_seconds, reliable_ms
+    from onebyone._timing import alternating, reliable_ms
 
     runs: dict = {"before": {}, "after": {}}
     with eval_mode(before, after), torch.inference_mode():
         for batch in (1, 8):
             x = torch.randn(batch, *size)
-            before(x), after(x)  # warm-up
-            samples: dict[str, list[float]] = {"before": [], "after": []}
-            for _ in range(rounds):
-                for key, net in (("before", before), ("after", after)):
-                    samples[key].append(median_seconds(lambda net=net, x=x: net(x), warmup=0, repeats=3))
-            for key in samples:
-                runs[key][batch] = Measurement(tuple(samples[key]))
+            times = alternating({"before": lambda x=x: before(x), "after": lambda x=x: after(x)},
+                                rounds=rounds, warmup=1, repeats=3)
+            for key, m in times.items():
+                runs[key][batch] = m
     out: dict = {}
     for key, measurements in runs.items():
         shown = reliable_ms(measurements)

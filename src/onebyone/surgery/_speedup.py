@@ -20,7 +20,6 @@ import hashlib
 import json
 import math
 import os
-import statistics
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,15 +90,12 @@ def time_pair(before: nn.Module, after: nn.Module, x: torch.Tensor, rounds: int 
         >>> a > 0 and b > 0
         True
     """
-    from onebyone._timing import median_seconds
+    from onebyone._timing import alternating
 
-    samples: tuple[list[float], list[float]] = ([], [])
     with eval_mode(before, after), torch.inference_mode():
-        before(x), after(x)  # warm-up
-        for _ in range(rounds):
-            for net, out in ((before, samples[0]), (after, samples[1])):
-                out.append(median_seconds(lambda net=net: net(x), warmup=0, repeats=3))
-    return statistics.median(samples[0]), statistics.median(samples[1])
+        times = alternating({"before": lambda: before(x), "after": lambda: after(x)},
+                            rounds=rounds, warmup=1, repeats=3)
+    return times["before"].median, times["after"].median
 
 
 def whole_model_speedup(before: nn.Module, after: nn.Module, x: torch.Tensor, cache: TimingCache,
